@@ -1,0 +1,121 @@
+"""Text files in, training windows out: validated reading, bundled corpora, streamed tf.data windows."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputFileError
+from .settings import get_settings
+
+_SNIFF_BYTES = 8192  # bytes looked at to tell text from binary
+
+
+def read_text(path: str | Path, max_mb: float | None = None) -> str:
+    """The file's text, or a one-line InputFileError saying what is wrong with it."""
+    path = Path(path).expanduser()
+    max_mb = get_settings().max_file_mb if max_mb is None else max_mb
+    if not path.exists():
+        raise InputFileError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a folder; give a text file")
+    size = path.stat().st_size
+    if size == 0:
+        raise InputFileError(f"{path}: the file is empty; give a file with some text")
+    if size > max_mb * 1e6:
+        raise InputFileError(f"{path}: {size / 1e6:.1f} MB is over the {max_mb:g} MB limit; "
+                             "split the file or raise CONTINUO_MAX_FILE_MB")
+    data = path.read_bytes()
+    return decode_text(data, str(path))
+
+
+def decode_text(data: bytes, name: str = "text") -> str:
+    """UTF-8 text from bytes; refuses binary, non-UTF-8 and blank data with a one-line reason."""
+    if b"\x00" in data[:_SNIFF_BYTES]:
+        raise InputFileError(f"{name}: looks like a binary file; give a UTF-8 text file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputFileError(f"{name}: not UTF-8 text (bad byte at offset {e.start}); "
+                             "save it as UTF-8 and try again") from None
+    if not text.strip():
+        raise InputFileError(f"{name}: holds only whitespace; give a file with some text")
+    return text
+
+
+@dataclass
+class Corpus:
+    """A corpus bundled with the project: corpora/<name>/corpus.txt and its CARD.md."""
+
+    name: str
+    path: Path
+    card: str
+
+    @property
+    def summary(self) -> str:
+        lines = [l.strip() for l in self.card.splitlines() if l.strip() and not l.startswith("#")]
+        return lines[0] if lines else ""
+
+
+def bundled_corpora() -> list[Corpus]:
+    root = get_settings().corpora
+    found = []
+    for folder in sorted(p for p in root.glob("*") if (p / "corpus.txt").is_file()):
+        card = folder / "CARD.md"
+        found.append(Corpus(folder.name, folder / "corpus.txt", card.read_text("utf-8") if card.exists() else ""))
+    return found
+
+
+def find_corpus(name: str) -> Corpus | None:
+    return next((c for c in bundled_corpora() if c.name == name), None)
+
+
+def resolve_text_source(source: str | Path) -> tuple[str, str]:
+    """(name, text) for a bundled corpus name or a path to a text file."""
+    corpus = find_corpus(str(source)) if not Path(source).exists() else None
+    if corpus is not None:
+        return corpus.name, read_text(corpus.path)
+    return Path(source).name, read_text(source)
+
+
+def windows_dataset(ids: np.ndarray, window: int, batch_size: int, *, shuffle: bool, seed: int,
+                    short_context_rate: float = 0.0):
+    """Batches of (last `window` ids, next id) for every position of `ids`, built on the fly.
+
+    Only `ids` (one int32 per token) is held in memory: each batch gathers its windows from it,
+    so memory is O(tokens), never O(tokens x window) or O(tokens x vocabulary). Positions before the
+    start are padding (id 0). With `short_context_rate`, that share of windows keeps only a random
+    number of its last tokens, so the model also learns to continue a seed of a word or two.
+    """
+    import tensorflow as tf
+
+    padded = tf.constant(np.concatenate([np.zeros(window, np.int32), ids.astype(np.int32)]))
+    offsets = tf.range(window + 1)
+    n = len(ids)
+    ds = tf.data.Dataset.range(n)
+    if shuffle:
+        ds = ds.shuffle(min(n, 1 << 20), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+
+    def gather(starts):
+        rows = tf.gather(padded, tf.cast(starts, tf.int32)[:, None] + offsets)  # (batch, window + 1)
+        x, y = rows[:, :window], rows[:, window]
+        if short_context_rate > 0:
+            b = tf.shape(x)[0]
+            keep = tf.random.uniform([b], 1, window + 1, dtype=tf.int32)
+            keep = tf.where(tf.random.uniform([b]) < short_context_rate, keep, window)
+            x = tf.where(tf.range(window)[None, :] >= window - keep[:, None], x, 0)
+        return x, y
+
+    return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def context_windows(ids: list[int] | np.ndarray, window: int) -> np.ndarray:
+    """The window that predicts each position of `ids`, as a (len(ids), window) int32 array.
+
+    For evaluation of modest texts; training streams windows instead (see windows_dataset).
+    """
+    ids = np.asarray(ids, np.int32)
+    padded = np.concatenate([np.zeros(window, np.int32), ids])
+    return np.lib.stride_tricks.sliding_window_view(padded, window)[: len(ids)]

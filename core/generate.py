@@ -1,0 +1,340 @@
+"""A loaded model that continues text: sampling, greedy and beam search, streaming, next-word candidates, perplexity."""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .bundle import ModelCard, load_bundle
+from .data import context_windows
+from .errors import DecodingError, SeedError
+from .model import ModelConfig
+from .tokenizer import NEWLINE, Tokenizer
+
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)  # batch sizes compiled for; others are padded up
+SENTENCE_ENDS = frozenset({".", "!", "?", "...", "…", "!!", "?!", "!?"})
+
+
+@dataclass
+class GenerationConfig:
+    """Decoding options, named and defaulted as in Hugging Face's generate()."""
+
+    max_new_tokens: int = 20  # tokens to add: words, punctuation marks and line breaks
+    do_sample: bool = False  # sample the next token; otherwise greedy (or beam) search
+    temperature: float = 1.0  # below 1 sharpens the distribution, above 1 flattens it
+    top_k: int = 50  # sample among the k likeliest tokens (0: all)
+    top_p: float = 1.0  # ... and among the smallest set holding this much probability
+    repetition_penalty: float = 1.0  # above 1 discourages tokens already in the text
+    no_repeat_ngram_size: int = 0  # never repeat an n-gram of this size (0: off)
+    num_beams: int = 1  # beam search width (1: no beam search)
+    num_return_sequences: int = 1  # continuations returned per seed
+    seed: int | None = None  # makes sampling repeatable
+    stop_at: str | None = None  # "sentence" or "line": stop after the first sentence end or line break
+
+    def validate(self) -> "GenerationConfig":
+        checks = [
+            (self.max_new_tokens >= 1, f"max_new_tokens must be at least 1, got {self.max_new_tokens}"),
+            (self.temperature > 0, f"temperature must be above 0, got {self.temperature}"),
+            (self.top_k >= 0, f"top_k must be 0 or more, got {self.top_k}"),
+            (0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}"),
+            (self.repetition_penalty > 0, f"repetition_penalty must be above 0, got {self.repetition_penalty}"),
+            (self.no_repeat_ngram_size >= 0, f"no_repeat_ngram_size must be 0 or more, got {self.no_repeat_ngram_size}"),
+            (self.num_beams >= 1, f"num_beams must be at least 1, got {self.num_beams}"),
+            (self.num_return_sequences >= 1, f"num_return_sequences must be at least 1, got {self.num_return_sequences}"),
+            (self.stop_at in (None, "sentence", "line"), f"stop_at must be 'sentence' or 'line', got {self.stop_at!r}"),
+            (not (self.do_sample and self.num_beams > 1), "do_sample with num_beams > 1 is not supported: pick one"),
+            (self.num_beams == 1 or self.num_return_sequences <= self.num_beams,
+             f"num_return_sequences ({self.num_return_sequences}) must not exceed num_beams ({self.num_beams})"),
+            (self.do_sample or self.num_beams > 1 or self.num_return_sequences == 1,
+             "greedy search returns one sequence: set do_sample=True or num_beams for more"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise DecodingError(message)
+        return self
+
+    @classmethod
+    def make(cls, config: "GenerationConfig | None" = None, **options) -> "GenerationConfig":
+        """`config` with `options` applied; unknown option names are an error."""
+        unknown = set(options) - {f.name for f in fields(cls)}
+        if unknown:
+            raise DecodingError(f"unknown generation option {sorted(unknown)[0]!r}; "
+                                f"known: {', '.join(f.name for f in fields(cls))}")
+        return replace(config or cls(), **options).validate()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Candidate:
+    token: str  # the next word (or mark)
+    probability: float
+
+
+@dataclass
+class Evaluation:
+    tokens: int  # tokens scored, one line break per line included
+    perplexity: float
+    unknown: int  # tokens outside the vocabulary, scored as the unknown token
+
+
+class LanguageModel:
+    """A trained bundle, ready to continue text. Safe to call from several threads."""
+
+    def __init__(self, model, tokenizer: Tokenizer, config: ModelConfig, card: ModelCard, path: Path | None = None):
+        self.model, self.tokenizer, self.config, self.card, self.path = model, tokenizer, config, card, path
+        self.window = config.window
+        self._compiled: dict[int, object] = {}
+        self._lock = threading.Lock()
+        self._banned = np.array([0, 1])  # padding and unknown are never generated
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LanguageModel":
+        return cls(*load_bundle(path), path=Path(path))
+
+    # --- the forward pass
+    def logits(self, windows: np.ndarray) -> np.ndarray:
+        """Next-token logits (batch, vocab) for int32 windows (batch, window), in compiled chunks."""
+        out = []
+        for start in range(0, len(windows), BATCH_BUCKETS[-1]):
+            chunk = windows[start:start + BATCH_BUCKETS[-1]]
+            size = next(b for b in BATCH_BUCKETS if b >= len(chunk))
+            padded = np.zeros((size, self.window), np.int32)
+            padded[: len(chunk)] = chunk
+            out.append(np.asarray(self._function(size)(padded))[: len(chunk)])
+        return np.concatenate(out) if out else np.zeros((0, len(self.tokenizer)), np.float32)
+
+    def _function(self, size: int):
+        fn = self._compiled.get(size)
+        if fn is None:
+            with self._lock:  # trace and compile each batch size once, even under concurrent calls
+                fn = self._compiled.get(size)
+                if fn is None:
+                    fn = self._compiled[size] = self._compile(size)
+        return fn
+
+    def _compile(self, size: int):
+        import tensorflow as tf
+
+        spec = [tf.TensorSpec((size, self.window), tf.int32)]
+        probe = np.zeros((size, self.window), np.int32)
+        for jit in (True, False):  # XLA roughly halves the per-word cost on CPU; fall back without it
+            fn = tf.function(lambda x: self.model(x, training=False), input_signature=spec, jit_compile=jit)
+            try:
+                fn(probe)
+                return fn
+            except Exception:  # noqa: BLE001 - XLA unavailable on this platform
+                if not jit:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _windows(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
+        out = np.zeros((len(rows), self.window), np.int32)
+        for i, ids in enumerate(rows):
+            tail = list(ids)[-self.window:]
+            if tail:
+                out[i, -len(tail):] = tail
+        return out
+
+    # --- seeds
+    def encode_seed(self, text: str | list[str], allow_empty: bool = False) -> list[int]:
+        """Token ids of a seed (text or tokens); refuses an empty seed or one of only unknown words."""
+        tokens = self.tokenizer.split(text) if isinstance(text, str) else text
+        if not tokens and not allow_empty:
+            raise SeedError("the seed is empty: give a few words to continue")
+        ids = self.tokenizer.encode(tokens)
+        if tokens and all(i == 1 for i in ids):
+            raise SeedError(f"none of the seed's words are known to this model ({self.card.corpus or 'its corpus'}); "
+                            "try words that appear in its corpus")
+        return ids
+
+    def _continuation(self, prompt: str, new_tokens: list[str]) -> str:
+        prompt_tokens = self.tokenizer.split(prompt)
+        text = self.tokenizer.join(new_tokens, prev=prompt_tokens[-1] if prompt_tokens else None)
+        return text.lstrip(" ") if prompt[-1:].isspace() else text
+
+    # --- generation
+    def generate(self, prompt: str, config: GenerationConfig | None = None, **options) -> list[str]:
+        """Continuations of `prompt` (the new text only: `prompt + continuation` reads naturally)."""
+        return self.generate_batch([prompt], config, **options)[0]
+
+    def generate_batch(self, prompts: Sequence[str], config: GenerationConfig | None = None,
+                       **options) -> list[list[str]]:
+        """num_return_sequences continuations for each prompt, all decoded in one batch per step."""
+        cfg = GenerationConfig.make(config, **options)
+        seeds = [self.encode_seed(p) for p in prompts]
+        if cfg.num_beams > 1:
+            results = [self._beam_search(ids, cfg) for ids in seeds]
+        else:
+            rows = [list(ids) for ids in seeds for _ in range(cfg.num_return_sequences)]
+            new: list[list[int]] = [[] for _ in rows]
+            for step in self._steps(rows, cfg):
+                for i, token in step:
+                    new[i].append(token)
+            n = cfg.num_return_sequences
+            results = [new[i * n:(i + 1) * n] for i in range(len(prompts))]
+        return [[self._continuation(p, self.tokenizer.decode(ids)) for ids in seqs]
+                for p, seqs in zip(prompts, results)]
+
+    def stream(self, prompt: str, config: GenerationConfig | None = None, **options) -> Iterator[str]:
+        """The continuation of `prompt` piece by piece, as each token is chosen."""
+        cfg = GenerationConfig.make(config, **options)
+        if cfg.num_beams > 1 or cfg.num_return_sequences > 1:
+            raise DecodingError("streaming produces one sequence: use num_beams=1 and num_return_sequences=1")
+        prompt_tokens = self.tokenizer.split(prompt)
+        ids = self.encode_seed(prompt_tokens)
+        prev, quote_open = (prompt_tokens[-1] if prompt_tokens else None), prompt_tokens.count('"') % 2 == 1
+        first = True
+        for step in self._steps([list(ids)], cfg):
+            token = self.tokenizer.vocab[step[0][1]]
+            piece = self.tokenizer.join([token], prev=prev, quote_open=quote_open)
+            if first and prompt[-1:].isspace():
+                piece = piece.lstrip(" ")
+            quote_open ^= token == '"'
+            prev, first = token, False
+            yield piece
+
+    def _steps(self, rows: list[list[int]], cfg: GenerationConfig) -> Iterator[list[tuple[int, int]]]:
+        """Decode all rows together; each step yields (row, token) for the rows still going."""
+        rng = np.random.default_rng(cfg.seed)
+        live = list(range(len(rows)))
+        for _ in range(cfg.max_new_tokens):
+            # 1. one forward pass over the last `window` tokens of every live row
+            scores = self.logits(self._windows([rows[i] for i in live])).astype(np.float64)
+            # 2. shape the scores: banned tokens, repetition penalty, n-gram blocking
+            self._process(scores, [rows[i] for i in live], cfg)
+            # 3. choose each row's next token: sampled, or the likeliest
+            chosen = _sample(scores, cfg, rng) if cfg.do_sample else scores.argmax(axis=1)
+            step = []
+            for i, token in zip(live, chosen.tolist()):
+                rows[i].append(token)
+                step.append((i, token))
+            yield step
+            # 4. rows that reached their stop point drop out
+            live = [i for i in live if not self._stops(rows[i][-1], cfg)]
+            if not live:
+                return
+
+    def _stops(self, token: int, cfg: GenerationConfig) -> bool:
+        word = self.tokenizer.vocab[token]
+        return (cfg.stop_at == "line" and word == NEWLINE) or (cfg.stop_at == "sentence" and word in SENTENCE_ENDS)
+
+    def _process(self, scores: np.ndarray, rows: list[list[int]], cfg: GenerationConfig) -> None:
+        scores[:, self._banned] = -np.inf
+        if cfg.repetition_penalty != 1.0:
+            for r, ids in enumerate(rows):
+                seen = np.unique(ids)
+                s = scores[r, seen]
+                scores[r, seen] = np.where(s < 0, s * cfg.repetition_penalty, s / cfg.repetition_penalty)
+        n = cfg.no_repeat_ngram_size
+        if n > 0:
+            for r, ids in enumerate(rows):
+                if len(ids) >= n:
+                    prefix = tuple(ids[len(ids) - n + 1:])
+                    banned = [ids[j + n - 1] for j in range(len(ids) - n + 1) if tuple(ids[j:j + n - 1]) == prefix]
+                    scores[r, banned] = -np.inf
+
+    def _beam_search(self, seed: list[int], cfg: GenerationConfig) -> list[list[int]]:
+        beams = [(list(seed), 0.0)]  # (ids, sum of log-probabilities of the new tokens)
+        finished: list[tuple[list[int], float]] = []
+        for _ in range(cfg.max_new_tokens):
+            # 1. score every continuation of every beam
+            scores = self.logits(self._windows([ids for ids, _ in beams])).astype(np.float64)
+            self._process(scores, [ids for ids, _ in beams], cfg)
+            logp = scores - _logsumexp(scores)
+            total = np.array([s for _, s in beams])[:, None] + logp
+            # 2. keep the best 2 x num_beams, moving stopped ones to `finished`
+            order = np.argsort(-total, axis=None)[: 2 * cfg.num_beams]
+            next_beams = []
+            for flat in order:
+                b, token = divmod(int(flat), total.shape[1])
+                if not np.isfinite(total[b, token]):
+                    continue
+                entry = (beams[b][0] + [token], float(total[b, token]))
+                (finished if self._stops(token, cfg) else next_beams).append(entry)
+                if len(next_beams) == cfg.num_beams:
+                    break
+            beams = next_beams
+            # 3. done once enough hypotheses ended and no open beam can beat them
+            if not beams or (len(finished) >= cfg.num_beams and max(s for _, s in beams) < min(s for _, s in finished)):
+                break
+        ranked = sorted(finished + beams, key=lambda e: -e[1] / max(1, len(e[0]) - len(seed)))
+        return [ids[len(seed):] for ids, _ in ranked[: cfg.num_return_sequences]]
+
+    # --- next-word candidates
+    def candidates(self, text: str, k: int = 10, partial: bool = False) -> list[Candidate]:
+        """The k likeliest next tokens after `text`, with their probabilities.
+
+        With `partial`, a last word typed without a following space is taken as unfinished: the
+        candidates are the vocabulary's words that start with it, ranked by the model.
+        """
+        if k < 1:
+            raise DecodingError(f"k must be at least 1, got {k}")
+        tokens = self.tokenizer.split(text)
+        stem = ""
+        if partial and tokens and text[-1:].isalnum() and tokens[-1][-1:].isalnum():
+            stem, tokens = tokens.pop(), tokens
+        ids = self.encode_seed(tokens, allow_empty=True)
+        scores = self.logits(self._windows([ids]))[0].astype(np.float64)
+        probs = np.exp(scores - _logsumexp(scores[None])[0, 0])
+        probs[self._banned] = 0.0
+        if stem:
+            allowed = np.array([w.startswith(stem) for w in self.tokenizer.vocab])
+            probs = np.where(allowed, probs, 0.0)
+        top = np.argsort(-probs)[:k]
+        return [Candidate(self.tokenizer.vocab[i], float(probs[i])) for i in top if probs[i] > 0]
+
+    def complete(self, text: str, config: GenerationConfig | None = None, **options) -> str:
+        """What to append to `text`: the rest of an unfinished last word, then a continuation."""
+        best = self.candidates(text, 1, partial=True)
+        tokens = self.tokenizer.split(text)
+        rest = ""
+        if text[-1:].isalnum() and tokens and best and best[0].token.startswith(tokens[-1]):
+            rest = best[0].token[len(tokens[-1]):]
+        try:
+            return rest + self.generate(text + rest, config, **options)[0]
+        except SeedError:
+            return rest
+
+    # --- evaluation
+    def perplexity(self, text: str, batch_size: int = 512) -> Evaluation:
+        """Perplexity of the model on `text`: every token scored from the window before it."""
+        ids = np.array(self.tokenizer.encode(text), np.int32)
+        if len(ids) == 0:
+            raise SeedError("the text to evaluate is empty")
+        windows = context_windows(ids, self.window)
+        nll = 0.0
+        for start in range(0, len(ids), batch_size):
+            scores = self.logits(windows[start:start + batch_size]).astype(np.float64)
+            target = ids[start:start + batch_size]
+            nll += float((_logsumexp(scores)[:, 0] - scores[np.arange(len(target)), target]).sum())
+        return Evaluation(int(len(ids)), math.exp(nll / len(ids)), int((ids == 1).sum()))
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    """log(sum(exp(x))) over each row, as a (rows, 1) column."""
+    top = np.max(x, axis=1, keepdims=True)
+    return top + np.log(np.exp(x - top).sum(axis=1, keepdims=True))
+
+
+def _sample(scores: np.ndarray, cfg: GenerationConfig, rng: np.random.Generator) -> np.ndarray:
+    scores = scores / cfg.temperature
+    if 0 < cfg.top_k < scores.shape[1]:
+        kth = np.partition(scores, -cfg.top_k, axis=1)[:, -cfg.top_k][:, None]
+        scores = np.where(scores < kth, -np.inf, scores)
+    probs = np.exp(scores - scores.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    if cfg.top_p < 1.0:
+        order = np.argsort(-probs, axis=1)
+        sorted_probs = np.take_along_axis(probs, order, axis=1)
+        outside = np.cumsum(sorted_probs, axis=1) - sorted_probs >= cfg.top_p  # keeps at least one token
+        np.put_along_axis(probs, order, np.where(outside, 0.0, sorted_probs), axis=1)
+        probs /= probs.sum(axis=1, keepdims=True)
+    cumulative = probs.cumsum(axis=1)
+    draws = rng.random(len(probs))[:, None] * cumulative[:, -1:]
+    return (cumulative < draws).sum(axis=1).clip(max=probs.shape[1] - 1)

@@ -1,0 +1,132 @@
+"""Training jobs behind a small interface; the embedded default runs each job in its own local process."""
+from __future__ import annotations
+
+import itertools
+import multiprocessing as mp
+import os
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .errors import Cancelled, ContinuoError
+from .model import ModelConfig
+from .train import ProgressCallback, TrainConfig, TrainResult
+
+_NICENESS = 5  # training yields the CPU to the UI or the bot's event loop
+
+
+@dataclass
+class TrainRequest:
+    """Everything a worker needs to train one bundle."""
+
+    out: str | Path  # where the bundle is saved (atomically)
+    source: str | Path | None = None  # a bundled corpus name or a text file
+    text: str | None = None  # or the text itself
+    corpus_name: str = ""  # shown on the model card
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    valid_text: str | None = None  # held-out text; default: the tail of the corpus
+    checkpoint_dir: str | Path | None = None  # resume an interrupted run from here
+
+
+class Job(Protocol):
+    id: str
+
+    def cancel(self) -> None: ...
+    def done(self) -> bool: ...
+    def result(self, timeout: float | None = None) -> TrainResult: ...
+
+
+class JobRunner(Protocol):
+    def submit(self, request: TrainRequest, on_progress: ProgressCallback | None = None) -> Job: ...
+
+
+def run_request(request: TrainRequest, on_progress=None, should_stop=None) -> TrainResult:
+    """Train as `request` says, in this process."""
+    from .data import resolve_text_source
+    from .train import train
+
+    text, name = request.text, request.corpus_name
+    if text is None:
+        if request.source is None:
+            raise ContinuoError("nothing to train on: give a corpus name or a text file")
+        source_name, text = resolve_text_source(request.source)
+        name = name or source_name
+    return train(text, request.out, request.model, request.train, corpus_name=name, valid_text=request.valid_text,
+                 on_progress=on_progress, should_stop=should_stop, checkpoint_dir=request.checkpoint_dir)
+
+
+def _worker(request: TrainRequest, events: mp.Queue, cancel) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        os.nice(_NICENESS)
+    except OSError:
+        pass
+    try:
+        result = run_request(request, lambda p: events.put(("progress", p)), cancel.is_set)
+        events.put(("ok", result))
+    except Cancelled as e:
+        events.put(("cancelled", str(e)))
+    except ContinuoError as e:
+        events.put(("error", str(e)))
+    except Exception as e:  # noqa: BLE001 - reported to the client, who keeps the old model
+        events.put(("error", f"training failed: {type(e).__name__}: {e}"))
+
+
+class ProcessJob:
+    """A training job in a child process; progress comes back through a queue to a reader thread."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, request: TrainRequest, on_progress: ProgressCallback | None = None):
+        ctx = mp.get_context("spawn")  # never fork a process that has TensorFlow threads
+        self.id = f"job-{os.getpid()}-{next(self._ids)}"
+        self._events, self._cancel = ctx.Queue(), ctx.Event()
+        self._on_progress = on_progress or (lambda p: None)
+        self._outcome: tuple[str, object] | None = None
+        self._finished = threading.Event()
+        self._process = ctx.Process(target=_worker, args=(request, self._events, self._cancel), daemon=True)
+        self._process.start()
+        threading.Thread(target=self._pump, name=self.id, daemon=True).start()
+
+    def _pump(self) -> None:
+        while self._outcome is None:
+            try:
+                kind, payload = self._events.get(timeout=0.5)
+            except queue.Empty:
+                if not self._process.is_alive() and self._events.empty():
+                    self._outcome = ("error", f"the training process stopped unexpectedly "
+                                              f"(exit code {self._process.exitcode})")
+                continue
+            if kind == "progress":
+                try:
+                    self._on_progress(payload)
+                except Exception:  # noqa: BLE001 - a client's display error must not lose the job
+                    pass
+            else:
+                self._outcome = (kind, payload)
+        self._process.join(timeout=30)
+        self._finished.set()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def done(self) -> bool:
+        return self._finished.is_set()
+
+    def result(self, timeout: float | None = None) -> TrainResult:
+        if not self._finished.wait(timeout):
+            raise TimeoutError(f"{self.id} still running")
+        kind, payload = self._outcome
+        if kind == "ok":
+            return payload
+        raise (Cancelled if kind == "cancelled" else ContinuoError)(payload)
+
+
+class LocalProcessRunner:
+    """The embedded job runner: one local process per job."""
+
+    def submit(self, request: TrainRequest, on_progress: ProgressCallback | None = None) -> ProcessJob:
+        return ProcessJob(request, on_progress)
