@@ -1,28 +1,35 @@
 """Continuo's core: train, load, generate, next-word candidates and evaluate word-level BiLSTM models.
 
-Front-ends use only what this module exports; it knows nothing of terminals or Discord.
+Front-ends use only what this module exports; it knows nothing of terminals or Discord. Names are
+imported on first use, so `import core` is instant and TensorFlow loads only when a model is needed.
 """
-import os
+from importlib import import_module
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter off users' screens
+_EXPORTS = {
+    "bundle": ["ModelCard", "read_card"],
+    "data": ["Corpus", "bundled_corpora", "decode_text", "find_corpus", "read_text"],
+    "errors": ["BundleError", "Cancelled", "ContinuoError", "CorpusTooSmall", "DecodingError", "InputFileError",
+               "SeedError"],
+    "generate": ["Candidate", "Evaluation", "GenerationConfig", "LanguageModel"],
+    "jobs": ["Job", "JobRunner", "LocalProcessRunner", "TrainRequest", "run_request"],
+    "model": ["ModelConfig"],
+    "settings": ["Settings", "get_settings"],
+    "store": ["DEFAULT_MODEL", "ModelStore"],
+    "training": ["MIN_TOKENS", "Progress", "TrainConfig", "TrainResult", "train"],
+}
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted([*_HOME, "load"])
 
-from .bundle import ModelCard, read_card
-from .data import Corpus, bundled_corpora, decode_text, find_corpus, read_text
-from .errors import (BundleError, Cancelled, ContinuoError, CorpusTooSmall, DecodingError, InputFileError,
-                     SeedError)
-from .generate import Candidate, Evaluation, GenerationConfig, LanguageModel
-from .jobs import Job, JobRunner, LocalProcessRunner, TrainRequest, run_request
-from .model import ModelConfig
-from .settings import Settings, get_settings
-from .store import DEFAULT_MODEL, ModelStore
-from .train import MIN_TOKENS, Progress, TrainConfig, TrainResult, train
 
-load = LanguageModel.load
+def __getattr__(name: str):
+    if name == "load":
+        return import_module(".generate", __name__).LanguageModel.load
+    if name not in _HOME:
+        raise AttributeError(f"module 'core' has no attribute {name!r}")
+    value = getattr(import_module(f".{_HOME[name]}", __name__), name)
+    globals()[name] = value
+    return value
 
-__all__ = [
-    "BundleError", "Cancelled", "Candidate", "ContinuoError", "Corpus", "CorpusTooSmall", "DEFAULT_MODEL",
-    "DecodingError", "Evaluation", "GenerationConfig", "InputFileError", "Job", "JobRunner", "LanguageModel",
-    "LocalProcessRunner", "MIN_TOKENS", "ModelCard", "ModelConfig", "ModelStore", "Progress", "SeedError",
-    "Settings", "TrainConfig", "TrainRequest", "TrainResult", "bundled_corpora", "decode_text", "find_corpus",
-    "get_settings", "load", "read_card", "read_text", "run_request", "train",
-]
+
+def __dir__():
+    return __all__

@@ -113,7 +113,9 @@ def check_bundle(path: Path) -> dict:
 
 def load_bundle(path: str | Path):
     """(keras model, tokenizer, model config, card) of the bundle at `path`."""
-    import keras
+    from .backend import load_keras
+
+    keras = load_keras()
 
     path = Path(path)
     config = check_bundle(path)

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from .errors import Cancelled, ContinuoError
 from .model import ModelConfig
-from .train import ProgressCallback, TrainConfig, TrainResult
+from .training import ProgressCallback, TrainConfig, TrainResult
 
 _NICENESS = 5  # training yields the CPU to the UI or the bot's event loop
 
@@ -46,7 +46,7 @@ class JobRunner(Protocol):
 def run_request(request: TrainRequest, on_progress=None, should_stop=None) -> TrainResult:
     """Train as `request` says, in this process."""
     from .data import resolve_text_source
-    from .train import train
+    from .training import train
 
     text, name = request.text, request.corpus_name
     if text is None:

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import keras
-from keras import layers
+from .backend import load_keras
 
 
 @dataclass
@@ -31,8 +30,10 @@ class ModelConfig:
         return asdict(self)
 
 
-def build_model(cfg: ModelConfig) -> keras.Model:
-    """Maps a window of token ids (batch, window) to next-token logits (batch, vocab)."""
+def build_model(cfg: ModelConfig):
+    """A keras.Model mapping a window of token ids (batch, window) to next-token logits (batch, vocab)."""
+    keras = load_keras()
+    layers = keras.layers
     cfg.validate()
     tokens = keras.Input((cfg.window,), dtype="int32", name="tokens")
     x = layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="embedding")(tokens)

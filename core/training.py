@@ -105,7 +105,7 @@ def prepare(text: str, cfg: TrainConfig, valid_text: str | None = None):
 
 
 def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
-          train_config: TrainConfig | None = None, *, corpus_name: str = "", valid_text: str | None = None,
+          train_config: TrainConfig | None = None, *, name: str | None = None, corpus_name: str = "", valid_text: str | None = None,
           on_progress: ProgressCallback | None = None, should_stop: ShouldStop | None = None,
           checkpoint_dir: str | Path | None = None) -> TrainResult:
     """Train a model on `text` and save it as a bundle at `out`.
@@ -115,8 +115,10 @@ def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
     With `checkpoint_dir`, each epoch is checkpointed there and an interrupted run of the same
     text and settings resumes from its last epoch.
     """
-    import keras
+    from .backend import load_keras
+    from .callbacks import Reporter, StopNow
 
+    keras = load_keras()
     tcfg = (train_config or TrainConfig()).validate()
     mcfg = model_config or ModelConfig()
     mcfg.validate()
@@ -138,7 +140,7 @@ def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
     valid_ds = windows_for(valid_ids, mcfg, tcfg, shuffle=False)
     batches = math.ceil(len(train_ids) / tcfg.batch_size)
 
-    reporter = _Reporter(tcfg, batches, on_progress or (lambda p: None), should_stop or (lambda: False))
+    reporter = Reporter(tcfg, batches, on_progress or (lambda p: None), should_stop or (lambda: False))
     callbacks: list = [reporter]
     backup = _checkpoint_dir(checkpoint_dir, train_ids, mcfg, tcfg)
     if backup is not None:
@@ -148,7 +150,7 @@ def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
     try:
         model.fit(train_ds, validation_data=valid_ds, epochs=tcfg.epochs, callbacks=callbacks,
                   shuffle=False, verbose=0)  # the dataset shuffles itself
-    except _StopNow:
+    except StopNow:
         raise Cancelled("training cancelled; the previous model is unchanged") from None
     if reporter.keep_best.best_weights is None:
         raise Cancelled("training stopped before its first epoch ended; nothing was saved")
@@ -157,7 +159,7 @@ def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
     inference = build_model(mcfg)  # float32, without optimizer state: what the bundle keeps
     inference.set_weights(model.get_weights())
     card = ModelCard(
-        name=Path(out).name, corpus=corpus_name, tokens=int(len(train_ids)), vocab_size=len(tokenizer),
+        name=name or Path(out).name, corpus=corpus_name, tokens=int(len(train_ids)), vocab_size=len(tokenizer),
         val_perplexity=round(math.exp(reporter.keep_best.best_loss), 3), epochs=reporter.epochs_done,
         train_seconds=round(time.monotonic() - reporter.start, 1), stopped=reporter.stop_reason(),
         hyperparameters={"model": mcfg.to_dict(), "train": asdict(tcfg)}, history=reporter.history,
@@ -189,90 +191,3 @@ def _checkpoint_dir(root, train_ids: np.ndarray, mcfg: ModelConfig, tcfg: TrainC
     path.mkdir(parents=True, exist_ok=True)
     stamp.write_text(digest.hexdigest())
     return path
-
-
-class _StopNow(Exception):
-    """Raised inside fit() to abandon training at once."""
-
-
-def _callback_base():
-    import keras
-
-    return keras.callbacks.Callback
-
-
-class _KeepBest(_callback_base()):
-    """Early stopping on validation loss that always ends with the best weights."""
-
-    def __init__(self, patience: int):
-        super().__init__()
-        self.patience, self.best_loss, self.best_weights, self.wait = patience, math.inf, None, 0
-        self.stopped_early = False
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("val_loss", math.inf)
-        if loss < self.best_loss:
-            self.best_loss, self.best_weights, self.wait = loss, self.model.get_weights(), 0
-        else:
-            self.wait += 1
-            if self.wait >= self.patience:
-                self.model.stop_training = self.stopped_early = True
-
-
-class _Reporter(_callback_base()):
-    """Turns Keras callbacks into Progress reports and applies the time budget and cancel hook."""
-
-    REPORT_EVERY_S = 0.2  # at most five batch reports a second
-
-    def __init__(self, cfg: TrainConfig, batches: int, on_progress: ProgressCallback, should_stop: ShouldStop):
-        super().__init__()
-        self.cfg, self.batches, self.on_progress, self.should_stop = cfg, batches, on_progress, should_stop
-        self.keep_best = _KeepBest(cfg.patience)
-        self.start = time.monotonic()
-        self.epoch, self.epochs_done, self.initial_epoch, self.last_report, self.loss = 1, 0, 0, 0.0, None
-        self.out_of_time = False
-        self.history: dict[str, list[float]] = {"loss": [], "val_perplexity": []}
-
-    def emit(self, phase: str, batch: int = 0, val_perplexity: float | None = None, message: str = ""):
-        elapsed = time.monotonic() - self.start
-        done = (self.epoch - 1 - self.initial_epoch) * self.batches + batch
-        left = (self.cfg.epochs - self.epoch + 1) * self.batches - batch
-        eta = elapsed / done * left if done > 0 else None
-        if eta is not None and self.cfg.max_minutes:
-            eta = min(eta, max(0.0, self.cfg.max_minutes * 60 - elapsed))
-        self.on_progress(Progress(phase, self.epoch, self.cfg.epochs, batch, self.batches, self.loss,
-                                  val_perplexity, elapsed, eta if phase != "done" else 0.0, message))
-
-    def stop_reason(self) -> str:
-        if self.keep_best.stopped_early:
-            return f"early stopping after {self.epoch} epochs"
-        if self.out_of_time:
-            return f"time budget of {self.cfg.max_minutes:g} minutes"
-        return "completed all epochs"
-
-    def on_train_begin(self, logs=None):
-        self.emit("start", message=f"training: {self.batches} batches per epoch, up to {self.cfg.epochs} epochs")
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self.epochs_done == 0 and epoch > 0:
-            self.initial_epoch = epoch  # resumed from a checkpoint
-        self.epoch = epoch + 1
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.should_stop():
-            raise _StopNow
-        if self.cfg.max_minutes and time.monotonic() - self.start > self.cfg.max_minutes * 60:
-            self.model.stop_training = self.out_of_time = True
-        now = time.monotonic()
-        if now - self.last_report >= self.REPORT_EVERY_S:
-            self.loss, self.last_report = float((logs or {}).get("loss", math.nan)), now
-            self.emit("batch", batch + 1)
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        self.epochs_done += 1
-        self.loss = float(logs.get("loss", math.nan))
-        ppl = math.exp(min(logs.get("val_loss", math.inf), 50.0))
-        self.history["loss"].append(round(self.loss, 4))
-        self.history["val_perplexity"].append(round(ppl, 3))
-        self.emit("epoch", self.batches, ppl, f"epoch {self.epoch}: loss {self.loss:.3f}, validation perplexity {ppl:.2f}")

@@ -1,0 +1,266 @@
+"""The `continuo` command: train, generate, eval, corpora, models, and the front-ends' sub-commands."""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import asdict, fields
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from .errors import ContinuoError
+
+EXIT_USER_ERROR = 2  # a mistake the user can fix; the message says how
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return args.run(args) or 0
+    except ContinuoError as e:
+        print(f"continuo: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("continuo: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="continuo", description="Learn how a body of text sounds and "
+                                     "continue any sentence in that voice.")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_train(commands)
+    _add_generate(commands)
+    _add_eval(commands)
+    p = commands.add_parser("corpora", help="list the bundled corpora", description="List the bundled corpora.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=run_corpora)
+    p = commands.add_parser("models", help="list trained models with their metrics",
+                            description="List trained model bundles with their metrics.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=run_models)
+    for ep in entry_points(group="continuo.commands"):  # tui, bot: registered by their own packages
+        try:
+            ep.load()(commands)
+        except ImportError as e:
+            print(f"continuo: warning: the {ep.name!r} command is unavailable ({e})", file=sys.stderr)
+    return parser
+
+
+# --- train
+def _add_train(commands) -> None:
+    from .model import ModelConfig
+    from .training import TrainConfig
+
+    p = commands.add_parser("train", help="train a model on a text file or a bundled corpus",
+                            description="Train a model on a text file or a bundled corpus and save it as a "
+                                        "named bundle in the data folder.")
+    p.add_argument("source", help="a bundled corpus name (see `continuo corpora`) or a UTF-8 text file")
+    p.add_argument("--name", help="the model's name (default: the corpus or file name)")
+    p.add_argument("--out", type=Path, help="save the bundle at this path instead of the data folder")
+    p.add_argument("--valid", type=Path, help="held-out text for validation (default: the last 10%% of the text)")
+    p.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint of this run exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_dataclass_options(p, ModelConfig, skip={"vocab_size"})
+    _add_dataclass_options(p, TrainConfig)
+    p.set_defaults(run=run_train)
+
+
+def run_train(args) -> int:
+    from .data import read_text, resolve_text_source
+    from .model import ModelConfig
+    from .settings import get_settings
+    from .store import ModelStore, check_name
+    from .training import TrainConfig, train
+
+    corpus_name, text = resolve_text_source(args.source)
+    name = args.name or Path(corpus_name).stem
+    out = args.out or ModelStore().path(check_name(name))
+    model_config = ModelConfig(**_dataclass_values(args, ModelConfig, skip={"vocab_size"}))
+    train_config = TrainConfig(**_dataclass_values(args, TrainConfig))
+    valid_text = read_text(args.valid) if args.valid else None
+    checkpoints = get_settings().checkpoints_dir / Path(out).name
+    if args.no_resume:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    with _ProgressBar(enabled=not args.quiet) as bar:
+        result = train(text, out, model_config, train_config, name=name, corpus_name=corpus_name, valid_text=valid_text,
+                       on_progress=bar.update, checkpoint_dir=checkpoints)
+    card = result.card
+    print(f"saved {result.path} — validation perplexity {card.val_perplexity:.2f} after {card.epochs} epochs "
+          f"({card.stopped}, {card.train_seconds:.0f} s)")
+    return 0
+
+
+class _ProgressBar:
+    """A rich progress bar fed by core.Progress reports."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.progress, self.task = enabled, None, None
+
+    def __enter__(self):
+        return self
+
+    def _start(self):
+        if self.progress is None:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(),
+                                     TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.fields[stats]}"),
+                                     TimeRemainingColumn(), transient=False)
+            self.progress.__enter__()
+            self.task = self.progress.add_task("train", total=1.0, epoch="-", stats="")
+
+    def update(self, p) -> None:
+        if not self.enabled:
+            return
+        self._start()
+        stats = f"loss {p.loss:.3f}" if p.loss is not None else ""
+        if p.val_perplexity is not None:
+            stats += f"  val ppl {p.val_perplexity:.1f}"
+        self.progress.update(self.task, completed=p.fraction, epoch=f"{p.epoch}/{p.epochs}", stats=stats)
+        if p.phase == "epoch":
+            self.progress.console.log(p.message)
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+
+# --- generate
+def _add_generate(commands) -> None:
+    from .generate import GenerationConfig
+
+    p = commands.add_parser("generate", help="continue a seed sentence",
+                            description="Continue a seed sentence with a trained model.")
+    p.add_argument("prompt", metavar="SEED", help="the words to continue")
+    p.add_argument("--model", "-m", help="model name or bundle path (default: the bundled default model)")
+    p.add_argument("--stream", action="store_true", help="print words as they are produced")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_dataclass_options(p, GenerationConfig)
+    p.set_defaults(run=run_generate)
+
+
+def run_generate(args) -> int:
+    from .generate import GenerationConfig, LanguageModel
+    from .store import ModelStore
+
+    config = GenerationConfig.make(**_dataclass_values(args, GenerationConfig))
+    model = LanguageModel.load(ModelStore().resolve(args.model))
+    if args.stream and not args.json:
+        print(args.prompt, end="", flush=True)
+        for piece in model.stream(args.prompt, config):
+            print(piece, end="", flush=True)
+        print()
+        return 0
+    texts = model.generate(args.prompt, config)
+    if args.json:
+        print(json.dumps({"model": model.card.name, "seed": args.prompt, "continuations": texts,
+                          "options": config.to_dict()}, ensure_ascii=False))
+    else:
+        for i, text in enumerate(texts):
+            print(("\n---\n" if i else "") + args.prompt + text)
+    return 0
+
+
+# --- eval
+def _add_eval(commands) -> None:
+    p = commands.add_parser("eval", help="perplexity of a model on a text file",
+                            description="Perplexity of a model on a text file (lower is better).")
+    p.add_argument("file", type=Path, help="a UTF-8 text file")
+    p.add_argument("--model", "-m", help="model name or bundle path (default: the bundled default model)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=run_eval)
+
+
+def run_eval(args) -> int:
+    from .data import read_text
+    from .generate import LanguageModel
+    from .store import ModelStore
+
+    text = read_text(args.file)
+    model = LanguageModel.load(ModelStore().resolve(args.model))
+    result = model.perplexity(text)
+    if args.json:
+        print(json.dumps({"model": model.card.name, "file": str(args.file), **asdict(result)}))
+    else:
+        print(f"{args.file}: perplexity {result.perplexity:.2f} over {result.tokens:,} tokens "
+              f"({result.unknown:,} unknown) with {model.card.name}")
+    return 0
+
+
+# --- corpora, models
+def run_corpora(args) -> int:
+    from .data import bundled_corpora
+
+    corpora = bundled_corpora()
+    if args.json:
+        print(json.dumps([{"name": c.name, "path": str(c.path), "words": len(c.path.read_text("utf-8").split()),
+                           "summary": c.summary} for c in corpora]))
+        return 0
+    for c in corpora:
+        print(f"{c.name:<12} {len(c.path.read_text('utf-8').split()):>8,} words  {c.summary}")
+    return 0
+
+
+def run_models(args) -> int:
+    from .store import ModelStore
+
+    models = ModelStore().list()
+    if args.json:
+        print(json.dumps([{"name": m.name, "path": str(m.path), "card": asdict(m.card) if m.card else None,
+                           "error": m.error} for m in models], ensure_ascii=False))
+        return 0
+    if not models:
+        print("no models yet: train one with `continuo train CORPUS`")
+    for m in models:
+        if m.card is None:
+            print(f"{m.name:<20} unreadable: {m.error}")
+            continue
+        c = m.card
+        ppl = f"{c.val_perplexity:8.2f}" if c.val_perplexity is not None else "       -"
+        print(f"{m.name:<20} val ppl {ppl}  {c.tokens:>9,} tokens  vocab {c.vocab_size:>6,}  "
+              f"{c.corpus:<16} {c.created[:10]}")
+    return 0
+
+
+# --- dataclass fields as options
+def _add_dataclass_options(parser, cls, skip: set[str] = frozenset()) -> None:
+    group = parser.add_argument_group(cls.__name__)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0].split("|")[0].strip())
+        if f.type in ("bool", bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"(default: {default})")
+        else:
+            group.add_argument(flag, type=_number_or_none(kind or str), default=None, metavar=f.name.upper(),
+                               help=f"(default: {default})")
+
+
+def _number_or_none(kind):
+    def parse(value: str):
+        if value.lower() == "none":
+            return None
+        try:
+            return kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {value!r}") from None
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _dataclass_values(args, cls, skip: set[str] = frozenset()) -> dict:
+    return {f.name: getattr(args, f.name) for f in fields(cls)
+            if f.name not in skip and getattr(args, f.name, None) is not None}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

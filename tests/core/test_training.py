@@ -1,0 +1,81 @@
+"""Training end to end on real tiny models: progress, early stopping, cancel, resume, refusals."""
+import pytest
+
+from conftest import TINY_MODEL, TINY_TRAIN, VERSE
+from core import Cancelled, CorpusTooSmall, ModelConfig, TrainConfig, load, read_card, read_text, train
+
+TEXT = read_text(VERSE)
+
+
+def test_training_reports_progress_and_saves_a_bundle_that_generates(tmp_path):
+    reports = []
+    result = train(TEXT, tmp_path / "m", ModelConfig(**TINY_MODEL), TrainConfig(**{**TINY_TRAIN, "epochs": 2}),
+                   corpus_name="verse", on_progress=reports.append)
+    phases = [p.phase for p in reports]
+    assert phases[0] == "start" and phases[-1] == "done" and phases.count("epoch") == 2
+    epochs = [p for p in reports if p.phase == "epoch"]
+    assert all(p.val_perplexity > 1 for p in epochs) and epochs[-1].fraction == pytest.approx(1.0)
+    assert result.card.epochs == 2 and result.card.stopped == "completed all epochs"
+    model = load(result.path)
+    text = model.generate("The lamp at", max_new_tokens=5, do_sample=True, seed=1)[0]
+    assert len(model.tokenizer.split(text)) == 5
+
+
+def test_cancel_stops_at_once_and_keeps_the_previous_model(tiny_model_path, tmp_path):
+    import shutil
+
+    target = tmp_path / "m"
+    shutil.copytree(tiny_model_path, target)
+    before = (target / "model.keras").read_bytes()
+    batches = []
+    with pytest.raises(Cancelled):
+        train(TEXT, target, ModelConfig(**TINY_MODEL), TrainConfig(**{**TINY_TRAIN, "epochs": 50}),
+              on_progress=batches.append, should_stop=lambda: len(batches) >= 2)
+    assert (target / "model.keras").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path):
+    cfg = TrainConfig(epochs=6, batch_size=256, patience=1, learning_rate=0.05, seed=3)  # too hot: overfits fast
+    result = train(TEXT, tmp_path / "m", ModelConfig(**TINY_MODEL), cfg)
+    history = result.card.history["val_perplexity"]
+    assert result.card.val_perplexity == pytest.approx(min(history), rel=1e-3)
+    if len(history) < 6:
+        assert result.card.stopped.startswith("early stopping")
+
+
+def test_time_budget_stops_training_and_keeps_a_model(tmp_path):
+    result = train(TEXT, tmp_path / "m", ModelConfig(**TINY_MODEL),
+                   TrainConfig(**{**TINY_TRAIN, "epochs": 500, "max_minutes": 0.05}))
+    assert result.card.stopped.startswith("time budget") and result.card.epochs < 500
+    assert read_card(result.path).val_perplexity is not None
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
+    ckpt, cfg = tmp_path / "ckpt", TrainConfig(**{**TINY_TRAIN, "epochs": 3})
+    seen = []
+    def stop_in_second_epoch():
+        return any(p.phase == "batch" and p.epoch == 2 for p in seen)
+    with pytest.raises(Cancelled):
+        train(TEXT, tmp_path / "m", ModelConfig(**TINY_MODEL), cfg, on_progress=seen.append,
+              should_stop=stop_in_second_epoch, checkpoint_dir=ckpt)
+    resumed = []
+    result = train(TEXT, tmp_path / "m", ModelConfig(**TINY_MODEL), cfg, on_progress=resumed.append,
+                   checkpoint_dir=ckpt)
+    assert [p.epoch for p in resumed if p.phase == "epoch"] == [2, 3]  # epoch 1 came from the checkpoint
+    assert result.path.exists() and not ckpt.exists()
+
+
+def test_too_small_corpus_is_refused_with_how_much_is_needed(tmp_path):
+    with pytest.raises(CorpusTooSmall, match=r"has 10 tokens; at least 2,000 are needed"):
+        train("The sea is grey and the sky is low.", tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
+def test_bad_training_settings_are_refused(tmp_path):
+    from core import ContinuoError
+
+    with pytest.raises(ContinuoError, match="epochs must be at least 1"):
+        train(TEXT, tmp_path / "m", train_config=TrainConfig(epochs=0))
+    with pytest.raises(ValueError, match="dropout"):
+        train(TEXT, tmp_path / "m", ModelConfig(dropout=1.5))
