@@ -1,0 +1,36 @@
+"""Fixtures for the bot's end-to-end tests: a started Discord double and real discord.py clients run against it."""
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from discord_double import DiscordDouble, run_client
+
+
+@pytest.fixture
+async def discord_double():
+    """A started DiscordDouble with discord.py pointed at it (restored afterwards).
+
+    Set ``discord_double.heartbeat_interval`` before starting a client to change the HELLO interval.
+    """
+    double = DiscordDouble()
+    await double.start()
+    with double.patch_discord():
+        yield double
+    await double.stop()
+
+
+@pytest.fixture
+async def start_client(discord_double):
+    """``client = await start_client(client)``: runs it against the double until on_ready.
+
+    At teardown every started client is closed, and the test fails if any of them logged an ERROR
+    through the ``discord`` logger, called a route the double does not know, or sent something Discord
+    would refuse (clear ``discord_double.rejected_requests`` / ``client_errors`` when that is expected).
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        async def start(client, ready_timeout: float = 15.0):
+            return await stack.enter_async_context(run_client(client, discord_double, ready_timeout=ready_timeout))
+
+        yield start
+    discord_double.assert_clean()
