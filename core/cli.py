@@ -47,9 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     for ep in entry_points(group="continuo.commands"):  # tui, bot: registered by their own packages
         try:
             ep.load()(commands)
-        except ImportError as e:
-            print(f"continuo: warning: the {ep.name!r} command is unavailable ({e})", file=sys.stderr)
+        except ImportError as e:  # say so when the command is used, not on every other command
+            reason = f"the {ep.name!r} command is unavailable ({e}); reinstall with `pip install -e .`"
+            commands.add_parser(ep.name, help="(unavailable)").set_defaults(run=_unavailable(reason))
     return parser
+
+
+def _unavailable(reason: str):
+    def run(args):
+        raise ContinuoError(reason)
+    return run
 
 
 # --- train
