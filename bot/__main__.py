@@ -1,0 +1,22 @@
+"""`python -m bot`: the same as `continuo bot`."""
+import argparse
+import sys
+
+from core import ContinuoError
+
+from .cli import DESCRIPTION, add_arguments
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=DESCRIPTION)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except ContinuoError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

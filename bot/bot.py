@@ -1,0 +1,72 @@
+"""The Discord bot: intents, storage, models and training wired together, extensions loaded, commands synced."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import discord
+from discord.ext import commands
+
+from core import JobRunner, LocalProcessRunner, ModelStore
+
+from .cooldowns import Cooldowns
+from .models import ModelService
+from .settings import BotSettings
+from .storage import SQLiteStore, Store, TrainingJobRecord
+from .training import TrainingQueue
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = (
+    "bot.exts.errors",
+    "bot.exts.continue_text",
+    "bot.exts.corpus",
+    "bot.exts.training",
+    "bot.exts.server_settings",
+)
+
+
+def intents() -> discord.Intents:
+    """Servers, their messages, and the text of those messages (to learn from channels)."""
+    wanted = discord.Intents.none()
+    wanted.guilds = wanted.guild_messages = wanted.message_content = True
+    return wanted
+
+
+class ContinuoBot(commands.Bot):
+    """Slash commands only: prefix commands are switched off and mentions are handled by a cog."""
+
+    def __init__(self, settings: BotSettings | None = None, *, store: Store | None = None,
+                 runner: JobRunner | None = None, default_model: Path | None = None, **options):
+        super().__init__(command_prefix=commands.when_mentioned, help_command=None, intents=intents(),
+                         allowed_mentions=discord.AllowedMentions.none(), **options)
+        self.settings = settings or BotSettings()
+        self.store: Store = store or SQLiteStore(self.settings.database_path)
+        default = default_model or self.settings.default_model or ModelStore().resolve(None)
+        self.models = ModelService(self.settings.guilds_dir, default, self.settings.model_cache_size,
+                                   self.settings.inference_threads)
+        self.training = TrainingQueue(self.store, self.models, self.settings, runner or LocalProcessRunner())
+        self.cooldowns = Cooldowns(self.settings.cooldown_uses, self.settings.cooldown_seconds)
+        self.interrupted_jobs: list[TrainingJobRecord] = []  # found at start-up; reported once connected
+
+    async def setup_hook(self) -> None:
+        await self.store.open()
+        self.interrupted_jobs = await self.store.interrupt_unfinished_jobs()
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if self.settings.sync_commands:
+            synced = await self.tree.sync()
+            log.info("synced %d application commands", len(synced))
+            if self.settings.sync_guild:
+                guild = discord.Object(self.settings.sync_guild)
+                self.tree.copy_global_to(guild=guild)
+                await self.tree.sync(guild=guild)
+
+    async def on_message(self, message: discord.Message) -> None:
+        """No prefix commands: the cogs' listeners see every message."""
+
+    async def close(self) -> None:
+        await self.training.close()  # before the store closes: jobs are recorded as interrupted
+        await super().close()
+        self.models.close()
+        await self.store.close()

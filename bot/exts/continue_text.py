@@ -1,0 +1,106 @@
+"""Continuing text: /continue, the "Continue this message" menu, and replies to mentions."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from core import ContinuoError, GenerationConfig
+
+from ..text import format_continuations
+
+log = logging.getLogger(__name__)
+
+MAX_SEED_CHARS = 500  # longer seeds gain nothing: the model reads only its last few words
+
+
+class NothingToContinue(ContinuoError):
+    """A message without text."""
+
+
+class ContinueText(commands.Cog):
+    def __init__(self, bot):
+        self.bot = bot
+        self.menu = app_commands.ContextMenu(name="Continue this message", callback=self.continue_message)
+        self.menu.guild_only = True
+        self.menu.add_check(bot.cooldowns.check)
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+
+    async def continuation(self, guild_id: int, seed: str, words: int | None = None, temperature: float | None = None,
+                           top_p: float | None = None, variants: int = 1) -> str:
+        """The reply to a seed: the seed in bold, each continuation after it, safe to send as it is."""
+        seed = seed.strip()[-MAX_SEED_CHARS:].rstrip()
+        if not seed:
+            raise NothingToContinue("there is no text to continue: give a few words")
+        defaults = await self.bot.store.guild_settings(guild_id)
+        settings = self.bot.settings
+        config = GenerationConfig.make(
+            max_new_tokens=words or defaults.words, do_sample=True,
+            temperature=temperature if temperature is not None else defaults.temperature,
+            top_p=top_p if top_p is not None else 1.0, top_k=settings.top_k, num_return_sequences=variants,
+            no_repeat_ngram_size=settings.no_repeat_ngram_size)
+        return format_continuations(seed, await self.bot.models.generate(guild_id, seed, config))
+
+    async def answer(self, interaction: discord.Interaction, reply) -> None:
+        """Send `reply` (a coroutine) as the answer, deferring first if it is not ready in time."""
+        work = asyncio.ensure_future(reply)
+        done, _ = await asyncio.wait({work}, timeout=self.bot.settings.defer_after_s)
+        if not done:  # Discord drops interactions not answered within 3 seconds
+            await interaction.response.defer(thinking=True)
+        text = await work
+        if interaction.response.is_done():
+            await interaction.followup.send(text)
+        else:
+            await interaction.response.send_message(text)
+
+    @app_commands.command(name="continue", description="Continue a sentence in this server's voice")
+    @app_commands.describe(seed="the beginning of the text to continue", words="how many words to add",
+                           temperature="lower is safer, higher is wilder (default: the server's setting)",
+                           top_p="only sample among the likeliest words holding this much probability",
+                           variants="how many different continuations to show")
+    @app_commands.guild_only()
+    @app_commands.check(lambda interaction: interaction.client.cooldowns.check(interaction))
+    async def continue_(self, interaction: discord.Interaction, seed: app_commands.Range[str, 1, MAX_SEED_CHARS],
+                        words: app_commands.Range[int, 1, 200] | None = None,
+                        temperature: app_commands.Range[float, 0.05, 3.0] | None = None,
+                        top_p: app_commands.Range[float, 0.01, 1.0] | None = None,
+                        variants: app_commands.Range[int, 1, 5] = 1) -> None:
+        await self.answer(interaction, self.continuation(interaction.guild_id, seed, words, temperature, top_p, variants))
+
+    async def continue_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        if not message.content.strip():
+            raise NothingToContinue("that message has no text to continue")
+        await self.answer(interaction, self.continuation(interaction.guild_id, message.content))
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        """Continue the text of a message that mentions the bot, where the server allows it."""
+        me = self.bot.user
+        if message.guild is None or message.author.bot or me is None or me.id not in message.raw_mentions:
+            return
+        if not (await self.bot.store.guild_settings(message.guild.id)).reply_on_mention:
+            return
+        if self.bot.cooldowns.hit(message.guild.id, message.author.id) is not None:
+            log.debug("mention from %s ignored: cooldown", message.author.id)
+            return
+        seed = re.sub(rf"<@!?{me.id}>", " ", message.content).strip()
+        try:
+            text = await self.continuation(message.guild.id, seed)
+        except NothingToContinue:
+            text = "Mention me with a few words and I'll continue them, or use /continue."
+        except ContinuoError as e:
+            text = str(e)
+        await message.reply(text, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
+
+
+async def setup(bot) -> None:
+    await bot.add_cog(ContinueText(bot))

@@ -1,0 +1,288 @@
+"""A server's corpus: uploads, learned channels (with edits and deletions), stats, export, clear, /forget-me."""
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from core import MIN_TOKENS, ContinuoError, bundled_corpora, decode_text, find_corpus
+
+from ..storage import CorpusEntry
+from ..text import corpus_text, safe
+
+log = logging.getLogger(__name__)
+
+manage_server = app_commands.checks.has_permissions(manage_guild=True)  # checked by the bot, whatever Discord shows
+NO_BASE = "none"
+
+
+class CorpusFull(ContinuoError):
+    """The server's corpus reached its size limit."""
+
+
+def megabytes(n: int | float) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} KB"
+
+
+class ConfirmClear(discord.ui.View):
+    """Two buttons; only the admin who asked can press them."""
+
+    def __init__(self, cog: "Corpus", owner_id: int, timeout: float = 60):
+        super().__init__(timeout=timeout)
+        self.cog, self.owner_id = cog, owner_id
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        return interaction.user.id == self.owner_id
+
+    @discord.ui.button(label="Delete the corpus", style=discord.ButtonStyle.danger)
+    async def confirm(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
+        self.stop()
+        removed = await self.cog.bot.store.clear_corpus(interaction.guild_id)
+        await interaction.response.edit_message(
+            content=f"Deleted {removed:,} texts: this server's corpus is empty. The current model stays in use "
+                    "until the next /train.", view=None)
+
+    @discord.ui.button(label="Keep it", style=discord.ButtonStyle.secondary)
+    async def cancel(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
+        self.stop()
+        await interaction.response.edit_message(content="Nothing was deleted.", view=None)
+
+
+class Corpus(commands.Cog):
+    corpus = app_commands.Group(name="corpus", description="This server's text, which its model learns from",
+                                guild_only=True, default_permissions=discord.Permissions(manage_guild=True))
+
+    def __init__(self, bot):
+        self.bot = bot
+        self._learned: dict[int, set[int]] = {}  # guild -> learned channels, read once from the store
+
+    async def learned(self, guild_id: int) -> set[int]:
+        if guild_id not in self._learned:
+            self._learned[guild_id] = set(await self.bot.store.learned_channels(guild_id))
+        return self._learned[guild_id]
+
+    async def check_room(self, guild_id: int, adding: int) -> None:
+        limit = self.bot.settings.max_corpus_mb * 1e6
+        size = (await self.bot.store.corpus_stats(guild_id)).characters
+        if size + adding > limit:
+            raise CorpusFull(f"the corpus would grow to {megabytes(size + adding)}, over this bot's "
+                             f"{megabytes(limit)} limit; remove text with /corpus clear or /corpus unlearn first")
+
+    # --- uploads and bundled corpora
+    @corpus.command(name="add", description="Add a UTF-8 text file to this server's corpus")
+    @app_commands.describe(file="a plain text file (.txt), UTF-8")
+    @manage_server
+    async def add(self, interaction: discord.Interaction, file: discord.Attachment) -> None:
+        limit = self.bot.settings.max_upload_mb * 1e6
+        if file.size > limit:
+            raise CorpusFull(f"{file.filename}: {megabytes(file.size)} is over the {megabytes(limit)} upload limit; "
+                             "split the file and add the parts")
+        await interaction.response.defer(thinking=True)
+        data = await file.read()
+        text = await asyncio.to_thread(decode_text, data, file.filename)
+        await self.check_room(interaction.guild_id, len(text))
+        await self.bot.store.record([CorpusEntry(interaction.guild_id, interaction.user.id, text, name=file.filename)])
+        tokens = await self.bot.training.corpus_tokens(interaction.guild_id)
+        await interaction.followup.send(f"Added **{safe(file.filename)}** ({megabytes(len(data))}). "
+                                        f"{readiness(tokens)}")
+
+    @corpus.command(name="use", description="Start this server's corpus from a bundled one")
+    @app_commands.describe(base="a bundled corpus, or 'none' to stop using one")
+    @manage_server
+    async def use(self, interaction: discord.Interaction, base: str) -> None:
+        if base == NO_BASE:
+            await self.bot.store.set_base_corpus(interaction.guild_id, None)
+            await interaction.response.send_message("This server's corpus no longer starts from a bundled corpus.")
+            return
+        corpus = find_corpus(base)
+        if corpus is None:
+            names = ", ".join(c.name for c in bundled_corpora())
+            raise ContinuoError(f"there is no bundled corpus named {base!r}; pick one of: {names}")
+        await self.bot.store.set_base_corpus(interaction.guild_id, corpus.name)
+        tokens = await self.bot.training.corpus_tokens(interaction.guild_id)
+        await interaction.response.send_message(f"This server's corpus now starts from **{corpus.name}** "
+                                                f"({safe(corpus.summary)}). {readiness(tokens)}")
+
+    @use.autocomplete("base")
+    async def base_names(self, _interaction: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
+        names = [c.name for c in bundled_corpora()] + [NO_BASE]
+        return [app_commands.Choice(name=n, value=n) for n in names if typed.lower() in n.lower()][:25]
+
+    # --- channels
+    @corpus.command(name="learn", description="Record new messages in a channel (and optionally its history)")
+    @app_commands.describe(channel="the channel to learn from",
+                           backfill="also read up to this many past messages of the channel")
+    @manage_server
+    async def learn(self, interaction: discord.Interaction, channel: discord.TextChannel,
+                    backfill: app_commands.Range[int, 0, 100_000] = 0) -> None:
+        await self.bot.store.learn_channel(interaction.guild_id, channel.id)
+        (await self.learned(interaction.guild_id)).add(channel.id)
+        note = f"Learning from {channel.mention}: its new messages go into this server's corpus."
+        if not backfill:
+            await interaction.response.send_message(note)
+            return
+        await interaction.response.send_message(f"{note}\nReading its history…")
+        read, kept = await self.backfill(interaction, channel, min(backfill, self.bot.settings.max_backfill), note)
+        tokens = await self.bot.training.corpus_tokens(interaction.guild_id)
+        await interaction.edit_original_response(
+            content=f"{note}\nRead {read:,} past messages, recorded {kept:,}. {readiness(tokens)}")
+
+    async def backfill(self, interaction: discord.Interaction, channel: discord.TextChannel, limit: int,
+                       note: str) -> tuple[int, int]:
+        """Record up to `limit` past messages, newest first, editing a progress line as it goes."""
+        read = kept = 0
+        batch: list[CorpusEntry] = []
+        last_shown = time.monotonic()
+        bot_id = self.bot.user.id
+        try:
+            async for message in channel.history(limit=limit):
+                read += 1
+                entry = self.entry(message, bot_id)
+                if entry is not None:
+                    batch.append(entry)
+                if len(batch) >= 200 or (batch and time.monotonic() - last_shown >= self.bot.settings.progress_interval_s):
+                    kept += await self.bot.store.record(batch)
+                    batch = []
+                if time.monotonic() - last_shown >= self.bot.settings.progress_interval_s:
+                    last_shown = time.monotonic()
+                    await interaction.edit_original_response(
+                        content=f"{note}\nReading its history: {read:,} of up to {limit:,} messages, {kept:,} recorded…")
+        except discord.Forbidden:
+            raise ContinuoError(f"I can't read {channel.mention}'s history: give me the Read Message History "
+                                "permission there, then run /corpus learn again") from None
+        finally:
+            if batch:
+                kept += await self.bot.store.record(batch)
+        return read, kept
+
+    @corpus.command(name="unlearn", description="Stop recording a channel's messages")
+    @app_commands.describe(channel="the channel to stop learning from",
+                           forget="also delete what was recorded from it")
+    @manage_server
+    async def unlearn(self, interaction: discord.Interaction, channel: discord.TextChannel, forget: bool = False) -> None:
+        was = await self.bot.store.unlearn_channel(interaction.guild_id, channel.id)
+        (await self.learned(interaction.guild_id)).discard(channel.id)
+        removed = await self.bot.store.forget_channel(interaction.guild_id, channel.id) if forget else 0
+        text = (f"Stopped learning from {channel.mention}." if was else f"{channel.mention} was not being learned.")
+        if forget:
+            text += f" Deleted the {removed:,} messages recorded from it."
+        await interaction.response.send_message(text)
+
+    # --- looking at it
+    @corpus.command(name="stats", description="How much text this server's corpus holds")
+    @manage_server
+    async def stats(self, interaction: discord.Interaction) -> None:
+        stats = await self.bot.store.corpus_stats(interaction.guild_id)
+        tokens = await self.bot.training.corpus_tokens(interaction.guild_id)
+        channels = ", ".join(f"<#{c}>" for c in stats.channels) or "none (use /corpus learn)"
+        lines = [
+            f"**Corpus of {safe(interaction.guild.name)}**",
+            f"Recorded messages: {stats.messages:,} from {stats.authors:,} people",
+            f"Uploaded files: {stats.files:,}",
+            f"Size: {stats.tokens:,} tokens ({megabytes(stats.characters)}) of this server's own text",
+            f"Base corpus: {stats.base or 'none (use /corpus use)'}",
+            f"Learned channels: {channels}",
+            readiness(tokens),
+        ]
+        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+
+    @corpus.command(name="export", description="Download this server's corpus as a text file")
+    @manage_server
+    async def export(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        text, _ = await self.bot.training.corpus(interaction.guild_id)
+        if not text:
+            raise ContinuoError("this server's corpus is empty; add text with /corpus add or /corpus learn")
+        data = text.encode("utf-8")
+        if len(data) > interaction.filesize_limit:
+            raise CorpusFull(f"the corpus is {megabytes(len(data))}, over Discord's {megabytes(interaction.filesize_limit)} "
+                             "upload limit for this server")
+        await interaction.followup.send(f"This server's corpus ({megabytes(len(data))}):", ephemeral=True,
+                                        file=discord.File(io.BytesIO(data), f"corpus-{interaction.guild_id}.txt"))
+
+    @corpus.command(name="clear", description="Delete this server's whole corpus (asks first)")
+    @manage_server
+    async def clear(self, interaction: discord.Interaction) -> None:
+        stats = await self.bot.store.corpus_stats(interaction.guild_id)
+        await interaction.response.send_message(
+            f"Delete all {stats.messages:,} recorded messages and {stats.files:,} uploaded files of this server's "
+            "corpus? This cannot be undone.", view=ConfirmClear(self, interaction.user.id), ephemeral=True)
+
+    # --- anyone
+    @app_commands.command(name="forget-me", description="Remove your messages from this server's corpus")
+    @app_commands.guild_only()
+    async def forget_me(self, interaction: discord.Interaction) -> None:
+        messages, files = await self.bot.store.forget_author(interaction.guild_id, interaction.user.id)
+        removed = f"{messages:,} of your messages" + (f" and {files:,} files you uploaded" if files else "")
+        await interaction.response.send_message(
+            f"Removed {removed} from this server's corpus; the next training will not learn from them.",
+            ephemeral=True)
+
+    # --- recording channels
+    def entry(self, message: discord.Message, bot_id: int) -> CorpusEntry | None:
+        """The corpus entry of a message, or None for bots, system messages, commands and bare mentions."""
+        if message.author.bot or message.webhook_id or message.guild is None:
+            return None
+        if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return None
+        text = corpus_text(message.content, bot_id)
+        if text is None:
+            return None
+        return CorpusEntry(message.guild.id, message.author.id, text, message.id, message.channel.id,
+                           created_at=message.created_at)
+
+    async def is_learned(self, message: discord.Message) -> bool:
+        learned = await self.learned(message.guild.id)
+        return message.channel.id in learned or getattr(message.channel, "parent_id", None) in learned
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.guild is None or self.bot.user is None or message.author.bot:
+            return
+        if not await self.is_learned(message):
+            return
+        entry = self.entry(message, self.bot.user.id)
+        if entry is None:
+            return
+        await self.bot.store.record([entry])
+        await self.bot.training.maybe_retrain(message.guild.id, message.guild.name)
+
+    @commands.Cog.listener()
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        if payload.guild_id is None or self.bot.user is None:
+            return
+        entry = self.entry(payload.message, self.bot.user.id)
+        if entry is None:  # edited into a command or nothing: it leaves the corpus
+            await self.bot.store.remove_messages(payload.guild_id, [payload.message_id])
+        else:  # only messages recorded before are updated
+            await self.bot.store.edit_message(payload.guild_id, payload.message_id, entry.text)
+
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        if payload.guild_id is not None:
+            await self.bot.store.remove_messages(payload.guild_id, [payload.message_id])
+
+    @commands.Cog.listener()
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        if payload.guild_id is not None:
+            await self.bot.store.remove_messages(payload.guild_id, list(payload.message_ids))
+
+    @commands.Cog.listener()
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        if await self.bot.store.unlearn_channel(channel.guild.id, channel.id):
+            (await self.learned(channel.guild.id)).discard(channel.id)
+
+
+def readiness(tokens: int) -> str:
+    if tokens >= MIN_TOKENS:
+        return f"The corpus has {tokens:,} tokens: enough to /train."
+    return f"The corpus has {tokens:,} tokens; training needs {MIN_TOKENS:,}, so add about {MIN_TOKENS - tokens:,} more."
+
+
+async def setup(bot) -> None:
+    await bot.add_cog(Corpus(bot))

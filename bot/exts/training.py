@@ -1,0 +1,126 @@
+"""/train (in the background, with an edited progress message) and /model info."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from core import BundleError, read_card
+
+from ..text import duration, safe
+from .corpus import manage_server
+
+log = logging.getLogger(__name__)
+
+INTERACTION_EDIT_WINDOW_S = 14 * 60  # Discord lets a bot edit its answer to an interaction for 15 minutes
+
+
+class InteractionDisplay:
+    """Shows a job's progress in the answer to /train; once that can no longer be edited, in a channel message."""
+
+    def __init__(self, interaction: discord.Interaction):
+        self.interaction = interaction
+        self.opened_at: float | None = None
+        self.pending = "🏋️ Preparing to train…"
+        self.message: discord.Message | None = None
+
+    async def open(self) -> None:
+        """Answer the interaction with the latest text (jobs may report before the answer is sent)."""
+        await self.interaction.response.send_message(self.pending)
+        self.opened_at = time.monotonic()
+
+    async def show(self, text: str) -> None:
+        if self.opened_at is None:
+            self.pending = text
+            return
+        if self.message is None and time.monotonic() - self.opened_at < INTERACTION_EDIT_WINDOW_S:
+            try:
+                await self.interaction.edit_original_response(content=text)
+                return
+            except discord.HTTPException:
+                log.info("the /train answer can no longer be edited; continuing in a channel message")
+        if self.message is None:
+            self.message = await self.interaction.channel.send(text)
+        else:
+            await self.message.edit(content=text)
+
+
+class Training(commands.Cog):
+    model = app_commands.Group(name="model", description="This server's model", guild_only=True)
+
+    def __init__(self, bot):
+        self.bot = bot
+
+    @app_commands.command(name="train", description="Train this server's model on its corpus, in the background")
+    @app_commands.describe(epochs="passes over the corpus (more is slower; training stops early when it stops improving)")
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    @manage_server
+    async def train(self, interaction: discord.Interaction, epochs: app_commands.Range[int, 1, 100] | None = None) -> None:
+        display = InteractionDisplay(interaction)
+        await self.bot.training.submit(interaction.guild_id, interaction.guild.name, interaction.user.id,
+                                       interaction.channel_id, epochs, display)
+        await display.open()
+
+    @model.command(name="info", description="What this server's model learned from, when, and how well")
+    async def info(self, interaction: discord.Interaction) -> None:
+        guild_id = interaction.guild_id
+        own = self.bot.models.has_own_model(guild_id)
+        path = self.bot.models.bundle_path(guild_id) if own else self.bot.models.default_model
+        lines = [f"**Model of {safe(interaction.guild.name)}**: " +
+                 ("its own, trained on its corpus" if own else "the bundled default model (this server has not "
+                                                              "trained its own yet: /corpus, then /train)")]
+        try:
+            card = await asyncio.to_thread(read_card, path)
+        except BundleError as e:
+            lines.append(f"The model cannot be read: {e}")
+        else:
+            created = discord.utils.format_dt(discord.utils.parse_time(card.created), "R") if card.created else "unknown"
+            ppl = f"{card.val_perplexity:.1f}" if card.val_perplexity is not None else "unknown"
+            lines += [
+                f"Trained {created} in {duration(card.train_seconds)}: {card.epochs} epochs ({card.stopped or 'completed'})",
+                f"Learned from {card.tokens:,} tokens of {safe(card.corpus or 'text')}; knows {card.vocab_size:,} words",
+                f"Validation perplexity: {ppl} (lower is better)",
+            ]
+            if own:
+                now = await self.bot.training.corpus_tokens(guild_id)
+                growth = (now / card.tokens - 1) if card.tokens else 0
+                lines.append(f"The corpus now holds {now:,} tokens ({growth:+.0%} since then)")
+        lines.append(await self.job_line(guild_id))
+        await interaction.response.send_message("\n".join(line for line in lines if line))
+
+    async def job_line(self, guild_id: int) -> str:
+        ticket = self.bot.training.ticket(guild_id)
+        if ticket is not None:
+            place = self.bot.training.place(ticket)
+            if place:
+                return f"A training is queued: place {place}."
+            progress = ticket.latest
+            return f"Training now: {progress.fraction:.0%} done." if progress else "Training now: starting."
+        job = await self.bot.store.last_job(guild_id)
+        if job is None or job.status == "succeeded":
+            return ""
+        when = discord.utils.format_dt(job.created_at, "R")
+        return f"The last training (asked {when}) {job.status}: {safe(job.error)}. Run /train to try again."
+
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        """Tell servers whose training a restart interrupted (once: on_ready also follows reconnects)."""
+        jobs, self.bot.interrupted_jobs = self.bot.interrupted_jobs, []
+        for job in jobs:
+            if job.channel_id is None:
+                continue
+            try:
+                await self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id).send(
+                    "⚠️ This server's model training was interrupted by a restart of the bot; the previous model "
+                    "stays in use. Run /train to start again (it resumes from its last finished epoch).")
+            except discord.HTTPException:
+                log.warning("could not report the interrupted training of guild %s", job.guild_id)
+
+
+async def setup(bot) -> None:
+    await bot.add_cog(Training(bot))

@@ -1,0 +1,107 @@
+"""Each server's model: its own bundle or the default one, loaded on demand, cached, run off the event loop."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from core import BundleError, GenerationConfig, LanguageModel, load
+
+log = logging.getLogger(__name__)
+
+
+class NoModel(BundleError):
+    """Neither the server's own model nor the default model can be loaded."""
+
+
+class ModelService:
+    """Loads bundles in worker threads, keeps the most recently used ones, and swaps in retrained ones.
+
+    A server's own bundle lives at guilds/<id>/model; while it has none, it gets the default bundle,
+    which holds no server's text. Cache keys are bundle paths, so one server's model can never
+    answer for another.
+    """
+
+    def __init__(self, guilds_dir: Path, default_model: Path, cache_size: int = 8, threads: int = 2):
+        self.guilds_dir, self.default_model, self.cache_size = Path(guilds_dir), Path(default_model), cache_size
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="continuo-inference")
+        self._cache: OrderedDict[Path, LanguageModel] = OrderedDict()
+        self._loading: dict[Path, asyncio.Future] = {}
+
+    def bundle_path(self, guild_id: int) -> Path:
+        return self.guilds_dir / str(int(guild_id)) / "model"
+
+    def checkpoint_path(self, guild_id: int) -> Path:
+        return self.guilds_dir / str(int(guild_id)) / "checkpoint"
+
+    def has_own_model(self, guild_id: int) -> bool:
+        return self.bundle_path(guild_id).is_dir()
+
+    async def model_for(self, guild_id: int) -> LanguageModel:
+        own = self.bundle_path(guild_id)
+        return await self._get(own if own.is_dir() else self.default_model)
+
+    async def _get(self, path: Path) -> LanguageModel:
+        model = self._cache.get(path)
+        if model is not None:
+            self._cache.move_to_end(path)
+            return model
+        pending = self._loading.get(path)
+        if pending is None:  # one load per bundle, however many requests wait for it
+            pending = self._loading[path] = asyncio.ensure_future(self._load(path))
+            pending.add_done_callback(lambda _: self._loading.pop(path, None))
+        return await asyncio.shield(pending)
+
+    async def _load(self, path: Path) -> LanguageModel:
+        try:
+            model = await self.run(_load_warm, path)
+        except BundleError as e:
+            if path == self.default_model:
+                raise NoModel("this server has no model yet and the default model is missing; "
+                              "an admin can add text with /corpus and run /train") from None
+            raise NoModel(f"this server's model cannot be loaded ({e}); an admin can run /train again") from None
+        self._put(path, model)
+        return model
+
+    def _put(self, path: Path, model: LanguageModel) -> None:
+        self._cache[path] = model
+        self._cache.move_to_end(path)
+        while len(self._cache) > self.cache_size:
+            dropped, _ = self._cache.popitem(last=False)
+            log.info("dropped %s from the model cache", dropped)
+
+    async def reload(self, guild_id: int) -> LanguageModel:
+        """Load the server's newly trained bundle, then swap it in: requests never see a half-loaded model."""
+        path = self.bundle_path(guild_id)
+        model = await self.run(_load_warm, path)
+        self._put(path, model)
+        return model
+
+    def forget(self, guild_id: int) -> None:
+        """Drop the server's model from memory and disk (the server falls back to the default model)."""
+        path = self.bundle_path(guild_id)
+        self._cache.pop(path, None)
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+    async def run(self, fn, *args):
+        """Run CPU-heavy model work on the inference threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def generate(self, guild_id: int, seed: str, config: GenerationConfig) -> list[str]:
+        model = await self.model_for(guild_id)
+        return await self.run(model.generate, seed, config)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _load_warm(path: Path) -> LanguageModel:
+    """Load a bundle and compile its single-row forward pass, so the first /continue is not the slow one."""
+    model = load(path)
+    model.logits(np.zeros((1, model.window), np.int32))
+    return model

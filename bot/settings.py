@@ -1,0 +1,50 @@
+"""The bot's settings, read from the environment (prefix CONTINUO_BOT_, and DISCORD_TOKEN) or a .env file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core import ModelConfig, TrainConfig, get_settings
+
+
+class BotSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONTINUO_BOT_", env_file=".env", extra="ignore")
+
+    discord_token: SecretStr | None = Field(None, validation_alias=AliasChoices("DISCORD_TOKEN", "discord_token"))  # the bot's token from the Developer Portal
+    data_dir: Path | None = None  # database and per-server models; default: Continuo's data folder
+    default_model: Path | None = None  # bundle used while a server has no model; default: the bundled one
+    sync_commands: bool = True  # register the slash commands with Discord at start-up
+    sync_guild: int | None = None  # also copy them to this server, where they show up at once (development)
+
+    cooldown_uses: int = 3  # continuations one user may ask for in each cooldown window
+    cooldown_seconds: float = 15.0  # length of that window
+    defer_after_s: float = 1.5  # answer "thinking..." when a continuation takes longer (Discord allows 3 s)
+    inference_threads: int = 2  # generations running at once, off the event loop
+    model_cache_size: int = 8  # loaded models kept in memory (least recently used ones are dropped)
+    top_k: int = 50  # sampling keeps the k likeliest words
+    no_repeat_ngram_size: int = 3  # never repeat a three-word phrase: reads better on small models
+
+    max_upload_mb: float = 8.0  # largest text file /corpus add accepts
+    max_corpus_mb: float = 50.0  # largest corpus a server may hold (text, in UTF-8)
+    max_backfill: int = 5000  # most messages read from a channel's history by /corpus learn
+    progress_interval_s: float = 2.0  # progress messages are edited at most this often
+
+    max_training_jobs: int = 1  # trainings running at once on this machine; others wait in line
+    max_epochs: int = 30  # upper bound on /train's epochs
+    retrain_check_s: float = 60.0  # how often a server's corpus growth is checked for automatic retraining
+    train_model: ModelConfig = Field(default_factory=ModelConfig)  # network size of servers' models
+    train_options: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=10, max_minutes=60))  # training settings; /train's epochs override
+
+    @property
+    def home(self) -> Path:
+        return self.data_dir if self.data_dir is not None else get_settings().home
+
+    @property
+    def database_path(self) -> Path:
+        return self.home / "bot.sqlite3"
+
+    @property
+    def guilds_dir(self) -> Path:
+        return self.home / "guilds"

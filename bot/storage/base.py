@@ -1,0 +1,104 @@
+"""What the bot stores, and the interface a database must offer to hold it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Protocol, Sequence
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class GuildSettings:
+    """A server's choices; each field is what the server gets until an admin changes it."""
+
+    temperature: float = 0.8  # /continue's sampling temperature when none is given
+    words: int = 30  # tokens /continue adds when no length is given
+    reply_on_mention: bool = True  # continue the text of messages that mention the bot
+    retrain_growth: float = 0.0  # retrain once the corpus grew by this share since the last training (0: never)
+
+
+@dataclass(frozen=True)
+class CorpusEntry:
+    """One piece of a server's corpus: a recorded message, or an uploaded text file."""
+
+    guild_id: int
+    author_id: int
+    text: str
+    message_id: int | None = None  # None for uploaded files
+    channel_id: int | None = None
+    name: str = ""  # the file's name, for uploads
+    created_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def kind(self) -> str:
+        return "message" if self.message_id is not None else "file"
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    messages: int  # recorded messages
+    files: int  # uploaded files
+    tokens: int  # words and marks, as the model counts them (the base corpus not included)
+    characters: int
+    authors: int  # people whose messages are recorded
+    channels: tuple[int, ...]  # learned channels
+    base: str | None  # the bundled corpus the server starts from
+
+
+@dataclass(frozen=True)
+class TrainingJobRecord:
+    """A /train run as stored: a restart finds the ones that never finished."""
+
+    id: int
+    guild_id: int
+    status: str  # queued, running, succeeded, failed, interrupted
+    epochs: int
+    requested_by: int  # user id; 0 for an automatic retraining
+    channel_id: int | None  # where progress was shown
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    corpus_tokens: int = 0  # corpus size it trained on
+    val_perplexity: float | None = None
+    error: str = ""
+
+
+UNFINISHED = ("queued", "running")
+
+
+class Store(Protocol):
+    """Everything the bot keeps, always keyed by server: one server never reads another's rows."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    # servers and their settings
+    async def guild_settings(self, guild_id: int) -> GuildSettings: ...
+    async def update_guild_settings(self, guild_id: int, **changes) -> GuildSettings: ...
+    async def base_corpus(self, guild_id: int) -> str | None: ...
+    async def set_base_corpus(self, guild_id: int, name: str | None) -> None: ...
+
+    # learned channels
+    async def learn_channel(self, guild_id: int, channel_id: int) -> bool: ...
+    async def unlearn_channel(self, guild_id: int, channel_id: int) -> bool: ...
+    async def learned_channels(self, guild_id: int) -> list[int]: ...
+
+    # the corpus
+    async def record(self, entries: Sequence[CorpusEntry]) -> int: ...
+    async def edit_message(self, guild_id: int, message_id: int, text: str) -> bool: ...
+    async def remove_messages(self, guild_id: int, message_ids: Sequence[int]) -> int: ...
+    async def forget_author(self, guild_id: int, author_id: int) -> tuple[int, int]: ...
+    async def forget_channel(self, guild_id: int, channel_id: int) -> int: ...
+    async def clear_corpus(self, guild_id: int) -> int: ...
+    async def corpus_texts(self, guild_id: int) -> list[str]: ...
+    async def corpus_stats(self, guild_id: int) -> CorpusStats: ...
+
+    # training jobs
+    async def add_job(self, guild_id: int, requested_by: int, channel_id: int | None, epochs: int,
+                      corpus_tokens: int) -> TrainingJobRecord: ...
+    async def update_job(self, job_id: int, **changes) -> None: ...
+    async def last_job(self, guild_id: int, status: str | None = None) -> TrainingJobRecord | None: ...
+    async def interrupt_unfinished_jobs(self) -> list[TrainingJobRecord]: ...
