@@ -1076,7 +1076,7 @@ class DiscordDouble:
                                  f"{message.components}")
         return found
 
-    async def submit_modal(self, record: InteractionRecord, values: dict[str, str], user: User | None = None,
+    async def submit_modal(self, record: InteractionRecord, values: dict[str, str | list[str]], user: User | None = None,
                            ) -> InteractionRecord:
         """A user fills in and submits the modal that ``record`` was answered with."""
         modal = record.modal
@@ -1088,8 +1088,10 @@ class DiscordDouble:
                 return {"type": 1, "components": [filled(c) for c in component["components"]]}
             if component["type"] == 18:  # a label around one input
                 return {"type": 18, "component": filled(component["component"])}
-            return {"type": component["type"], "custom_id": component["custom_id"],
-                    "value": values.get(component["custom_id"], "")}
+            if component["type"] == 4:  # text input
+                return {"type": 4, "custom_id": component["custom_id"], "value": values.get(component["custom_id"], "")}
+            return {"type": component["type"], "custom_id": component["custom_id"],  # a select: a list of values
+                    "values": values.get(component["custom_id"], [])}
         data = {"custom_id": modal["custom_id"], "components": [filled(c) for c in modal["components"]]}
         return await self._interact(record.channel, user or record.user, 5, data, message=record.source)
 
@@ -1297,6 +1299,8 @@ class DiscordDouble:
                                         interaction=record)
             await self._dispatch_message("MESSAGE_CREATE", message)
         record.followups.append(message)
+        if request.query.get("wait") not in ("1", "true", "True"):
+            return 204, None  # Discord answers a followup without ?wait=1 with no content
         return 200, message.to_json()
 
     def _webhook_message(self, record: InteractionRecord, message_id: str) -> Message:

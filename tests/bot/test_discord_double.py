@@ -1,35 +1,146 @@
 """The Discord double against a small real discord.py bot: login, sync, every interaction kind, messages, files."""
 from __future__ import annotations
 
+import asyncio
+import io
+import time
+
 import discord
 import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from discord_double import EPHEMERAL, CommandRefused
+from discord_double import DiscordDouble, CommandRefused, run_client
+
+
+class ConfirmView(discord.ui.View):
+    @discord.ui.button(label="Confirm", custom_id="confirm", style=discord.ButtonStyle.danger)
+    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await interaction.response.edit_message(content="confirmed", view=None)
+
+    @discord.ui.select(custom_id="colour", options=[discord.SelectOption(label="red"), discord.SelectOption(label="blue")])
+    async def colour(self, interaction: discord.Interaction, select: discord.ui.Select) -> None:
+        await interaction.response.defer()  # a deferred update: @original is now the message the select sits on
+        await interaction.edit_original_response(content=f"colour: {select.values[0]}")
+
+
+class AskModal(discord.ui.Modal, title="Ask"):
+    question = discord.ui.TextInput(label="Question", custom_id="question")
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"you asked: {self.question.value}")
 
 
 class EchoBot(commands.Bot):
     """A tiny bot written for these tests (not Continuo's bot) that exercises each route the double serves."""
 
-    def __init__(self) -> None:
+    def __init__(self, message_content: bool = True) -> None:
         intents = discord.Intents.default()
-        intents.message_content = True
+        intents.message_content = message_content
         super().__init__(command_prefix="!", intents=intents, guild_ready_timeout=0.1,
                          allowed_mentions=discord.AllowedMentions.none())
         self.seen: list[discord.Message] = []
+        self.edited: list[tuple[int, str]] = []
+        self.deleted: list[int] = []
 
     async def setup_hook(self) -> None:
-        @self.tree.command(description="Repeat some text")
+        tree = self.tree
+
+        @tree.command(description="Repeat some text")
         @app_commands.describe(text="what to repeat", times="how many times")
         async def echo(interaction: discord.Interaction, text: str, times: app_commands.Range[int, 1, 3] = 1):
             await interaction.response.send_message(" ".join([text] * times))
 
-        await self.tree.sync()
+        @tree.command(description="Answer late, in pieces")
+        async def slow(interaction: discord.Interaction, text: str):
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await interaction.followup.send(text)  # fills the "thinking" message
+            await interaction.followup.send(f"{text} again", ephemeral=False, wait=True)
+            await interaction.edit_original_response(content=f"{text}!")
+
+        @tree.command(description="Shout a text file back")
+        async def upload(interaction: discord.Interaction, file: discord.Attachment):
+            text = (await file.read()).decode()
+            await interaction.response.send_message("shouted", file=discord.File(io.BytesIO(text.upper().encode()), "loud.txt"))
+            await interaction.channel.send("a copy", file=discord.File(io.BytesIO(text.encode()), "copy.txt"))
+
+        corpus = app_commands.Group(name="corpus", description="This server's corpus")
+
+        @corpus.command(description="Add a file")
+        async def add(interaction: discord.Interaction, file: discord.Attachment, note: str = ""):
+            await interaction.response.send_message(f"added {file.filename} ({file.size} bytes) {note}".strip(),
+                                                    ephemeral=True)
+
+        @corpus.command(description="Show the history of this channel")
+        async def history(interaction: discord.Interaction, limit: int = 10, oldest_first: bool = False):
+            lines = [m.content async for m in interaction.channel.history(limit=limit, oldest_first=oldest_first)]
+            await interaction.response.send_message("|".join(lines), ephemeral=True)
+
+        tree.add_command(corpus)
+
+        @tree.command(description="Ask for confirmation")
+        async def confirm(interaction: discord.Interaction):
+            await interaction.response.send_message("sure?", view=ConfirmView())
+
+        @tree.command(description="Open a modal")
+        async def ask(interaction: discord.Interaction):
+            await interaction.response.send_modal(AskModal())
+
+        @tree.command(description="Managers only")
+        @app_commands.default_permissions(manage_guild=True)
+        async def admin(interaction: discord.Interaction):
+            if not interaction.permissions.manage_guild:
+                await interaction.response.send_message("You need Manage Server.", ephemeral=True)
+                return
+            await interaction.response.send_message("done")
+
+        @tree.command(description="Pick a base corpus")
+        async def pick(interaction: discord.Interaction, base: str):
+            await interaction.response.send_message(f"picked {base}")
+
+        @pick.autocomplete("base")
+        async def pick_base(interaction: discord.Interaction, current: str):
+            return [app_commands.Choice(name=n, value=n) for n in ("verse", "chat", "vast") if n.startswith(current)]
+
+        @tree.command(description="Mention everyone, allowed")
+        async def loud(interaction: discord.Interaction):
+            await interaction.response.send_message("@everyone look", allowed_mentions=discord.AllowedMentions.all())
+
+        @tree.command(description="Mention everyone, not allowed")
+        async def quiet(interaction: discord.Interaction):
+            await interaction.response.send_message("@everyone look")
+
+        @tree.command(description="Too long an answer")
+        async def long(interaction: discord.Interaction):
+            await interaction.response.send_message("x" * 2001)
+
+        @tree.command(description="Answer after a nap")
+        async def sleepy(interaction: discord.Interaction, seconds: float):
+            await asyncio.sleep(seconds)
+            await interaction.response.send_message("awake")
+
+        @tree.context_menu(name="Shout")
+        async def shout(interaction: discord.Interaction, message: discord.Message):
+            await interaction.response.send_message(message.content.upper())
+
+        @tree.context_menu(name="Wave")
+        async def wave(interaction: discord.Interaction, member: discord.Member):
+            await interaction.response.send_message(f"waves at {member.name}", ephemeral=True)
+
+        await tree.sync()
 
     async def on_message(self, message: discord.Message) -> None:
-        if message.author != self.user:
-            self.seen.append(message)
+        if message.author == self.user:
+            return
+        self.seen.append(message)
+        if self.user in message.mentions:
+            await message.reply(f"you said: {message.content}")
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        self.edited.append((payload.message_id, payload.data["content"]))
+
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        self.deleted.append(payload.message_id)
 
 
 @pytest.fixture
@@ -42,7 +153,9 @@ async def test_login_sync_and_slash_command(discord_double, start_client, world)
     guild, general, ann = world
     bot = await start_client(EchoBot())
     assert bot.user.id == discord_double.bot_user.id
-    assert [c["name"] for c in discord_double.synced_commands[None]] == ["echo"]
+    assert discord_double.intents & discord.Intents.message_content.flag
+    names = {c["name"] for c in discord_double.synced_commands[None]}
+    assert {"echo", "corpus", "Shout", "Wave"} <= names
     assert bot.get_guild(guild.id).name == "Alpha"
 
     record = await discord_double.slash_command(general, ann, "echo", {"text": "hi", "times": 2})
@@ -52,6 +165,7 @@ async def test_login_sync_and_slash_command(discord_double, start_client, world)
     assert not record.ephemeral
     assert record.original in discord_double.sent_messages
     assert record.original.allowed_mentions == {"parse": []}
+    assert general.history()[-1] is record.original
 
 
 async def test_options_are_checked_against_the_synced_schema(discord_double, start_client, world):
@@ -61,5 +175,226 @@ async def test_options_are_checked_against_the_synced_schema(discord_double, sta
         await discord_double.slash_command(general, ann, "echo", {"text": "hi", "times": 9})
     with pytest.raises(CommandRefused, match="needs the options"):
         await discord_double.slash_command(general, ann, "echo", {})
+    with pytest.raises(CommandRefused, match="takes a"):
+        await discord_double.slash_command(general, ann, "echo", {"text": 3})
     with pytest.raises(CommandRefused, match="no slash command"):
-        await discord_double.slash_command(general, ann, "nope", {})
+        await discord_double.slash_command(general, ann, "nope")
+    with pytest.raises(CommandRefused, match="needs a sub-command"):
+        await discord_double.slash_command(general, ann, "corpus")
+
+
+async def test_defer_then_followups_and_edit(discord_double, start_client, world):
+    guild, general, ann = world
+    await start_client(EchoBot())
+    record = await discord_double.slash_command(general, ann, "slow", {"text": "later"})
+    assert (await record.wait_response())["type"] == 5
+    first, second = await record.wait_followups(2)
+    await record.wait_edits(1)
+    assert first is record.original and record.ephemeral  # the defer's ephemerality is kept
+    assert record.content == "later!" and not record.original.loading
+    assert second.content == "later again" and not second.ephemeral
+    assert general.history() == [second]  # ephemeral messages are not in the channel
+
+
+async def test_attachment_option_is_downloaded_and_files_are_uploaded(discord_double, start_client, world):
+    guild, general, ann = world
+    await start_client(EchoBot())
+    record = await discord_double.slash_command(general, ann, "upload", {"file": ("words.txt", b"some words")})
+    await record.wait_response()
+    copy = await discord_double.wait_for(lambda: [m for m in general.history() if m.content == "a copy"])
+    assert [(a.filename, a.data) for a in record.original.attachments] == [("loud.txt", b"SOME WORDS")]
+    assert [(a.filename, a.data) for a in copy[0].attachments] == [("copy.txt", b"some words")]
+    assert copy[0] in discord_double.sent_messages
+
+
+async def test_subcommand_with_attachment(discord_double, start_client, world):
+    guild, general, ann = world
+    await start_client(EchoBot())
+    record = await discord_double.slash_command(general, ann, "corpus add", {"file": ("a.txt", b"12345"), "note": "ok"})
+    await record.wait_response()
+    assert record.content == "added a.txt (5 bytes) ok"
+    assert record.ephemeral and record.original.flags & 64
+
+
+async def test_channel_history_pages_both_ways(discord_double, start_client, world):
+    guild, general, ann = world
+    ideas = guild.add_channel("ideas")
+    for n in range(5):
+        await discord_double.send_message(ideas, ann, f"m{n}", dispatch=False)
+    bot = await start_client(EchoBot())
+    newest = await discord_double.slash_command(ideas, ann, "corpus history", {"limit": 3})
+    oldest = await discord_double.slash_command(ideas, ann, "corpus history", {"limit": 3, "oldest_first": True})
+    await newest.wait_response(), await oldest.wait_response()
+    assert newest.content == "m4|m3|m2"
+    assert oldest.content == "m0|m1|m2"
+    assert bot.seen == []  # history-only messages were never dispatched
+
+
+async def test_context_menus(discord_double, start_client, world):
+    guild, general, ann = world
+    await start_client(EchoBot())
+    message = await discord_double.send_message(general, ann, "quiet words")
+    shout = await discord_double.message_command(general, ann, "Shout", message)
+    wave = await discord_double.user_command(general, ann, "Wave", discord_double.owner)
+    await shout.wait_response(), await wave.wait_response()
+    assert shout.content == "QUIET WORDS"
+    assert wave.content == "waves at owner" and wave.ephemeral
+
+
+async def test_messages_are_created_edited_deleted_and_replied_to(discord_double, start_client, world):
+    guild, general, ann = world
+    bot = await start_client(EchoBot())
+    message = await discord_double.send_message(general, ann, "first words")
+    await discord_double.wait_for(lambda: bot.seen)
+    assert bot.seen[0].content == "first words" and bot.seen[0].author.id == ann.id
+    await discord_double.edit_message(message, "second words")
+    await discord_double.delete_message(message)
+    await discord_double.wait_for(lambda: bot.deleted)
+    assert bot.edited == [(message.id, "second words")] and bot.deleted == [message.id]
+
+    await discord_double.send_message(general, ann, f"{discord_double.bot_user.mention} hello")
+    reply = await discord_double.wait_for(lambda: [m for m in discord_double.sent_messages if m.reference])
+    assert reply[0].content.startswith("you said:") and reply[0].type == 19
+    assert discord_double.pings == []  # AllowedMentions.none(): not even the replied-to user
+
+
+async def test_content_is_blank_without_the_message_content_intent(discord_double, start_client, world):
+    guild, general, ann = world
+    bot = await start_client(EchoBot(message_content=False))
+    await discord_double.send_message(general, ann, "secret words")
+    await discord_double.send_message(general, ann, f"{discord_double.bot_user.mention} hello")
+    await discord_double.wait_for(lambda: len(bot.seen) == 2)
+    assert bot.seen[0].content == ""
+    assert bot.seen[1].content.endswith("hello")
+
+
+async def test_button_and_select(discord_double, start_client, world):
+    guild, general, ann = world
+    await start_client(EchoBot())
+    record = await discord_double.slash_command(general, ann, "confirm")
+    await record.wait_response()
+    question = record.original
+    select = await discord_double.select(question, "colour", ["blue"], ann)
+    assert (await select.wait_response())["type"] == 6
+    await select.wait_edits(1)
+    assert question.content == "colour: blue"
+    click = await discord_double.click_button(question, "confirm", ann)
+    assert (await click.wait_response())["type"] == 7
+    assert question.content == "confirmed" and question.components == []
+    with pytest.raises(CommandRefused, match="no enabled component"):
+        await discord_double.click_button(question, "confirm", ann)
+
+
+async def test_modal_submit(discord_double, start_client, world):
+    guild, general, ann = world
+    await start_client(EchoBot())
+    record = await discord_double.slash_command(general, ann, "ask")
+    assert (await record.wait_response())["type"] == 9
+    submitted = await discord_double.submit_modal(record, {"question": "why?"})
+    await submitted.wait_response()
+    assert submitted.content == "you asked: why?"
+
+
+async def test_autocomplete(discord_double, start_client, world):
+    guild, general, ann = world
+    await start_client(EchoBot())
+    choices = await discord_double.autocomplete(general, ann, "pick", {"base": "v"}, focused="base")
+    assert [c["value"] for c in choices] == ["verse", "vast"]
+
+
+async def test_default_permissions_and_the_bots_own_check(discord_double, start_client, world):
+    guild, general, ann = world
+    await start_client(EchoBot())
+    with pytest.raises(CommandRefused, match="lacks the permissions"):
+        await discord_double.slash_command(general, ann, "admin")
+    refused = await discord_double.slash_command(general, ann, "admin", enforce_permissions=False)
+    allowed = await discord_double.slash_command(general, ann, "admin", permissions=discord.Permissions(manage_guild=True))
+    manager = discord_double.user("mo")
+    guild.add_member(manager, [guild.add_role("managers", discord.Permissions(manage_guild=True))])
+    by_role = await discord_double.slash_command(general, manager, "admin")
+    for record in (refused, allowed, by_role):
+        await record.wait_response()
+    assert refused.content == "You need Manage Server." and refused.ephemeral
+    assert allowed.content == by_role.content == "done"
+
+
+async def test_pings_are_recorded_only_when_allowed(discord_double, start_client, world):
+    guild, general, ann = world
+    await start_client(EchoBot())
+    quiet = await discord_double.slash_command(general, ann, "quiet")
+    await quiet.wait_response()
+    assert discord_double.pings == []
+    loud = await discord_double.slash_command(general, ann, "loud")
+    await loud.wait_response()
+    assert discord_double.pings == [(loud.original, "@everyone")]
+
+
+async def test_discord_limits_and_late_answers_are_refused(discord_double, start_client, world):
+    guild, general, ann = world
+    await start_client(EchoBot())
+    await discord_double.slash_command(general, ann, "long")
+    await discord_double.wait_for(lambda: discord_double.client_errors)
+    assert discord_double.rejected_requests[0].code == 50035
+    discord_double.rejected_requests.clear(), discord_double.client_errors.clear()
+
+    discord_double.interaction_timeout = 0.1
+    late = await discord_double.slash_command(general, ann, "sleepy", {"seconds": 0.3})
+    await discord_double.wait_for(lambda: discord_double.client_errors)
+    assert discord_double.rejected_requests[0].code == 10062 and late.response is None
+    discord_double.rejected_requests.clear(), discord_double.client_errors.clear()
+
+
+async def test_unknown_routes_get_a_json_404_and_are_recorded(discord_double, start_client, world):
+    guild, general, ann = world
+    bot = await start_client(EchoBot())
+    with pytest.raises(discord.NotFound):
+        await bot.http.request(discord.http.Route("GET", "/guilds/{guild_id}/bans", guild_id=guild.id))
+    assert discord_double.unknown_routes == [f"GET /guilds/{guild.id}/bans"]
+    discord_double.unknown_routes.clear()
+
+
+async def test_guild_routes_and_direct_messages(discord_double, start_client, world):
+    guild, general, ann = world
+    bot = await start_client(EchoBot())
+    fetched = await bot.fetch_guild(guild.id)
+    member = await fetched.fetch_member(ann.id) if ann.id in guild.members else None
+    assert fetched.name == "Alpha" and member is None
+    channel = await bot.fetch_channel(general.id)
+    assert channel.name == "general"
+    user = await bot.fetch_user(ann.id)
+    await user.send("hello in private")
+    dm = discord_double.dm_channel(ann)
+    assert [m.content for m in dm.history()] == ["hello in private"]
+    await discord_double.send_message(dm, ann, "hi back")
+    await discord_double.wait_for(lambda: bot.seen)
+    assert bot.seen[0].content == "hi back" and bot.seen[0].guild is None
+
+
+async def test_heartbeats_resume_and_loop_lag(discord_double, start_client, world):
+    guild, general, ann = world
+    discord_double.heartbeat_interval = 0.05
+    await start_client(EchoBot())
+    await discord_double.wait_for(lambda: len(discord_double.heartbeats) >= 3)
+    assert await discord_double.ping_client() < 1.0
+    start = time.monotonic()
+    time.sleep(0.3)  # blocks the event loop the client shares with the test
+    await discord_double.wait_for(lambda: discord_double.heartbeats[-1] > start + 0.3)
+    assert discord_double.max_heartbeat_gap(since=start) >= 0.3
+
+    await discord_double.reconnect_client()
+    await discord_double.wait_for(lambda: any(e["t"] == "RESUMED" for s in discord_double.sessions.values()
+                                              for e in s.events))
+    await discord_double.wait_for(lambda: discord_double.connected)
+    record = await discord_double.slash_command(general, ann, "echo", {"text": "still here"})
+    await record.wait_response()
+    assert len(discord_double.identifies) == 1 and record.content == "still here"
+
+
+async def test_a_rejected_token_and_a_disallowed_intent_end_the_login(discord_double):
+    with pytest.raises(discord.LoginFailure):
+        async with EchoBot() as bot:
+            await bot.start("wrong-token")
+    discord_double.privileged_intents = 0
+    with pytest.raises(discord.PrivilegedIntentsRequired):
+        async with EchoBot() as bot:
+            await bot.start(discord_double.token)
