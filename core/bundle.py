@@ -32,6 +32,7 @@ class ModelCard:
     vocab_size: int = 0
     val_perplexity: float | None = None  # on the held-out split; lower is better
     epochs: int = 0  # epochs trained
+    examples: int = 0  # training windows seen, over all epochs
     train_seconds: float = 0.0
     stopped: str = ""  # why training ended: completed, early stopping, time budget
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))

@@ -52,6 +52,7 @@ class Reporter(keras.callbacks.Callback):
         self.start = time.monotonic()
         self.epoch, self.epochs_done, self.initial_epoch, self.last_report, self.loss = 1, 0, 0, 0.0, None
         self.out_of_time = False
+        self.examples = 0  # training windows seen (whole batches, so the last one may be counted high)
         self.history: dict[str, list[float]] = {"loss": [], "val_perplexity": []}
 
     def emit(self, phase: str, batch: int = 0, val_perplexity: float | None = None, message: str = ""):
@@ -80,6 +81,7 @@ class Reporter(keras.callbacks.Callback):
         self.epoch = epoch + 1
 
     def on_train_batch_end(self, batch, logs=None):
+        self.examples += self.cfg.batch_size
         if self.should_stop():
             raise StopNow
         if self.cfg.max_minutes and time.monotonic() - self.start > self.cfg.max_minutes * 60:

@@ -161,6 +161,7 @@ def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
     card = ModelCard(
         name=name or Path(out).name, corpus=corpus_name, tokens=int(len(train_ids)), vocab_size=len(tokenizer),
         val_perplexity=round(math.exp(reporter.keep_best.best_loss), 3), epochs=reporter.epochs_done,
+        examples=reporter.examples,
         train_seconds=round(time.monotonic() - reporter.start, 1), stopped=reporter.stop_reason(),
         hyperparameters={"model": mcfg.to_dict(), "train": asdict(tcfg)}, history=reporter.history,
     )

@@ -1,0 +1,53 @@
+"""Shared helpers for the benchmarks: paths, the seed method's runner, peak memory of a child process."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+DATA = SHARED / "data"
+SEED_BASELINE = SHARED / "bench" / "seed_baseline.py"
+RESULTS = REPO / "bench" / "results"
+PYTHON = sys.executable
+
+
+def run_json(argv: list[str], timeout: float = 3600) -> dict:
+    """Run a Python script that prints one JSON line last; return it plus the child's wall time."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    start = time.perf_counter()
+    proc = subprocess.run([PYTHON, *argv], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_s"] = round(time.perf_counter() - start, 2)
+    return result
+
+
+def seed_method(train: Path, test: Path | None = None, epochs: int = 1, max_lines: int = 0) -> dict:
+    argv = [str(SEED_BASELINE), str(train), "--epochs", str(epochs)]
+    if test:
+        argv += ["--test", str(test)]
+    if max_lines:
+        argv += ["--max-lines", str(max_lines)]
+    return run_json(argv)
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def write_results(name: str, results: dict, table: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(table + "\n")
+    print(table)
+
+
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d %H:%M")}

@@ -1,0 +1,53 @@
+"""Train one Continuo model in this process and print one JSON line of measurements (used by the benchmarks)."""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import peak_rss_mb  # noqa: E402
+from core import ModelConfig, TrainConfig, load, read_text, train  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("train")
+    ap.add_argument("out")
+    ap.add_argument("--valid")
+    ap.add_argument("--test")
+    ap.add_argument("--model", default="{}", help="ModelConfig fields as JSON")
+    ap.add_argument("--config", default="{}", help="TrainConfig fields as JSON")
+    ap.add_argument("--gen-words", type=int, default=200)
+    a = ap.parse_args()
+    mcfg, tcfg = ModelConfig(**json.loads(a.model)), TrainConfig(**json.loads(a.config))
+    valid = read_text(a.valid) if a.valid else None
+    start = time.perf_counter()
+    result = train(read_text(a.train), a.out, mcfg, tcfg, corpus_name=Path(a.train).name, valid_text=valid)
+    train_s = time.perf_counter() - start
+    card = result.card
+    out = {"method": "continuo", "tokens": card.tokens, "vocab": card.vocab_size, "epochs": card.epochs,
+           "train_s": round(card.train_seconds, 2), "examples_per_s": round(card.examples / card.train_seconds, 1),
+           "val_ppl": card.val_perplexity, "stopped": card.stopped, "peak_rss_train_mb": peak_rss_mb(),
+           "total_s": round(train_s, 2)}
+    model = load(result.path)
+    if a.test:
+        ev = model.perplexity(read_text(a.test))
+        out.update(test_ppl=round(ev.perplexity, 2), test_tokens=ev.tokens, test_unknown=ev.unknown)
+    seed = " ".join(read_text(a.train).split()[:3])
+    model.generate(seed, max_new_tokens=5)  # compile outside the timing
+    t = time.perf_counter()
+    model.generate(seed, max_new_tokens=a.gen_words)
+    out["gen_ms_per_word"] = round((time.perf_counter() - t) / a.gen_words * 1000, 3)
+    batch = [seed] * 32
+    t = time.perf_counter()
+    model.generate_batch(batch, max_new_tokens=50)
+    out["gen_ms_per_word_batch32"] = round((time.perf_counter() - t) / (50 * 32) * 1000, 3)
+    out["sample"] = seed + model.generate(seed, max_new_tokens=30, do_sample=True, top_p=0.9, seed=1)[0]
+    out["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
