@@ -1,7 +1,6 @@
 """Continuing text: /continue, the "Continue this message" menu, and replies to mentions."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 
@@ -11,6 +10,7 @@ from discord.ext import commands
 
 from core import ContinuoError, GenerationConfig
 
+from ..replies import answer
 from ..text import format_continuations
 
 log = logging.getLogger(__name__)
@@ -51,16 +51,7 @@ class ContinueText(commands.Cog):
         return format_continuations(seed, await self.bot.models.generate(guild_id, seed, config))
 
     async def answer(self, interaction: discord.Interaction, reply) -> None:
-        """Send `reply` (a coroutine) as the answer, deferring first if it is not ready in time."""
-        work = asyncio.ensure_future(reply)
-        done, _ = await asyncio.wait({work}, timeout=self.bot.settings.defer_after_s)
-        if not done:  # Discord drops interactions not answered within 3 seconds
-            await interaction.response.defer(thinking=True)
-        text = await work
-        if interaction.response.is_done():
-            await interaction.followup.send(text)
-        else:
-            await interaction.response.send_message(text)
+        await answer(interaction, reply, self.bot.settings.defer_after_s)
 
     @app_commands.command(name="continue", description="Continue a sentence in this server's voice")
     @app_commands.describe(seed="the beginning of the text to continue", words="how many words to add",

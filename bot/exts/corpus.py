@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from core import MIN_TOKENS, ContinuoError, bundled_corpora, decode_text, find_corpus
 
+from ..replies import answer
 from ..storage import CorpusEntry
 from ..text import corpus_text, safe
 
@@ -39,7 +40,7 @@ class ConfirmClear(discord.ui.View):
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         return interaction.user.id == self.owner_id
 
-    @discord.ui.button(label="Delete the corpus", style=discord.ButtonStyle.danger)
+    @discord.ui.button(label="Delete the corpus", style=discord.ButtonStyle.danger, custom_id="corpus-clear:confirm")
     async def confirm(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
         self.stop()
         removed = await self.cog.bot.store.clear_corpus(interaction.guild_id)
@@ -47,7 +48,7 @@ class ConfirmClear(discord.ui.View):
             content=f"Deleted {removed:,} texts: this server's corpus is empty. The current model stays in use "
                     "until the next /train.", view=None)
 
-    @discord.ui.button(label="Keep it", style=discord.ButtonStyle.secondary)
+    @discord.ui.button(label="Keep it", style=discord.ButtonStyle.secondary, custom_id="corpus-clear:cancel")
     async def cancel(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
         self.stop()
         await interaction.response.edit_message(content="Nothing was deleted.", view=None)
@@ -82,14 +83,15 @@ class Corpus(commands.Cog):
         if file.size > limit:
             raise CorpusFull(f"{file.filename}: {megabytes(file.size)} is over the {megabytes(limit)} upload limit; "
                              "split the file and add the parts")
-        await interaction.response.defer(thinking=True)
+        await answer(interaction, self.add_file(interaction, file), self.bot.settings.defer_after_s)
+
+    async def add_file(self, interaction: discord.Interaction, file: discord.Attachment) -> str:
         data = await file.read()
         text = await asyncio.to_thread(decode_text, data, file.filename)
         await self.check_room(interaction.guild_id, len(text))
         await self.bot.store.record([CorpusEntry(interaction.guild_id, interaction.user.id, text, name=file.filename)])
         tokens = await self.bot.training.corpus_tokens(interaction.guild_id)
-        await interaction.followup.send(f"Added **{safe(file.filename)}** ({megabytes(len(data))}). "
-                                        f"{readiness(tokens)}")
+        return f"Added **{safe(file.filename)}** ({megabytes(len(data))}). {readiness(tokens)}"
 
     @corpus.command(name="use", description="Start this server's corpus from a bundled one")
     @app_commands.describe(base="a bundled corpus, or 'none' to stop using one")

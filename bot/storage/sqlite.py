@@ -28,7 +28,7 @@ def on_db_thread(method):
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat(timespec="seconds") if moment is not None else None
+    return moment.isoformat(timespec="microseconds") if moment is not None else None
 
 
 def _when(text: str | None) -> datetime | None:
@@ -186,7 +186,7 @@ class SQLiteStore:
     @on_db_thread
     def corpus_texts(self, guild_id: int) -> list[str]:
         """The server's texts, oldest first (uploads where they were added)."""
-        rows = self.db.execute("SELECT text FROM corpus_messages WHERE guild_id = ? ORDER BY created_at, id",
+        rows = self.db.execute("SELECT text FROM corpus_messages WHERE guild_id = ? ORDER BY created_at, message_id, id",
                                (guild_id,))
         return [r[0] for r in rows]
 
