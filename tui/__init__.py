@@ -1,0 +1,1 @@
+"""Continuo's terminal UI: live ghost-text completion, next-word candidates, training and model management."""

@@ -1,0 +1,22 @@
+"""`python -m tui [MODEL]`: the same as `continuo tui [MODEL]`."""
+import argparse
+import sys
+
+from core import ContinuoError
+
+from .cli import DESCRIPTION, add_arguments, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tui", description=DESCRIPTION)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except ContinuoError as e:
+        print(f"continuo tui: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

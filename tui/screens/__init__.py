@@ -1,0 +1,1 @@
+"""The TUI's screens: compose (home), train, models, help, and small dialogs."""

@@ -1,0 +1,1 @@
+"""The TUI's widgets: seed editor with ghost text, candidates, variants, decoding controls, model card, charts."""
