@@ -124,7 +124,7 @@ DEFAULT_BOT_PERMISSIONS = discord.Permissions(
     add_reactions=True, manage_messages=True, mention_everyone=True,  # worst case: its pings would notify
 ).value
 
-ATTACHMENT_SIZE_LIMIT = 25 * 1024 * 1024  # Discord's limit for a bot's uploads per message
+ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024  # Discord's default upload limit per message (unboosted server)
 CONTENT_LIMIT = 2000
 EMBEDS_LIMIT = 10
 EMBED_TOTAL_LIMIT = 6000
@@ -282,7 +282,14 @@ class Guild:
         return channel
 
     def channel(self, name: str) -> Channel:
-        return next(c for c in self.channels if c.name == name)
+        found = next((c for c in self.channels if c.name == name), None)
+        if found is None:
+            raise LookupError(f"{self.name} has no channel {name!r}: {[c.name for c in self.channels]}")
+        return found
+
+    def messages(self) -> list[Message]:
+        """Visible messages of every channel of this guild, oldest first."""
+        return sorted((m for c in self.channels for m in c.history()), key=lambda m: m.id)
 
     def add_role(self, name: str, permissions: int | discord.Permissions = 0, mentionable: bool = False) -> Role:
         role = Role(self.double.ids(), name, _permission_value(permissions), len(self.roles), mentionable)
@@ -416,6 +423,47 @@ def would_ping(content: str, allowed_mentions: dict | None, replied_to: User | N
     return list(dict.fromkeys(pings))
 
 
+SLASH_NAME = re.compile(r"[-_\w]{1,32}")  # Discord's rule, with \w for its letter and number classes
+
+
+def command_schema_errors(command: dict) -> dict[str, str]:
+    """What Discord's API would refuse in an application command (names, descriptions, option order, counts)."""
+    errors: dict[str, str] = {}
+    kind, name = command.get("type", 1), command.get("name", "")
+    if kind == 1:
+        _check_named(command, "", errors)
+        _check_options(command.get("options") or [], "options", errors)
+    elif not 1 <= len(name) <= 32 or command.get("description"):
+        errors["name"] = f"context menu command {name!r}: 1 to 32 characters and no description"
+    return errors
+
+
+def _check_named(item: dict, where: str, errors: dict) -> None:
+    name, description = item.get("name", ""), item.get("description", "")
+    if not SLASH_NAME.fullmatch(name) or name != name.lower():
+        errors[f"{where}name"] = f"{name!r} must be 1 to 32 lowercase letters, digits, - or _"
+    if not 1 <= len(description) <= 100:
+        errors[f"{where}description"] = f"{name!r}: the description must be 1 to 100 characters"
+
+
+def _check_options(options: list[dict], where: str, errors: dict) -> None:
+    if len(options) > 25:
+        errors[where] = "at most 25 options"
+    seen_optional = False
+    for index, option in enumerate(options):
+        at = f"{where}.{index}."
+        _check_named(option, at, errors)
+        if option.get("required"):
+            if seen_optional:
+                errors[f"{at}required"] = "required options must come before optional ones"
+        else:
+            seen_optional = True
+        if len(option.get("choices") or []) > 25:
+            errors[f"{at}choices"] = "at most 25 choices"
+        if option.get("type") in (SUB_COMMAND, SUB_COMMAND_GROUP):
+            _check_options(option.get("options") or [], f"{at}options", errors)
+
+
 # ---------------------------------------------------------------------------------------- interactions
 
 
@@ -428,7 +476,9 @@ class InteractionRecord:
         self.id, self.token, self.type = int(payload["id"]), payload["token"], payload["type"]
         self.name = payload["data"].get("name") or payload["data"].get("custom_id")
         self.source = source  # the message a component or modal-from-component sits on
-        self.created = asyncio.get_running_loop().time()
+        self.created = asyncio.get_running_loop().time()  # loop time when it was dispatched
+        self.answered_at: float | None = None  # loop time of the callback
+        self.done_at: float | None = None  # loop time when the answer had content (a deferred one filled in)
         self.callbacks: list[dict] = []  # callback bodies; more than one is refused
         self.original: Message | None = None  # the response message (or the component's message)
         self.followups: list[Message] = []
@@ -440,6 +490,22 @@ class InteractionRecord:
     @property
     def response(self) -> dict | None:
         return self.callbacks[0] if self.callbacks else None
+
+    @property
+    def latency(self) -> float | None:
+        """Seconds from dispatch to the callback (Discord allows 3)."""
+        return None if self.answered_at is None else self.answered_at - self.created
+
+    @property
+    def done_latency(self) -> float | None:
+        """Seconds from dispatch to an answer with content (for a deferred one: its first fill)."""
+        return None if self.done_at is None else self.done_at - self.created
+
+    def _mark(self, done: bool) -> None:
+        now = asyncio.get_running_loop().time()
+        self.answered_at = self.answered_at or now
+        if done and self.done_at is None:
+            self.done_at = now
 
     @property
     def response_type(self) -> int | None:
@@ -483,6 +549,13 @@ class InteractionRecord:
         await self.double.wait_for(lambda: len(self.edits) >= n, timeout, f"{n} edits of {self!r}")
         return self.edits[:n]
 
+    async def wait_content(self, expected: str | Callable[[str], bool], timeout: float = 10.0) -> str:
+        """The response's content once it contains ``expected`` (or satisfies it, if a predicate)."""
+        check = expected if callable(expected) else (lambda content: expected in content)
+        await self.double.wait_for(lambda: self.content is not None and check(self.content), timeout,
+                                   lambda: f"content {expected!r} in the response to {self!r} (now {self.content!r})")
+        return self.content
+
     async def wait_done(self, timeout: float = 10.0) -> Message:
         """The response message once it is no longer a deferred "thinking" placeholder."""
         def done() -> Message | None:
@@ -500,16 +573,20 @@ class GatewaySession:
     intents: int
     sequence: int = 0
     events: list[dict] = field(default_factory=list)  # sent dispatches, for RESUME
-    ws: web.WebSocketResponse | None = None
+    ws: web.WebSocketResponse | None = None  # None while the client is away (reconnecting)
+    ended: bool = False  # closed normally: cannot be resumed, gets no more events
 
 
 @dataclass
 class Rejection:
+    """A request the double refused the way Discord would (status, Discord error code, message, field errors)."""
+
     method: str
     path: str
     status: int
     code: int
     message: str
+    errors: dict | None = None
 
 
 @dataclass
@@ -564,6 +641,7 @@ class DiscordDouble:
         self.heartbeats: list[float] = []
         self.unknown_gateway_ops: list[dict] = []
         self.client_errors: list[str] = []  # filled by run_client from the discord logger
+        self.double_errors: list[str] = []  # bugs in the double itself (answered with a 400, never a 5xx)
         self.sessions: dict[str, GatewaySession] = {}
         self._watched: list[asyncio.Task] = []
         self._changed: asyncio.Event | None = None
@@ -660,17 +738,22 @@ class DiscordDouble:
             self._changed.set()
             self._changed = asyncio.Event()
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "a condition") -> Any:
-        """Wait until predicate() is truthy and return its value; fail fast if the client died or logged errors."""
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0,
+                       what: str | Callable[[], str] = "a condition") -> Any:
+        """Wait until predicate() is truthy and return its value; fail fast if the client died or logged errors.
+
+        ``what`` (or what it returns, evaluated on failure) names the awaited thing in the error.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not (result := predicate()):
-            self._check_client(what)
+            self._check_client(what() if callable(what) else what)
             remaining = deadline - loop.time()
             if remaining <= 0:
+                what = what() if callable(what) else what
                 raise TimeoutError(f"timed out after {timeout}s waiting for {what}; {self._state_summary()}")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.25))
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))  # client state changes unannounced
         return result
 
     def _check_client(self, what: str) -> None:
@@ -678,8 +761,9 @@ class DiscordDouble:
             if task.done():
                 problem = "was cancelled" if task.cancelled() else f"ended: {task.exception()!r}"
                 raise RuntimeError(f"the client {problem} while waiting for {what}; {self._state_summary()}")
-        if self.client_errors:
-            raise AssertionError(f"the client logged errors while waiting for {what}: {self.client_errors}")
+        if self.client_errors or self.double_errors:
+            raise AssertionError(f"errors while waiting for {what}: client: {self.client_errors}, "
+                                 f"double: {self.double_errors}")
 
     def _state_summary(self) -> str:
         return (f"unknown routes: {self.unknown_routes}, rejected: {self.rejected_requests}, "
@@ -689,6 +773,7 @@ class DiscordDouble:
         assert not self.unknown_routes, f"the client called routes the double does not know: {self.unknown_routes}"
         assert not self.rejected_requests, f"Discord would have refused: {self.rejected_requests}"
         assert not self.client_errors, f"the client logged errors: {self.client_errors}"
+        assert not self.double_errors, f"the Discord double itself failed: {self.double_errors}"
 
     def max_heartbeat_gap(self, since: float | None = None) -> float:
         """Longest time without a heartbeat after ``since`` (time.monotonic()), counting up to now."""
@@ -722,20 +807,26 @@ class DiscordDouble:
                 continue
             message = json.loads(frame.data)
             op, data = message.get("op"), message.get("d")
-            if op == 1:
-                self.heartbeats.append(time.monotonic())
-                await ws.send_str(json.dumps({"op": 11}))
-                self._notify()
-            elif op == 2:
-                session = await self._identify(ws, data)
-            elif op == 6:
-                session = await self._resume(ws, data)
-            elif op == 8:
-                await self._send_member_chunks(session, data)
-            elif op not in (3, 4):  # presence and voice state updates need no answer
-                self.unknown_gateway_ops.append(message)
+            try:
+                if op == 1:
+                    self.heartbeats.append(time.monotonic())
+                    await ws.send_str(json.dumps({"op": 11}))
+                elif op == 2:
+                    session = await self._identify(ws, data)
+                elif op == 6:
+                    session = await self._resume(ws, data)
+                elif op == 8:
+                    await self._send_member_chunks(session, data)
+                elif op not in (3, 4):  # presence and voice state updates need no answer
+                    self.unknown_gateway_ops.append(message)
+            except Exception as error:
+                log.exception("the Discord double failed on gateway op %s", op)
+                self.double_errors.append(f"gateway op {op}: {error!r}")
+            self._notify()
         if session is not None and session.ws is ws:
             session.ws = None
+            # A client that closes with 1000/1001 ends its session; any other close can be resumed.
+            session.ended = ws.close_code in (1000, 1001)
         self._notify()
         return ws
 
@@ -770,7 +861,7 @@ class DiscordDouble:
 
     async def _resume(self, ws: web.WebSocketResponse, data: dict) -> GatewaySession | None:
         session = self.sessions.get(data.get("session_id"))
-        if session is None or data.get("token") != self.token:
+        if session is None or session.ended or data.get("token") != self.token:
             await ws.send_str(json.dumps({"op": 9, "d": False}))
             return None
         session.ws = ws
@@ -797,7 +888,8 @@ class DiscordDouble:
             await session.ws.send_str(json.dumps(event))
 
     def _live_sessions(self) -> list[GatewaySession]:
-        live = [s for s in self.sessions.values() if s.ws is not None and not s.ws.closed]
+        """Sessions that receive events: connected ones, and resumable ones (their events are replayed)."""
+        live = [s for s in self.sessions.values() if not s.ended]
         if not live:
             raise RuntimeError("no client is connected to the Discord double")
         return live
@@ -820,22 +912,35 @@ class DiscordDouble:
                         or self.bot_user in message.mentions)
             await self._send_event(session, name, message.to_json(blank=not readable))
 
+    def _sockets(self) -> list[web.WebSocketResponse]:
+        sockets = [s.ws for s in self._live_sessions() if s.ws is not None and not s.ws.closed]
+        if not sockets:
+            raise RuntimeError("no client is connected to the Discord double right now")
+        return sockets
+
     async def reconnect_client(self) -> None:
-        """Ask the client to reconnect (op 7); it resumes its session."""
-        for session in self._live_sessions():
-            await session.ws.send_str(json.dumps({"op": 7, "d": None}))
+        """Ask the client to reconnect (op 7); it resumes its session and gets the events it missed."""
+        for ws in self._sockets():
+            await ws.send_str(json.dumps({"op": 7, "d": None}))
 
     async def ping_client(self, timeout: float = 10.0) -> float:
         """Request a heartbeat (op 1) and return the seconds until it arrives: the client's event-loop lag."""
         count, start = len(self.heartbeats), time.monotonic()
-        for session in self._live_sessions():
-            await session.ws.send_str(json.dumps({"op": 1, "d": None}))
+        for ws in self._sockets():
+            await ws.send_str(json.dumps({"op": 1, "d": None}))
         await self.wait_for(lambda: len(self.heartbeats) > count, timeout, "a requested heartbeat")
         return self.heartbeats[count] - start
 
     async def announce_guild(self, guild: Guild) -> None:
         """GUILD_CREATE for a guild added after the client connected (the bot joined it)."""
         await self.dispatch("GUILD_CREATE", guild.to_json(), intent=GUILDS)
+
+    async def remove_guild(self, guild: Guild) -> None:
+        """The bot is removed from a guild (GUILD_DELETE); its channels become unknown."""
+        self.guilds.remove(guild)
+        for channel in guild.channels:
+            self.channels.pop(channel.id, None)
+        await self.dispatch("GUILD_DELETE", {"id": str(guild.id)}, intent=GUILDS)
 
     # ------------------------------------------------------------------ messages from users
 
@@ -1013,6 +1118,8 @@ class DiscordDouble:
             return bool(value)
         if kind == ATTACHMENT:
             attachment = value if isinstance(value, Attachment) else self.attachment(channel, *value)
+            if len(attachment.data) > ATTACHMENT_SIZE_LIMIT:
+                raise CommandRefused(f"{label}: {attachment.filename} is over Discord's {ATTACHMENT_SIZE_LIMIT} bytes")
             resolved.setdefault("attachments", {})[str(attachment.id)] = attachment.to_json()
             return str(attachment.id)
         if isinstance(value, User) and kind in (USER, MENTIONABLE):
@@ -1025,6 +1132,10 @@ class DiscordDouble:
             resolved.setdefault("roles", {})[str(value.id)] = value.to_json()
             return str(value.id)
         if isinstance(value, Channel) and kind == CHANNEL:
+            if option.get("channel_types") and value.type not in option["channel_types"]:
+                raise CommandRefused(f"{label} takes channels of types {option['channel_types']}, not {value.type}")
+            if value.guild is not channel.guild:
+                raise CommandRefused(f"{label}: #{value.name} is not in this server")
             resolved.setdefault("channels", {})[str(value.id)] = value.to_json()
             return str(value.id)
         raise CommandRefused(f"{label} cannot take {value!r}")
@@ -1101,31 +1212,31 @@ class DiscordDouble:
 
     async def _rest(self, request: web.Request) -> web.Response:
         path = request.path.removeprefix("/api/v10")
-        body, files = await self._read_body(request)
-        record = RequestRecord(request.method, path, dict(request.query), body, [(f.filename, f.data) for f in files])
+        record = RequestRecord(request.method, path, dict(request.query), None, [])
         self.requests.append(record)
         try:
-            if not request.path.startswith("/api/v10/"):
-                raise LookupError
+            body, files = await self._read_body(request)
+            record.body, record.files = body, [(f.filename, f.data) for f in files]
             if not self._UNAUTHENTICATED.match(path) and request.headers.get("Authorization") != f"Bot {self.token}":
                 raise _Reject(401, 0, "401: Unauthorized")
-            for method, pattern, handler in _ROUTES:
-                match = pattern.fullmatch(path)
-                if match and method == request.method:
-                    status, result = await handler(self, request, body, files, **match.groupdict())
-                    break
-            else:
-                raise LookupError
-        except LookupError:
-            self.unknown_routes.append(f"{request.method} {path}")
-            status, result = 404, {"message": "404: Not Found", "code": 0}
+            found = next(((handler, match) for method, pattern, handler in _ROUTES
+                          if method == request.method and (match := pattern.fullmatch(path))), None)
+            if found is None or not request.path.startswith("/api/v10/"):
+                self.unknown_routes.append(f"{request.method} {path}")
+                raise _Reject(404, 0, "404: Not Found")
+            handler, match = found
+            status, result = await handler(self, request, body, files, **match.groupdict())
         except _Reject as rejection:
-            if rejection.status != 401:
+            if rejection.status not in (401, 404) or rejection.code:  # unknown routes are recorded above
                 self.rejected_requests.append(Rejection(request.method, path, rejection.status, rejection.code,
-                                                        rejection.message))
+                                                        rejection.message, rejection.errors))
             status, result = rejection.status, {"message": rejection.message, "code": rejection.code}
             if rejection.errors:
                 result["errors"] = rejection.errors
+        except Exception as error:  # a bug in the double: never a 5xx, which discord.py retries for seconds
+            log.exception("the Discord double failed on %s %s", request.method, path)
+            self.double_errors.append(f"{request.method} {path}: {error!r}")
+            status, result = 400, {"message": f"the Discord double failed: {error!r}", "code": 0}
         record.status = status
         self._notify()
         if status == 204:
@@ -1207,6 +1318,9 @@ class DiscordDouble:
     async def _sync_commands(self, request, body, files, app, guild):  # bulk overwrite (tree.sync)
         scope = self._command_scope(app, guild)
         previous = {(c["name"], c.get("type", 1)): c["id"] for c in self.synced_commands.get(scope, [])}
+        keys = [(c.get("name"), c.get("type", 1)) for c in body]
+        if len(keys) != len(set(keys)):
+            raise _Reject(400, 50035, "Invalid Form Body", {"_errors": f"duplicate command names: {keys}"})
         self.synced_commands[scope] = [self._command(c, scope, previous) for c in body]
         return 200, self.synced_commands[scope]
 
@@ -1226,8 +1340,9 @@ class DiscordDouble:
         return 204, None
 
     def _command(self, body: dict, scope: int | None, previous: dict) -> dict:
-        if not re.fullmatch(r"[-_\w ]{1,32}" if body.get("type", 1) != 1 else r"[-_\w]{1,32}", body["name"]):
-            raise _Reject(400, 50035, "Invalid Form Body", {"name": f"invalid command name {body['name']!r}"})
+        errors = command_schema_errors(body)
+        if errors:
+            raise _Reject(400, 50035, "Invalid Form Body", errors)
         command_id = previous.get((body["name"], body.get("type", 1))) or str(self.ids())
         command = {"description": "", "options": [], "default_member_permissions": None, "nsfw": False,
                    **body, "id": command_id, "application_id": str(self.application_id), "version": "1"}
@@ -1253,6 +1368,7 @@ class DiscordDouble:
         if kind in (4, 7):
             self._validate(data, files, creating=kind == 4)
         record.callbacks.append(body)
+        record._mark(done=kind != 5)
         message = None
         if kind in (4, 5):
             flags = (data.get("flags", 0) & EPHEMERAL) | (LOADING if kind == 5 else 0)
@@ -1299,6 +1415,7 @@ class DiscordDouble:
                                         interaction=record)
             await self._dispatch_message("MESSAGE_CREATE", message)
         record.followups.append(message)
+        record._mark(done=True)
         if request.query.get("wait") not in ("1", "true", "True"):
             return 204, None  # Discord answers a followup without ?wait=1 with no content
         return 200, message.to_json()
@@ -1322,6 +1439,7 @@ class DiscordDouble:
         await self._apply_edit(target, body, files)
         if message == "@original":
             record.edits.append(body)
+            record._mark(done=True)
         return 200, target.to_json()
 
     @route("DELETE", r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)/messages/(?P<message>@original|\d+)")
@@ -1410,6 +1528,11 @@ class DiscordDouble:
         target = self._message(self._channel(channel), message)
         if emoji in target.reactions:
             target.reactions.remove(emoji)
+        return 204, None
+
+    @route("DELETE", r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)/reactions")
+    async def _clear_reactions(self, request, body, files, channel, message):
+        self._message(self._channel(channel), message).reactions.clear()
         return 204, None
 
     @route("POST", r"/users/@me/channels")

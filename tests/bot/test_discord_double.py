@@ -10,7 +10,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from discord_double import DiscordDouble, CommandRefused, run_client
+from discord_double import CommandRefused, command_schema_errors
 
 
 class ConfirmView(discord.ui.View):
@@ -42,6 +42,7 @@ class EchoBot(commands.Bot):
         self.seen: list[discord.Message] = []
         self.edited: list[tuple[int, str]] = []
         self.deleted: list[int] = []
+        self.own: list[discord.Message] = []  # its own messages, which Discord sends back too
 
     async def setup_hook(self) -> None:
         tree = self.tree
@@ -102,6 +103,10 @@ class EchoBot(commands.Bot):
         async def pick_base(interaction: discord.Interaction, current: str):
             return [app_commands.Choice(name=n, value=n) for n in ("verse", "chat", "vast") if n.startswith(current)]
 
+        @tree.command(description="Say where a channel is")
+        async def where(interaction: discord.Interaction, channel: discord.TextChannel):
+            await interaction.response.send_message(f"{channel.name} is in {channel.guild.name}")
+
         @tree.command(description="Mention everyone, allowed")
         async def loud(interaction: discord.Interaction):
             await interaction.response.send_message("@everyone look", allowed_mentions=discord.AllowedMentions.all())
@@ -131,6 +136,7 @@ class EchoBot(commands.Bot):
 
     async def on_message(self, message: discord.Message) -> None:
         if message.author == self.user:
+            self.own.append(message)
             return
         self.seen.append(message)
         if self.user in message.mentions:
@@ -166,6 +172,9 @@ async def test_login_sync_and_slash_command(discord_double, start_client, world)
     assert record.original in discord_double.sent_messages
     assert record.original.allowed_mentions == {"parse": []}
     assert general.history()[-1] is record.original
+    assert 0 <= record.latency == record.done_latency < 3
+    await discord_double.wait_for(lambda: bot.own)  # the bot gets its own message back, like on Discord
+    assert bot.own[0].id == record.original.id
 
 
 async def test_options_are_checked_against_the_synced_schema(discord_double, start_client, world):
@@ -192,6 +201,7 @@ async def test_defer_then_followups_and_edit(discord_double, start_client, world
     await record.wait_edits(1)
     assert first is record.original and record.ephemeral  # the defer's ephemerality is kept
     assert record.content == "later!" and not record.original.loading
+    assert record.latency <= record.done_latency
     assert second.content == "later again" and not second.ephemeral
     assert general.history() == [second]  # ephemeral messages are not in the channel
 
@@ -398,3 +408,58 @@ async def test_a_rejected_token_and_a_disallowed_intent_end_the_login(discord_do
     with pytest.raises(discord.PrivilegedIntentsRequired):
         async with EchoBot() as bot:
             await bot.start(discord_double.token)
+
+
+async def test_channel_options_are_resolved_and_checked(discord_double, start_client, world):
+    guild, general, ann = world
+    ideas = guild.add_channel("ideas")
+    other = discord_double.add_guild("Beta")
+    await start_client(EchoBot())
+    record = await discord_double.slash_command(general, ann, "where", {"channel": ideas})
+    assert await record.wait_content("ideas is in") == "ideas is in Alpha"
+    with pytest.raises(CommandRefused, match="not in this server"):
+        await discord_double.slash_command(general, ann, "where", {"channel": other.channel("general")})
+
+
+async def test_history_pages_through_long_channels(discord_double, start_client, world):
+    guild, general, ann = world
+    for n in range(250):
+        await discord_double.send_message(general, ann, f"m{n}", dispatch=False)
+    bot = await start_client(EchoBot())
+    channel = bot.get_channel(general.id)
+    newest_first = [m.content async for m in channel.history(limit=None)]
+    oldest_first = [m.content async for m in channel.history(limit=None, oldest_first=True)]
+    assert newest_first == [f"m{n}" for n in reversed(range(250))]
+    assert oldest_first == [f"m{n}" for n in range(250)]
+
+
+async def test_guilds_joined_and_left_while_connected(discord_double, start_client, world):
+    guild, general, ann = world
+    bot = await start_client(EchoBot())
+    beta = discord_double.add_guild("Beta")
+    await discord_double.announce_guild(beta)
+    await discord_double.wait_for(lambda: bot.get_guild(beta.id))
+    await discord_double.remove_guild(guild)
+    await discord_double.wait_for(lambda: bot.get_guild(guild.id) is None)
+    assert [g.name for g in bot.guilds] == ["Beta"]
+
+
+async def test_a_failure_inside_the_double_is_a_400_not_a_retried_5xx(discord_double, start_client, world):
+    bot = await start_client(EchoBot())
+    with pytest.raises(discord.HTTPException) as failure:
+        await bot.http.request(discord.http.Route("POST", "/users/@me/channels"), json={})
+    assert failure.value.status == 400
+    assert discord_double.double_errors and "KeyError" in discord_double.double_errors[0]
+    discord_double.double_errors.clear()
+
+
+def test_command_schema_errors_follow_discords_rules():
+    good = {"name": "continue", "description": "Continue a seed", "options": [
+        {"type": 3, "name": "seed", "description": "the start", "required": True},
+        {"type": 4, "name": "words", "description": "how many"}]}
+    assert command_schema_errors(good) == {}
+    assert command_schema_errors({"type": 3, "name": "Continue this message", "description": ""}) == {}
+    bad = {"name": "Continue", "description": "", "options": [
+        {"type": 4, "name": "words", "description": "how many"},
+        {"type": 3, "name": "seed", "description": "the start", "required": True}]}
+    assert set(command_schema_errors(bad)) == {"name", "description", "options.1.required"}
