@@ -67,13 +67,14 @@ Bookkeeping a test asserts on::
     double.pings                # (message, "@everyone" | "user:ID" | "role:ID" | "reply:ID") it would notify
     double.unknown_routes       # requests to routes the double does not know (answered with a JSON 404)
     double.rejected_requests    # requests Discord would refuse (limits, empty message, late answers...)
+    double.ignored_requests     # what Discord would silently do otherwise (an ephemeral followup after a public defer)
     double.synced_commands      # {None: [global commands], guild_id: [guild commands]}
     double.identifies           # IDENTIFY payloads; double.intents is the last one's intents
     double.heartbeats           # monotonic times of heartbeats received
     double.max_heartbeat_gap(since)  # longest gap between heartbeats since then, including up to now
     await double.ping_client()  # round trip of a server-requested heartbeat (event-loop lag)
     await double.wait_for(predicate, timeout, what)  # generic wait, fails fast if the client died
-    double.assert_clean()       # no unknown routes, rejected requests or client errors
+    double.assert_clean()       # none of the above lists, client errors or errors of the double itself
 
 Fidelity: MESSAGE_CREATE content is blanked without the message-content intent (except mentions of
 the bot, DMs and the bot's own messages), guild message events need the GUILD_MESSAGES intent, the
@@ -81,7 +82,8 @@ bot receives its own non-ephemeral messages, privileged intents not enabled are 
 code 4014, a wrong token gets 401 / close 4004, callbacks later than ``interaction_timeout`` (3 s)
 get "Unknown interaction", a second callback gets "already acknowledged", messages over Discord's
 limits (2000 characters, 10 embeds, 6000 embed characters, 25 MiB of files) get 400 like Discord,
-and the first followup after a defer fills the deferred message, as on Discord.
+and the first followup after a defer fills the deferred message and keeps the defer's ephemerality, as
+on Discord (so ``defer(ephemeral=True)`` decides whether an error sent as that followup is private).
 """
 from __future__ import annotations
 
@@ -219,6 +221,9 @@ class Member:
     roles: list[Role] = field(default_factory=list)
     joined: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
 
+    def __repr__(self) -> str:
+        return f"<Member {self.user.name} of {self.guild.name}>"
+
     @property
     def permissions(self) -> int:
         if self.user.id == self.guild.owner_id:
@@ -252,6 +257,9 @@ class Channel:
     def mention(self) -> str:
         return f"<#{self.id}>"
 
+    def __repr__(self) -> str:
+        return f"<Channel #{self.name} {self.id}>"
+
     def history(self) -> list[Message]:
         """Visible messages, oldest first."""
         return [m for m in self.messages if not m.deleted and not m.ephemeral]
@@ -268,9 +276,12 @@ class Channel:
 class Guild:
     """A server: roles (with @everyone, whose id is the guild's), text channels and members."""
 
+    def __repr__(self) -> str:
+        return f"<Guild {self.name} {self.id}>"
+
     def __init__(self, double: DiscordDouble, id: int, name: str, owner: User) -> None:
         self.double, self.id, self.name, self.owner_id = double, id, name, owner.id
-        self.everyone = Role(id, "@everyone", DEFAULT_EVERYONE_PERMISSIONS)
+        self.everyone = Role(id, "@everyone", DEFAULT_EVERYONE_PERMISSIONS)  # its id is the guild's, as on Discord
         self.roles: list[Role] = [self.everyone]
         self.channels: list[Channel] = []
         self.members: dict[int, Member] = {}
@@ -321,7 +332,7 @@ class Guild:
         }
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Attachment:
     id: int
     filename: str
@@ -329,6 +340,9 @@ class Attachment:
     content_type: str
     url: str
     description: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<Attachment {self.filename} {len(self.data)} bytes>"
 
     def to_json(self) -> dict:
         return {"id": str(self.id), "filename": self.filename, "size": len(self.data), "url": self.url,
@@ -356,6 +370,11 @@ class Message:
     reactions: list[str] = field(default_factory=list)
     edited: str | None = None
     deleted: bool = False
+
+    def __repr__(self) -> str:
+        state = "".join(f" {s}" for s, on in (("ephemeral", self.ephemeral), ("loading", self.loading),
+                                               ("deleted", self.deleted)) if on)
+        return f"<Message {self.id} by {self.author.name} in #{self.channel.name}{state}: {self.content[:80]!r}>"
 
     @property
     def ephemeral(self) -> bool:
@@ -572,7 +591,7 @@ class GatewaySession:
     id: str
     intents: int
     sequence: int = 0
-    events: list[dict] = field(default_factory=list)  # sent dispatches, for RESUME
+    events: list[dict] = field(default_factory=list, repr=False)  # sent dispatches, for RESUME
     ws: web.WebSocketResponse | None = None  # None while the client is away (reconnecting)
     ended: bool = False  # closed normally: cannot be resumed, gets no more events
 
@@ -642,6 +661,7 @@ class DiscordDouble:
         self.unknown_gateway_ops: list[dict] = []
         self.client_errors: list[str] = []  # filled by run_client from the discord logger
         self.double_errors: list[str] = []  # bugs in the double itself (answered with a 400, never a 5xx)
+        self.ignored_requests: list[str] = []  # what Discord would silently do otherwise than the bot asked
         self.sessions: dict[str, GatewaySession] = {}
         self._watched: list[asyncio.Task] = []
         self._changed: asyncio.Event | None = None
@@ -774,6 +794,7 @@ class DiscordDouble:
         assert not self.rejected_requests, f"Discord would have refused: {self.rejected_requests}"
         assert not self.client_errors, f"the client logged errors: {self.client_errors}"
         assert not self.double_errors, f"the Discord double itself failed: {self.double_errors}"
+        assert not self.ignored_requests, f"Discord would not have done what the client asked: {self.ignored_requests}"
 
     def max_heartbeat_gap(self, since: float | None = None) -> float:
         """Longest time without a heartbeat after ``since`` (time.monotonic()), counting up to now."""
@@ -1407,6 +1428,11 @@ class DiscordDouble:
         original = record.original
         if record.response_type == 5 and original is not None and original.loading:
             # The first followup after a defer replaces the "thinking" message, keeping its ephemerality.
+            asked = bool((body.get("flags") or 0) & EPHEMERAL)
+            if asked != original.ephemeral:
+                self.ignored_requests.append(
+                    f"{record!r}: the first followup after a defer asked for ephemeral={asked}, but Discord keeps "
+                    f"the defer's ephemeral={original.ephemeral} (pass it to defer())")
             await self._apply_edit(original, body, files)
             message = original
         else:

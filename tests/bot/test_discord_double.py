@@ -463,3 +463,23 @@ def test_command_schema_errors_follow_discords_rules():
         {"type": 4, "name": "words", "description": "how many"},
         {"type": 3, "name": "seed", "description": "the start", "required": True}]}
     assert set(command_schema_errors(bad)) == {"name", "description", "options.1.required"}
+
+
+async def test_an_ephemeral_followup_after_a_public_defer_is_public_and_flagged(discord_double, start_client, world):
+    guild, general, ann = world
+
+    class PublicDeferBot(EchoBot):
+        async def setup_hook(self) -> None:
+            @self.tree.command(description="Defer publicly, then try to answer privately")
+            async def oops(interaction: discord.Interaction):
+                await interaction.response.defer(thinking=True)
+                await interaction.followup.send("private?", ephemeral=True)
+
+            await self.tree.sync()
+
+    await start_client(PublicDeferBot())
+    record = await discord_double.slash_command(general, ann, "oops")
+    message = await record.wait_done()
+    assert message.content == "private?" and not message.ephemeral
+    assert "pass it to defer()" in discord_double.ignored_requests[0]
+    discord_double.ignored_requests.clear()
