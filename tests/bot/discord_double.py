@@ -1428,11 +1428,10 @@ class DiscordDouble:
         original = record.original
         if record.response_type == 5 and original is not None and original.loading:
             # The first followup after a defer replaces the "thinking" message, keeping its ephemerality.
-            asked = bool((body.get("flags") or 0) & EPHEMERAL)
-            if asked != original.ephemeral:
+            if (body.get("flags") or 0) & EPHEMERAL and not original.ephemeral:
                 self.ignored_requests.append(
-                    f"{record!r}: the first followup after a defer asked for ephemeral={asked}, but Discord keeps "
-                    f"the defer's ephemeral={original.ephemeral} (pass it to defer())")
+                    f"{record!r}: the first followup after a public defer asked to be ephemeral, but Discord "
+                    f"shows it to everyone (pass ephemeral=True to defer())")
             await self._apply_edit(original, body, files)
             message = original
         else:
