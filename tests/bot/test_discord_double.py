@@ -481,5 +481,5 @@ async def test_an_ephemeral_followup_after_a_public_defer_is_public_and_flagged(
     record = await discord_double.slash_command(general, ann, "oops")
     message = await record.wait_done()
     assert message.content == "private?" and not message.ephemeral
-    assert "pass it to defer()" in discord_double.ignored_requests[0]
+    assert "pass ephemeral=True to defer()" in discord_double.ignored_requests[0]
     discord_double.ignored_requests.clear()
