@@ -10,7 +10,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from discord_double import CommandRefused, command_schema_errors
+from discord_double import CommandRefused, command_schema_errors, run_client
 
 
 class ConfirmView(discord.ui.View):
@@ -367,8 +367,9 @@ async def test_guild_routes_and_direct_messages(discord_double, start_client, wo
     guild, general, ann = world
     bot = await start_client(EchoBot())
     fetched = await bot.fetch_guild(guild.id)
-    member = await fetched.fetch_member(ann.id) if ann.id in guild.members else None
-    assert fetched.name == "Alpha" and member is None
+    guild.add_member(ann)
+    member = await fetched.fetch_member(ann.id)
+    assert fetched.name == "Alpha" and member.name == "ann"
     channel = await bot.fetch_channel(general.id)
     assert channel.name == "general"
     user = await bot.fetch_user(ann.id)
@@ -378,6 +379,8 @@ async def test_guild_routes_and_direct_messages(discord_double, start_client, wo
     await discord_double.send_message(dm, ann, "hi back")
     await discord_double.wait_for(lambda: bot.seen)
     assert bot.seen[0].content == "hi back" and bot.seen[0].guild is None
+    record = await discord_double.slash_command(dm, ann, "echo", {"text": "in private"})
+    assert await record.wait_content("in private") and record.original in dm.history()
 
 
 async def test_heartbeats_resume_and_loop_lag(discord_double, start_client, world):
@@ -483,3 +486,9 @@ async def test_an_ephemeral_followup_after_a_public_defer_is_public_and_flagged(
     assert message.content == "private?" and not message.ephemeral
     assert "pass ephemeral=True to defer()" in discord_double.ignored_requests[0]
     discord_double.ignored_requests.clear()
+
+
+async def test_start_client_fails_fast_and_clearly_when_login_fails(discord_double):
+    with pytest.raises(RuntimeError, match="LoginFailure"):
+        async with run_client(EchoBot(), discord_double, token="another-token"):
+            pass
