@@ -68,6 +68,7 @@ Bookkeeping a test asserts on::
     double.unknown_routes       # requests to routes the double does not know (answered with a JSON 404)
     double.rejected_requests    # requests Discord would refuse (limits, empty message, late answers...)
     double.ignored_requests     # what Discord would silently do otherwise (an ephemeral followup after a public defer)
+    double.rate_limited         # edits answered with 429 under DiscordDouble(edit_rate_limit=(5, 5.0)) (opt-in)
     double.synced_commands      # {None: [global commands], guild_id: [guild commands]}
     double.identifies           # IDENTIFY payloads; double.intents is the last one's intents
     double.heartbeats           # monotonic times of heartbeats received
@@ -632,7 +633,7 @@ class DiscordDouble:
     def __init__(self, *, heartbeat_interval: float = 1.0, token: str = "test-token", bot_name: str = "Continuo",
                  interaction_timeout: float = 3.0, privileged_intents: int = PRIVILEGED_INTENTS,
                  bot_permissions: int | discord.Permissions = DEFAULT_BOT_PERMISSIONS,
-                 echo_bot_messages: bool = True) -> None:
+                 echo_bot_messages: bool = True, edit_rate_limit: tuple[int, float] | None = None) -> None:
         self.ids = _Ids()
         self.heartbeat_interval = heartbeat_interval  # seconds, sent in HELLO
         self.token = token  # the only token REST and IDENTIFY accept
@@ -640,6 +641,9 @@ class DiscordDouble:
         self.privileged_intents = privileged_intents  # enabled "in the developer portal"
         self.bot_permissions = _permission_value(bot_permissions)
         self.echo_bot_messages = echo_bot_messages  # dispatch the bot's own messages back, like Discord
+        self.edit_rate_limit = edit_rate_limit  # (edits, seconds) per channel or interaction, else 429; None: off
+        self.rate_limited: list[str] = []  # requests answered with 429 (discord.py waits and retries them)
+        self._edit_times: dict[str, list[float]] = {}
         self.bot_user = User(self.ids(), bot_name, bot=True)
         self.application_id = self.bot_user.id
         self.owner = User(self.ids(), "owner")  # owns the guilds and the application
@@ -1246,6 +1250,17 @@ class DiscordDouble:
                 self.unknown_routes.append(f"{request.method} {path}")
                 raise _Reject(404, 0, "404: Not Found")
             handler, match = found
+            retry_after = self._edit_retry_after(request.method, match.groupdict())
+            if retry_after:
+                self.rate_limited.append(f"{request.method} {path}")
+                body = json.dumps({"message": "You are being rate limited.", "retry_after": retry_after,
+                                   "global": False}).encode()
+                headers = {"Via": "1.1 google", "X-RateLimit-Limit": str(self.edit_rate_limit[0]),
+                           "X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+                           "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}", "X-RateLimit-Bucket": "edits",
+                           "X-RateLimit-Scope": "user"}
+                record.status = 429
+                return web.Response(status=429, body=body, content_type="application/json", headers=headers)
             status, result = await handler(self, request, body, files, **match.groupdict())
         except _Reject as rejection:
             if rejection.status not in (401, 404) or rejection.code:  # unknown routes are recorded above
@@ -1264,6 +1279,19 @@ class DiscordDouble:
             return web.Response(status=204)
         # discord.py compares the content type with == "application/json": no charset suffix.
         return web.Response(status=status, body=json.dumps(result).encode(), content_type="application/json")
+
+    def _edit_retry_after(self, method: str, params: dict) -> float:
+        """Seconds to wait when this edit goes over ``edit_rate_limit``; 0 when it may go through."""
+        if self.edit_rate_limit is None or method != "PATCH" or "message" not in params:
+            return 0.0
+        count, window = self.edit_rate_limit
+        key = params.get("channel") or params.get("token")
+        now = asyncio.get_running_loop().time()
+        times = self._edit_times[key] = [t for t in self._edit_times.get(key, []) if t > now - window]
+        if len(times) >= count:
+            return max(0.001, times[0] + window - now)
+        times.append(now)
+        return 0.0
 
     async def _read_body(self, request: web.Request) -> tuple[Any, list[Attachment]]:
         if request.content_type.startswith("multipart/"):

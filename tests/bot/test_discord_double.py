@@ -492,3 +492,15 @@ async def test_start_client_fails_fast_and_clearly_when_login_fails(discord_doub
     with pytest.raises(RuntimeError, match="LoginFailure"):
         async with run_client(EchoBot(), discord_double, token="another-token"):
             pass
+
+
+async def test_edits_over_the_optional_rate_limit_get_429_and_are_retried(discord_double, start_client, world):
+    guild, general, ann = world
+    discord_double.edit_rate_limit = (2, 0.3)
+    bot = await start_client(EchoBot())
+    message = await bot.get_channel(general.id).send("0")
+    for n in range(1, 4):
+        await message.edit(content=str(n))  # discord.py sleeps on the 429 and tries again
+    sent = discord_double.messages[message.id]
+    assert sent.content == "3" and [e["content"] for e in sent.edits] == ["1", "2", "3"]
+    assert discord_double.rate_limited == [f"PATCH /channels/{general.id}/messages/{message.id}"]
