@@ -1,0 +1,100 @@
+"""Core benchmark: Continuo against the seed method in the same run, on the same corpora and machine.
+
+Measures training examples/s with the same layer sizes, held-out perplexity on sonnets, ms per
+generated word, and peak memory while training on tiny-shakespeare. Writes bench/results/core.{json,md}.
+Usage: python bench/core_bench.py [--quick]
+"""
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import DATA, machine, run_json, seed_method, write_results  # noqa: E402
+
+SAME_SIZES = dict(window=12, embedding_dim=100, units=150, dropout=0.2)  # the seed's Embedding(100), BiLSTM(150); its 10-word window
+BEST_SONNETS = dict(window=16, embedding_dim=64, units=128, dropout=0.3)  # as the default model is trained
+_SEED_FILTERS = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~\t\n]")
+
+
+def split_lines(path: Path, into: Path, held_out: float = 0.1) -> tuple[Path, Path]:
+    """The first 90% of the lines to train on, the last 10% held out, for both methods alike."""
+    lines = path.read_text("utf-8").splitlines(keepends=True)
+    cut = int(len(lines) * (1 - held_out))
+    train, test = into / f"{path.stem}.train.txt", into / f"{path.stem}.test.txt"
+    train.write_text("".join(lines[:cut]), "utf-8")
+    test.write_text("".join(lines[cut:]), "utf-8")
+    return train, test
+
+
+def seed_onehot_bytes(path: Path) -> int:
+    """The seed method's one-hot label matrix for a corpus: examples x vocabulary x 4 bytes."""
+    vocab, examples = set(), 0
+    for line in path.read_text("utf-8", errors="replace").split("\n"):
+        words = _SEED_FILTERS.sub(" ", line.lower()).split()
+        vocab.update(words)
+        examples += max(0, len(words) - 1)
+    return examples * (len(vocab) + 1) * 4
+
+
+def ours(train: Path, out: Path, model: dict, config: dict, test: Path | None = None) -> dict:
+    argv = ["bench/train_one.py", str(train), str(out), "--model", json.dumps(model), "--config", json.dumps(config)]
+    return run_json(argv + (["--test", str(test)] if test else []))
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    epochs = 1 if quick else 5
+    results = {"machine": machine()}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        train, test = split_lines(DATA / "sonnets" / "sonnets.txt", tmp)
+        results["seed_sonnets"] = seed_method(train, test, epochs=epochs)
+        fixed = dict(epochs=epochs, patience=epochs, batch_size=256, min_count=1, validation_split=0.1)
+        results["ours_same_sizes"] = ours(train, tmp / "same", SAME_SIZES, fixed, test)
+        results["ours_best_sonnets"] = ours(train, tmp / "best", BEST_SONNETS,
+                                            dict(epochs=3 if quick else 60, patience=3, batch_size=128, min_count=1), test)
+        shakespeare = DATA / "tinyshakespeare" / "input.txt"
+        results["ours_tinyshakespeare"] = ours(shakespeare, tmp / "shake", dict(window=16, embedding_dim=128, units=256),
+                                               dict(epochs=1, max_minutes=1 if quick else 3, batch_size=256))
+    results["seed_onehot_gb"] = {name: round(seed_onehot_bytes(path) / 1e9, 1) for name, path in
+                                 [("sonnets", DATA / "sonnets" / "sonnets.txt"), ("tinyshakespeare", shakespeare),
+                                  ("ptb.train", DATA / "ptb" / "ptb.train.txt")]}
+    write_results("core", results, table(results))
+
+
+def table(r: dict) -> str:
+    seed, same, best, shake = r["seed_sonnets"], r["ours_same_sizes"], r["ours_best_sonnets"], r["ours_tinyshakespeare"]
+    ratio = lambda a, b: f"{a / b:.1f}x"
+    return "\n".join([
+        f"Measured {r['machine']['date']} on {r['machine']['cpus']} CPU cores; both methods in the same run.",
+        "",
+        "| measure | seed method | Continuo | ratio |",
+        "|---|---|---|---|",
+        f"| training examples/s, sonnets, Embedding 100 + BiLSTM 150 | {seed['examples_per_s']:,.0f} | "
+        f"{same['examples_per_s']:,.0f} | {ratio(same['examples_per_s'], seed['examples_per_s'])} faster |",
+        f"| held-out perplexity, sonnets (last 10% of lines), same sizes, {same['epochs']} epochs | "
+        f"{seed['test_ppl_in_vocab']:,.1f} | {same['test_ppl']:,.1f} | {ratio(seed['test_ppl_in_vocab'], same['test_ppl'])} lower |",
+        f"| held-out perplexity, sonnets, early stopping ({best['epochs']} epochs) | - | {best['test_ppl']:,.1f} | "
+        f"{ratio(seed['test_ppl_in_vocab'], best['test_ppl'])} lower |",
+        f"| ms per generated word (batch of 1) | {seed['gen_ms_per_word']:.1f} | {same['gen_ms_per_word']:.2f} | "
+        f"{ratio(seed['gen_ms_per_word'], same['gen_ms_per_word'])} faster |",
+        f"| ms per generated word (32 sequences in one batch) | - | {same['gen_ms_per_word_batch32']:.3f} | - |",
+        f"| peak RSS training on sonnets (MB) | {seed['peak_rss_mb']:,.0f} | {same['peak_rss_mb']:,.0f} | - |",
+        f"| one-hot labels, tinyshakespeare / PTB train (GB) | {r['seed_onehot_gb']['tinyshakespeare']} / "
+        f"{r['seed_onehot_gb']['ptb.train']} | 0 (sparse labels, windows streamed) | - |",
+        f"| peak RSS training on tinyshakespeare (MB) | would need {r['seed_onehot_gb']['tinyshakespeare']} GB of labels | "
+        f"{shake['peak_rss_mb']:,.0f} | - |",
+        "",
+        f"Seed sample: {seed['sample'][:120]!r}",
+        f"Continuo sample (early stopping): {best['sample'][:160]!r}",
+        "",
+        "The seed method's perplexity counts lower-cased in-vocabulary words only; Continuo's counts every "
+        "token (case, punctuation and line breaks kept, unknown words included), which is the harder measure.",
+    ])
+
+
+if __name__ == "__main__":
+    main()
