@@ -16,8 +16,9 @@ Setup::
     await double.stop()
 
 In tests use the fixtures of tests/bot/conftest.py instead: ``discord_double`` (started and patched)
-and ``start_client`` (``bot = await start_client(bot)``; closed at teardown, fails the test on any
-ERROR logged by the ``discord`` logger).
+and ``start_client`` (``bot = await start_client(bot)``; closed at teardown, where ``assert_clean()``
+fails the test on ERROR records of the ``discord`` logger, unknown routes and refused requests).
+Outside tests (bench/), put tests/bot on sys.path and use ``DiscordDouble`` and ``run_client`` directly.
 
 The world (build it before the client connects; ids are snowflakes; ``.mention`` gives ``<@id>``)::
 
@@ -25,7 +26,9 @@ The world (build it before the client connects; ids are snowflakes; ``.mention``
     general = alpha.channel("general"); ideas = alpha.add_channel("ideas")
     mods = alpha.add_role("mods", permissions=discord.Permissions(manage_guild=True))
     ann = double.user("ann"); alpha.add_member(ann, roles=[mods])    # users join guilds on first use
-    double.bot_user, double.application_id, double.token, double.dm_channel(ann)
+    double.bot_user, double.application_id, double.token, double.owner, double.dm_channel(ann)
+    await double.announce_guild(beta); await double.remove_guild(alpha)   # join/leave while connected
+    channel.history(), guild.messages()              # visible messages, oldest first
 
 Events to the connected client (each returns what it created)::
 
@@ -56,7 +59,9 @@ Interaction records (``InteractionRecord``)::
     msgs = await rec.wait_followups(n, timeout) # the n first followup Messages
     edits = await rec.wait_edits(n, timeout)    # PATCH bodies of @original
     await rec.wait_done(timeout)                # answered with content (deferred ones edited/followed up)
-    rec.original (Message), rec.content, rec.ephemeral, rec.response_type, rec.followups, rec.edits
+    await rec.wait_content("perplexity")        # the response's content once it contains that (or a predicate)
+    rec.original (Message), rec.content, rec.ephemeral, rec.response_type, rec.followups, rec.edits,
+    rec.modal, rec.choices, rec.latency (dispatch to callback, s), rec.done_latency (to an answer with content)
 
 ``Message`` has content, embeds, components, attachments (``Attachment.data`` holds the bytes),
 flags, ephemeral, allowed_mentions, pings (what it would notify), edits (bodies), deleted, author.
@@ -74,7 +79,8 @@ Bookkeeping a test asserts on::
     double.heartbeats           # monotonic times of heartbeats received
     double.max_heartbeat_gap(since)  # longest gap between heartbeats since then, including up to now
     await double.ping_client()  # round trip of a server-requested heartbeat (event-loop lag)
-    await double.wait_for(predicate, timeout, what)  # generic wait, fails fast if the client died
+    await double.wait_for(predicate, timeout, what)  # generic wait, fails fast if the client died or
+                                # logged an error; polls every 50 ms, so it sees the client's own state
     double.assert_clean()       # none of the above lists, client errors or errors of the double itself
 
 Fidelity: MESSAGE_CREATE content is blanked without the message-content intent (except mentions of
