@@ -50,6 +50,7 @@ class ContinuoBot(commands.Bot):
         self.interrupted_jobs: list[TrainingJobRecord] = []  # found at start-up; reported once connected
 
     async def setup_hook(self) -> None:
+        await self.models.warm_up()  # before connecting: importing TensorFlow later would stall the event loop
         await self.store.open()
         self.interrupted_jobs = await self.store.interrupt_unfinished_jobs()
         for extension in EXTENSIONS:

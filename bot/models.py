@@ -46,6 +46,13 @@ class ModelService:
         own = self.bundle_path(guild_id)
         return await self._get(own if own.is_dir() else self.default_model)
 
+    async def warm_up(self) -> None:
+        """Import TensorFlow and load the default model now, while nothing waits on the event loop."""
+        try:
+            await self._get(self.default_model)
+        except NoModel as e:
+            log.warning("%s", e)
+
     async def _get(self, path: Path) -> LanguageModel:
         model = self._cache.get(path)
         if model is not None:

@@ -72,7 +72,8 @@ class TrainingQueue:
         texts = await self.store.corpus_texts(guild_id)
         if base and (corpus := find_corpus(base)) is not None:
             texts.insert(0, await asyncio.to_thread(read_text, corpus.path))
-        return "\n".join(texts), f"this server's text on top of {base}" if base else "this server's text"
+        name = f"this server's text on top of {base}" if base else "this server's text"
+        return await asyncio.to_thread("\n".join, texts), name
 
     async def corpus_tokens(self, guild_id: int) -> int:
         """Tokens the server's model would train on, from the counts kept with each stored text."""
@@ -169,7 +170,13 @@ class TrainingQueue:
                 train=replace(self.settings.train_options, epochs=ticket.record.epochs),
                 checkpoint_dir=self.models.checkpoint_path(ticket.guild_id))  # a rerun after a restart resumes
             on_progress = lambda p: loop.call_soon_threadsafe(self._progress, ticket, p)  # from the reader thread
-            ticket.job = self.runner.submit(request, on_progress)
+            # starting a process sends it the whole corpus: not on the event loop
+            submitting = asyncio.ensure_future(asyncio.to_thread(self.runner.submit, request, on_progress))
+            try:
+                ticket.job = await asyncio.shield(submitting)
+            except asyncio.CancelledError:
+                ticket.job = await submitting  # the process exists now: it must be told to stop
+                raise
             relay = asyncio.create_task(self._relay(ticket))
             result = await asyncio.to_thread(ticket.job.result)
             relay.cancel()
