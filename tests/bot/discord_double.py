@@ -1327,7 +1327,7 @@ class DiscordDouble:
             self.unknown_routes.append(f"GET {request.path}")
             return web.Response(status=404, body=b'{"message": "404: Not Found", "code": 0}',
                                 content_type="application/json")
-        return web.Response(body=attachment.data, content_type=attachment.content_type.split(";")[0])
+        return web.Response(body=attachment.data, headers={"Content-Type": attachment.content_type})
 
     # Route handlers take (request, body, uploaded files, **path parameters) and return (status, JSON).
 

@@ -10,7 +10,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from discord_double import CommandRefused, command_schema_errors, run_client
+from discord_double import CommandRefused, User, command_schema_errors, run_client, would_ping
 
 
 class ConfirmView(discord.ui.View):
@@ -504,3 +504,15 @@ async def test_edits_over_the_optional_rate_limit_get_429_and_are_retried(discor
     sent = discord_double.messages[message.id]
     assert sent.content == "3" and [e["content"] for e in sent.edits] == ["1", "2", "3"]
     assert discord_double.rate_limited == [f"PATCH /channels/{general.id}/messages/{message.id}"]
+
+
+def test_would_ping_follows_allowed_mentions():
+    text = "@everyone @here <@1> <@!2> <@&3> plain @ann"
+    assert would_ping(text, None) == ["@everyone", "user:1", "user:2", "role:3"]
+    assert would_ping(text, {"parse": []}) == []
+    assert would_ping(text, {"parse": ["users"]}) == ["user:1", "user:2"]
+    assert would_ping(text, {"parse": [], "users": ["2"], "roles": ["3"]}) == ["user:2", "role:3"]
+    asker = User(9, "asker")
+    assert would_ping("", None, replied_to=asker) == ["reply:9"]  # Discord's default pings the replied-to author
+    assert would_ping("", {"parse": []}, replied_to=asker) == []
+    assert would_ping("", {"parse": [], "replied_user": True}, replied_to=asker) == ["reply:9"]
