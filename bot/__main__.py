@@ -4,7 +4,7 @@ import sys
 
 from core import ContinuoError
 
-from .cli import DESCRIPTION, add_arguments
+from .cli import DESCRIPTION, EXIT_USER_ERROR, add_arguments
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,8 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except ContinuoError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        print(f"python -m bot: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

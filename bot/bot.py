@@ -11,6 +11,7 @@ from core import JobRunner, LocalProcessRunner, ModelStore
 
 from .cooldowns import Cooldowns
 from .models import ModelService
+from .replies import ChannelDisplay
 from .settings import BotSettings
 from .storage import SQLiteStore, Store, TrainingJobRecord
 from .training import TrainingQueue
@@ -45,7 +46,8 @@ class ContinuoBot(commands.Bot):
         default = default_model or self.settings.default_model or ModelStore().resolve(None)
         self.models = ModelService(self.settings.guilds_dir, default, self.settings.model_cache_size,
                                    self.settings.inference_threads)
-        self.training = TrainingQueue(self.store, self.models, self.settings, runner or LocalProcessRunner())
+        self.training = TrainingQueue(self.store, self.models, self.settings, runner or LocalProcessRunner(),
+                                      lambda channel_id: ChannelDisplay(self.get_partial_messageable(channel_id)))
         self.cooldowns = Cooldowns(self.settings.cooldown_uses, self.settings.cooldown_seconds)
         self.interrupted_jobs: list[TrainingJobRecord] = []  # found at start-up; reported once connected
 

@@ -10,6 +10,7 @@ import discord
 
 from core import ContinuoError
 
+EXIT_USER_ERROR = 2  # as `continuo` exits on a mistake the user can fix
 DESCRIPTION = ("Run the Discord bot. It reads DISCORD_TOKEN from the environment or a .env file; "
                "see the README for creating the application and inviting the bot.")
 
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         raise ContinuoError("DISCORD_TOKEN is not set: put the bot's token in the environment or a .env file "
                             "(see the README, 'Discord bot')")
-    discord.utils.setup_logging(level=getattr(logging, args.log_level))
+    if not logging.getLogger().handlers:  # leave a host's (or a test runner's) logging alone
+        discord.utils.setup_logging(level=getattr(logging, args.log_level))
     try:
         asyncio.run(serve(ContinuoBot(settings), settings.discord_token.get_secret_value().strip()))
     except KeyboardInterrupt:

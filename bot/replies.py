@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import Any, Awaitable
 
 import discord
+
+log = logging.getLogger(__name__)
 
 
 async def answer(interaction: discord.Interaction, work: Awaitable[str | dict[str, Any]], defer_after: float,
@@ -24,3 +28,49 @@ async def answer(interaction: discord.Interaction, work: Awaitable[str | dict[st
         await interaction.followup.send(**message, ephemeral=ephemeral)
     else:
         await interaction.response.send_message(**message, ephemeral=ephemeral)
+
+
+INTERACTION_EDIT_WINDOW_S = 14 * 60  # Discord lets a bot edit its answer to an interaction for 15 minutes
+
+
+class ChannelDisplay:
+    """Progress in a message the bot posts in a channel, then edits."""
+
+    def __init__(self, channel: discord.abc.Messageable):
+        self.channel = channel
+        self.message: discord.Message | None = None
+
+    async def show(self, text: str) -> None:
+        if self.message is None:
+            self.message = await self.channel.send(text)
+        else:
+            await self.message.edit(content=text)
+
+
+class InteractionDisplay:
+    """Progress shown by editing the answer to a command; once that can no longer be edited, a channel message."""
+
+    def __init__(self, interaction: discord.Interaction, first: str):
+        self.interaction = interaction
+        self.opened_at: float | None = None
+        self.pending = first  # what open() sends, unless show() came first
+        self.fallback: ChannelDisplay | None = None  # once the answer can no longer be edited
+
+    async def open(self) -> None:
+        """Answer the interaction with the latest text (jobs may report before the answer is sent)."""
+        await self.interaction.response.send_message(self.pending)
+        self.opened_at = time.monotonic()
+
+    async def show(self, text: str) -> None:
+        if self.opened_at is None:
+            self.pending = text
+            return
+        if self.fallback is None and time.monotonic() - self.opened_at < INTERACTION_EDIT_WINDOW_S:
+            try:
+                await self.interaction.edit_original_response(content=text)
+                return
+            except discord.HTTPException:
+                log.info("the answer can no longer be edited; progress continues in a channel message")
+        if self.fallback is None:
+            self.fallback = ChannelDisplay(self.interaction.channel)
+        await self.fallback.show(text)

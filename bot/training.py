@@ -5,7 +5,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Callable, Protocol
 
 from core import MIN_TOKENS, ContinuoError, CorpusTooSmall, GenerationConfig, JobRunner, Progress, TrainRequest, \
     find_corpus, read_text
@@ -49,8 +49,10 @@ class Ticket:
 class TrainingQueue:
     """Starts jobs in arrival order, at most `max_training_jobs` at once, and reports their progress."""
 
-    def __init__(self, store: Store, models: ModelService, settings: BotSettings, runner: JobRunner):
+    def __init__(self, store: Store, models: ModelService, settings: BotSettings, runner: JobRunner,
+                 channel_display: Callable[[int], Display] | None = None):
         self.store, self.models, self.settings, self.runner = store, models, settings, runner
+        self.channel_display = channel_display  # where automatic retraining shows progress: the last /train's channel
         self._waiting: list[Ticket] = []
         self._running: dict[int, Ticket] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -128,7 +130,8 @@ class TrainingQueue:
             return None
         log.info("guild %s: corpus grew from %s to %s tokens; retraining", guild_id, last.corpus_tokens, tokens)
         try:
-            return await self.submit(guild_id, guild_name, 0, last.channel_id)
+            display = self.channel_display(last.channel_id) if self.channel_display and last.channel_id else None
+            return await self.submit(guild_id, guild_name, 0, last.channel_id, display=display)
         except ContinuoError as e:
             log.info("guild %s: automatic retraining not started: %s", guild_id, e)
             return None
@@ -163,7 +166,8 @@ class TrainingQueue:
         try:
             text, name = await self.corpus(ticket.guild_id)
             await self.store.update_job(ticket.record.id, status="running", started_at=utcnow())
-            await self._show(ticket, f"🏋️ Training **{ticket.guild_name}**'s model: starting…")
+            why = "" if ticket.record.requested_by else " (automatic: the corpus has grown)"
+            await self._show(ticket, f"🏋️ Training **{ticket.guild_name}**'s model{why}: starting…")
             request = TrainRequest(
                 out=self.models.bundle_path(ticket.guild_id), text=text, corpus_name=name,
                 model=self.settings.train_model,

@@ -12,7 +12,7 @@ from discord.ext import commands
 
 from core import MIN_TOKENS, ContinuoError, bundled_corpora, decode_text, find_corpus
 
-from ..replies import answer
+from ..replies import InteractionDisplay, answer
 from ..storage import CorpusEntry
 from ..text import corpus_text, safe
 
@@ -128,15 +128,15 @@ class Corpus(commands.Cog):
         if not backfill:
             await interaction.response.send_message(note)
             return
-        await interaction.response.send_message(f"{note}\nReading its history…")
-        read, kept = await self.backfill(interaction, channel, min(backfill, self.bot.settings.max_backfill), note)
+        display = InteractionDisplay(interaction, f"{note}\nReading its history…")
+        await display.open()
+        read, kept = await self.backfill(channel, min(backfill, self.bot.settings.max_backfill), note, display)
         tokens = await self.bot.training.corpus_tokens(interaction.guild_id)
-        await interaction.edit_original_response(
-            content=f"{note}\nRead {read:,} past messages, recorded {kept:,}. {readiness(tokens)}")
+        await display.show(f"{note}\nRead {read:,} past messages, recorded {kept:,}. {readiness(tokens)}")
 
-    async def backfill(self, interaction: discord.Interaction, channel: discord.TextChannel, limit: int,
-                       note: str) -> tuple[int, int]:
-        """Record up to `limit` past messages, newest first, editing a progress line as it goes."""
+    async def backfill(self, channel: discord.TextChannel, limit: int, note: str,
+                       display: InteractionDisplay) -> tuple[int, int]:
+        """Record up to `limit` past messages, newest first, showing progress as it goes."""
         read = kept = 0
         batch: list[CorpusEntry] = []
         last_shown = time.monotonic()
@@ -147,13 +147,12 @@ class Corpus(commands.Cog):
                 entry = self.entry(message, bot_id)
                 if entry is not None:
                     batch.append(entry)
-                if len(batch) >= 200 or (batch and time.monotonic() - last_shown >= self.bot.settings.progress_interval_s):
+                if len(batch) >= 200:
                     kept += await self.bot.store.record(batch)
                     batch = []
                 if time.monotonic() - last_shown >= self.bot.settings.progress_interval_s:
                     last_shown = time.monotonic()
-                    await interaction.edit_original_response(
-                        content=f"{note}\nReading its history: {read:,} of up to {limit:,} messages, {kept:,} recorded…")
+                    await display.show(f"{note}\nReading its history: {read:,} of up to {limit:,} messages…")
         except discord.Forbidden:
             raise ContinuoError(f"I can't read {channel.mention}'s history: give me the Read Message History "
                                 "permission there, then run /corpus learn again") from None

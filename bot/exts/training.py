@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import discord
 from discord import app_commands
@@ -11,43 +10,11 @@ from discord.ext import commands
 
 from core import BundleError, read_card
 
+from ..replies import InteractionDisplay
 from ..text import duration, safe
 from .corpus import manage_server
 
 log = logging.getLogger(__name__)
-
-INTERACTION_EDIT_WINDOW_S = 14 * 60  # Discord lets a bot edit its answer to an interaction for 15 minutes
-
-
-class InteractionDisplay:
-    """Shows a job's progress in the answer to /train; once that can no longer be edited, in a channel message."""
-
-    def __init__(self, interaction: discord.Interaction):
-        self.interaction = interaction
-        self.opened_at: float | None = None
-        self.pending = "🏋️ Preparing to train…"
-        self.message: discord.Message | None = None
-
-    async def open(self) -> None:
-        """Answer the interaction with the latest text (jobs may report before the answer is sent)."""
-        await self.interaction.response.send_message(self.pending)
-        self.opened_at = time.monotonic()
-
-    async def show(self, text: str) -> None:
-        if self.opened_at is None:
-            self.pending = text
-            return
-        if self.message is None and time.monotonic() - self.opened_at < INTERACTION_EDIT_WINDOW_S:
-            try:
-                await self.interaction.edit_original_response(content=text)
-                return
-            except discord.HTTPException:
-                log.info("the /train answer can no longer be edited; continuing in a channel message")
-        if self.message is None:
-            self.message = await self.interaction.channel.send(text)
-        else:
-            await self.message.edit(content=text)
-
 
 class Training(commands.Cog):
     model = app_commands.Group(name="model", description="This server's model", guild_only=True)
@@ -61,7 +28,7 @@ class Training(commands.Cog):
     @app_commands.default_permissions(manage_guild=True)
     @manage_server
     async def train(self, interaction: discord.Interaction, epochs: app_commands.Range[int, 1, 100] | None = None) -> None:
-        display = InteractionDisplay(interaction)
+        display = InteractionDisplay(interaction, "🏋️ Preparing to train…")
         await self.bot.training.submit(interaction.guild_id, interaction.guild.name, interaction.user.id,
                                        interaction.channel_id, epochs, display)
         await display.open()

@@ -107,3 +107,18 @@ async def test_mentions_in_seeds_and_generated_text_never_ping(world, make_bot):
         assert mention not in message.content
     assert double.pings == []
     assert all(m.allowed_mentions == {"parse": []} for m in double.sent_messages)
+
+
+async def test_server_settings_set_continue_defaults(world, make_bot):
+    await make_bot()
+    double, general = world.double, world.general
+    shown = await answer(await double.slash_command(general, world.ann, "settings"))
+    assert shown.ephemeral and "Length: 30 words" in shown.content and "Automatic retraining: off" in shown.content
+    changed = await answer(await double.slash_command(general, world.ann, "settings",
+                                                      {"words": 3, "temperature": 0.5, "retrain_growth_percent": 25}))
+    assert "Length: 3 words" in changed.content and "Temperature: 0.5" in changed.content
+    assert "grown by 25%" in changed.content
+    message = await answer(await double.slash_command(general, world.bob, "continue", {"seed": "The"}))
+    assert 1 <= len(message.content.removeprefix("**The**").split()) <= 3
+    beta = await answer(await double.slash_command(world.beta.channel("general"), world.ann, "settings"))
+    assert "Length: 30 words" in beta.content  # Alpha's settings stay Alpha's

@@ -148,3 +148,29 @@ async def test_shutting_down_mid_training_keeps_the_old_model_and_the_text(world
     bot = await make_bot()  # the restarted bot
     assert (await bot.store.last_job(alpha.id)).status == "interrupted"
     assert len(await bot.store.corpus_texts(alpha.id)) == 1
+
+
+@pytest.mark.slow
+async def test_the_model_retrains_itself_once_the_corpus_grew_enough(world, make_bot):
+    bot = await make_bot()
+    double, alpha, general = world.double, world.alpha, world.general
+    await upload_chat(world, alpha)
+    first = await double.slash_command(general, world.ann, "train", {"epochs": 1})
+    await double.wait_for(lambda: "new model is in use" in (first.content or ""), TRAINING_TIMEOUT, "the first training")
+    trained_on = (await bot.store.last_job(alpha.id)).corpus_tokens
+
+    await answer(await double.slash_command(general, world.ann, "settings", {"retrain_growth_percent": 5}))
+    ideas = alpha.channel("ideas")
+    await answer(await double.slash_command(general, world.ann, "corpus learn", {"channel": ideas}))
+    await double.send_message(ideas, world.bob, "a few more words")  # not enough growth yet
+    await asyncio.sleep(0.5)
+    assert (await bot.store.last_job(alpha.id)).corpus_tokens == trained_on
+    line = "lol that was the best match we ever played , gg everyone\n"  # 13 tokens
+    for _ in range(trained_on // 20 // (13 * 15) + 1):  # over 5% more tokens, in messages Discord would allow
+        await double.send_message(ideas, world.bob, line * 15)
+    retrained = await double.wait_for(
+        lambda: next((m for m in double.sent_messages if m.channel is general and "automatic" in m.content), None),
+        20, "the automatic retraining")
+    await double.wait_for(lambda: "new model is in use" in retrained.content, TRAINING_TIMEOUT, "the retraining")
+    job = await bot.store.last_job(alpha.id)
+    assert job.status == "succeeded" and job.requested_by == 0 and job.corpus_tokens > trained_on * 1.05
