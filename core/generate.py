@@ -97,6 +97,11 @@ class LanguageModel:
     def load(cls, path: str | Path) -> "LanguageModel":
         return cls(*load_bundle(path), path=Path(path))
 
+    def warm_up(self) -> "LanguageModel":
+        """Compile the single-sequence forward pass now, so the first suggestion comes at full speed."""
+        self._function(1)
+        return self
+
     # --- the forward pass
     def logits(self, windows: np.ndarray) -> np.ndarray:
         """Next-token logits (batch, vocab) for int32 windows (batch, window), in compiled chunks."""

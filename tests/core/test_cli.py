@@ -81,3 +81,14 @@ def test_real_command_prints_no_traceback_for_a_missing_model(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("continuo: error:")
     assert "Traceback" not in proc.stderr and "absl" not in proc.stderr
+
+
+def test_over_large_file_is_refused(capsys, tmp_path, monkeypatch):
+    from core.settings import get_settings
+
+    big = tmp_path / "big.txt"
+    big.write_text("the sea " * 20_000)
+    monkeypatch.setenv("CONTINUO_MAX_FILE_MB", "0.1")
+    get_settings.cache_clear()
+    code, _, err = run(capsys, "train", str(big))
+    assert code == 2 and "over the 0.1 MB limit" in err and "CONTINUO_MAX_FILE_MB" in err
