@@ -6,6 +6,8 @@ from core import ContinuoError
 
 from .cli import DESCRIPTION, add_arguments, run
 
+EXIT_USER_ERROR = 2  # as `continuo` exits on a mistake the user can fix
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tui", description=DESCRIPTION)
@@ -14,8 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except ContinuoError as e:
-        print(f"continuo tui: error: {e}", file=sys.stderr)
-        return 1
+        print(f"continuo: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

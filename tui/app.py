@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from functools import partial
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Iterable
 
@@ -49,6 +50,9 @@ class ContinuoApp(App[None]):
     def __init__(self, model: str | Path | LanguageModel | None = None, *, train_source: str | None = None,
                  config: TuiConfig | None = None) -> None:
         super().__init__()
+        # Training processes need multiprocessing's resource tracker, which cannot start once Textual has
+        # replaced sys.stderr (its fileno() is -1): start it now, while the real one is in place.
+        resource_tracker.ensure_running()
         self.config = config or TuiConfig()
         self.gate = ModelGate()
         self.suggester = ModelSuggester(self.gate, self.config.ghost_seed, self.config.suggestion_cache)
