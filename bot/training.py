@@ -58,6 +58,7 @@ class TrainingQueue:
         self._tasks: set[asyncio.Task] = set()
         self._last_growth_check: dict[int, float] = {}
         self._base_token_counts: dict[str, int] = {}
+        self._submitting: set[int] = set()  # servers whose request is between its checks and the queue
         self._closing = False
 
     # --- asking
@@ -97,18 +98,21 @@ class TrainingQueue:
         if current is not None:
             where = "is training now" if self.place(current) == 0 else f"is queued (place {self.place(current)})"
             raise AlreadyTraining(f"this server's model {where}; wait for that run to finish")
-        tokens = await self.corpus_tokens(guild_id)
-        if tokens < MIN_TOKENS:
-            raise CorpusTooSmall(f"the corpus has {tokens:,} tokens; training needs at least {MIN_TOKENS:,}: add "
-                                 f"about {MIN_TOKENS - tokens:,} more words with /corpus add, /corpus learn or "
-                                 f"/corpus use")
-        epochs = min(epochs or self.settings.train_options.epochs, self.settings.max_epochs)
-        record = await self.store.add_job(guild_id, requested_by, channel_id, epochs, tokens)
-        if self.ticket(guild_id) is not None:  # another submit won the race while we awaited the store
-            await self.store.update_job(record.id, status="failed", error="a concurrent request was first")
-            raise AlreadyTraining("this server's model is already queued; wait for that run to finish")
-        ticket = Ticket(record, safe(guild_name), display)
-        self._waiting.append(ticket)
+        if guild_id in self._submitting:
+            raise AlreadyTraining("this server's model is being queued; wait for that run to finish")
+        self._submitting.add(guild_id)  # claimed before the first await: two requests cannot both pass
+        try:
+            tokens = await self.corpus_tokens(guild_id)
+            if tokens < MIN_TOKENS:
+                raise CorpusTooSmall(f"the corpus has {tokens:,} tokens; training needs at least {MIN_TOKENS:,}: add "
+                                     f"about {MIN_TOKENS - tokens:,} more words with /corpus add, /corpus learn or "
+                                     f"/corpus use")
+            epochs = min(epochs or self.settings.train_options.epochs, self.settings.max_epochs)
+            record = await self.store.add_job(guild_id, requested_by, channel_id, epochs, tokens)
+            ticket = Ticket(record, safe(guild_name), display)
+            self._waiting.append(ticket)
+        finally:
+            self._submitting.discard(guild_id)
         self._start_waiting()
         await self._show_places()
         return ticket
@@ -119,7 +123,7 @@ class TrainingQueue:
         if now - self._last_growth_check.get(guild_id, -1e9) < self.settings.retrain_check_s:
             return None
         self._last_growth_check[guild_id] = now
-        if self.ticket(guild_id) is not None:
+        if self.ticket(guild_id) is not None or guild_id in self._submitting:
             return None
         growth = (await self.store.guild_settings(guild_id)).retrain_growth
         last = await self.store.last_job(guild_id, "succeeded")
