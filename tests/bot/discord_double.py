@@ -74,6 +74,7 @@ Bookkeeping a test asserts on::
     double.rejected_requests    # requests Discord would refuse (limits, empty message, late answers...)
     double.ignored_requests     # what Discord would silently do otherwise (an ephemeral followup after a public defer)
     double.rate_limited         # edits answered with 429 under DiscordDouble(edit_rate_limit=(5, 5.0)) (opt-in)
+    double.unanswered           # interactions without an accepted callback ("The application did not respond")
     double.synced_commands      # {None: [global commands], guild_id: [guild commands]}
     double.identifies           # IDENTIFY payloads; double.intents is the last one's intents
     double.heartbeats           # monotonic times of heartbeats received
@@ -805,6 +806,12 @@ class DiscordDouble:
         assert not self.client_errors, f"the client logged errors: {self.client_errors}"
         assert not self.double_errors, f"the Discord double itself failed: {self.double_errors}"
         assert not self.ignored_requests, f"Discord would not have done what the client asked: {self.ignored_requests}"
+        assert not self.unanswered, f"interactions never answered (or answered too late): {self.unanswered}"
+
+    @property
+    def unanswered(self) -> list[InteractionRecord]:
+        """Interactions without an accepted callback: Discord shows "The application did not respond"."""
+        return [r for r in self.interactions.values() if not r.callbacks]
 
     def max_heartbeat_gap(self, since: float | None = None) -> float:
         """Longest time without a heartbeat after ``since`` (time.monotonic()), counting up to now."""

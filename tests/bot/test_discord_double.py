@@ -342,7 +342,7 @@ async def test_pings_are_recorded_only_when_allowed(discord_double, start_client
 async def test_discord_limits_and_late_answers_are_refused(discord_double, start_client, world):
     guild, general, ann = world
     await start_client(EchoBot())
-    await discord_double.slash_command(general, ann, "long")
+    long = await discord_double.slash_command(general, ann, "long")
     await discord_double.wait_for(lambda: discord_double.client_errors)
     assert discord_double.rejected_requests[0].code == 50035
     discord_double.rejected_requests.clear(), discord_double.client_errors.clear()
@@ -351,7 +351,8 @@ async def test_discord_limits_and_late_answers_are_refused(discord_double, start
     late = await discord_double.slash_command(general, ann, "sleepy", {"seconds": 0.3})
     await discord_double.wait_for(lambda: discord_double.client_errors)
     assert discord_double.rejected_requests[0].code == 10062 and late.response is None
-    discord_double.rejected_requests.clear(), discord_double.client_errors.clear()
+    assert discord_double.unanswered == [long, late]  # refused answers are no answers
+    discord_double.rejected_requests.clear(), discord_double.client_errors.clear(), discord_double.interactions.clear()
 
 
 async def test_unknown_routes_get_a_json_404_and_are_recorded(discord_double, start_client, world):
@@ -516,3 +517,15 @@ def test_would_ping_follows_allowed_mentions():
     assert would_ping("", None, replied_to=asker) == ["reply:9"]  # Discord's default pings the replied-to author
     assert would_ping("", {"parse": []}, replied_to=asker) == []
     assert would_ping("", {"parse": [], "replied_user": True}, replied_to=asker) == ["reply:9"]
+
+
+async def test_a_restarted_client_finds_everything_again(discord_double, world):
+    guild, general, ann = world
+    async with run_client(EchoBot(), discord_double):
+        await discord_double.send_message(general, ann, "before the restart")
+    assert not discord_double.connected
+    async with run_client(EchoBot(), discord_double) as bot:
+        record = await discord_double.slash_command(general, ann, "corpus history", {"limit": 1})
+        assert await record.wait_content("before the restart")
+        assert len(discord_double.identifies) == 2 and bot.get_guild(guild.id) is not None
+    discord_double.assert_clean()
