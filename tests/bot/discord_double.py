@@ -135,7 +135,8 @@ DEFAULT_BOT_PERMISSIONS = discord.Permissions(
 ).value
 
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024  # Discord's default upload limit per message (unboosted server)
-CONTENT_LIMIT = 2000
+CONTENT_LIMIT = 2000  # characters in a message a bot sends
+USER_CONTENT_LIMIT = 4000  # characters a user may type (with Nitro; 2000 without)
 EMBEDS_LIMIT = 10
 EMBED_TOTAL_LIMIT = 6000
 EMBED_FIELD_LIMITS = {"title": 256, "description": 4096}
@@ -987,6 +988,8 @@ class DiscordDouble:
                            attachments: Iterable[tuple] = (), reply_to: Message | None = None,
                            dispatch: bool = True) -> Message:
         """A user posts a message (MESSAGE_CREATE); ``dispatch=False`` only adds it to the history."""
+        if len(content) > USER_CONTENT_LIMIT:
+            raise CommandRefused(f"Discord does not let users send {len(content)} characters (at most {USER_CONTENT_LIMIT})")
         if channel.guild is not None:
             channel.guild.member(author)
         found = [self.users[int(u)] for u, _, _ in MENTION.findall(content) if u and int(u) in self.users]

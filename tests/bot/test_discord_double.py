@@ -262,6 +262,8 @@ async def test_messages_are_created_edited_deleted_and_replied_to(discord_double
     await discord_double.wait_for(lambda: bot.deleted)
     assert bot.edited == [(message.id, "second words")] and bot.deleted == [message.id]
 
+    with pytest.raises(CommandRefused, match="does not let users send"):
+        await discord_double.send_message(general, ann, "x" * 4001)
     await discord_double.send_message(general, ann, f"{discord_double.bot_user.mention} hello")
     reply = await discord_double.wait_for(lambda: [m for m in discord_double.sent_messages if m.reference])
     assert reply[0].content.startswith("you said:") and reply[0].type == 19
