@@ -115,14 +115,16 @@ class ContinuoApp(App[None]):
             self.push_screen(HelpScreen())
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Textual's commands, then one for every action bound to a key, then the screen's own extras."""
+        """Textual's commands, then one for every action this package binds to a key, then the screen's extras."""
         yield from super().get_system_commands(screen)
+        focused = screen.focused.ancestors_with_self if screen.focused else []
+        ours = [node for node in [*focused, screen, self] if type(node).__module__.startswith(__package__)]
         seen = set()
-        for active in screen.active_bindings.values():
-            binding = active.binding
-            if binding.description and active.enabled and (active.node, binding.action) not in seen:
-                seen.add((active.node, binding.action))
-                key = binding.key_display or self.get_key_display(binding)
-                yield SystemCommand(binding.description, f"{binding.tooltip or binding.description} ({key})",
-                                    partial(self.run_action, binding.action, active.node))
+        for node in dict.fromkeys(ours):  # focused widget first, like key presses
+            for binding in node.BINDINGS:
+                if isinstance(binding, Binding) and binding.description and binding.description not in seen:
+                    seen.add(binding.description)
+                    key = binding.key_display or self.get_key_display(binding)
+                    yield SystemCommand(binding.description, f"{binding.tooltip or binding.description} ({key})",
+                                        partial(self.run_action, binding.action, node))
         yield from getattr(screen, "extra_commands", lambda: ())()

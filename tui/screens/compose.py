@@ -71,7 +71,7 @@ class ComposeScreen(Screen):
         yield Header()
         with Horizontal(id="main"):
             with Vertical(id="left"):
-                yield SeedEditor(app.suggester, id="seed")
+                yield SeedEditor(app.suggester, id="seed-editor")
                 yield VariantsPanel(app.config.variants, id="variants")
             with Vertical(id="side"):
                 yield CandidatesPanel(id="candidates")

@@ -14,17 +14,18 @@ from .dialogs import ConfirmScreen, PromptScreen
 if TYPE_CHECKING:
     from core.store import StoredModel
 
-COLUMNS = ("", "name", "corpus", "tokens", "vocab", "val. ppl", "epochs", "trained")
+COLUMNS = ("", "name", "corpus", "tokens", "vocab", "val. ppl", "epochs", "trained", "note")
 
 
 def table_row(model: "StoredModel", active: bool) -> tuple[str, ...]:
     mark = "●" if active else ""
     card = model.card
     if card is None:
-        return (mark, model.name, f"unreadable: {model.error}", "", "", "", "", "")
+        why = model.error.removeprefix(f"{model.path}: ")  # the row already says which model
+        return (mark, model.name, "?", "", "", "", "", "", f"unreadable: {why}")
     ppl = f"{card.val_perplexity:.1f}" if card.val_perplexity is not None else "?"
     return (mark, model.name, card.corpus, f"{card.tokens:,}", f"{card.vocab_size:,}", ppl, str(card.epochs),
-            card.created[:10])
+            card.created[:10], "")
 
 
 class ModelsScreen(Screen):

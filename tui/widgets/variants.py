@@ -41,7 +41,7 @@ class VariantCard(Static, can_focus=True):
 
     def set_text(self, text: str) -> None:
         self.text = text
-        self.update(text.strip("\n") or "…")  # leading line breaks would only push the words out of view
+        self.update(text.strip() or "…")  # a leading space or line break would only push the words aside
 
     def action_use(self) -> None:
         if self.text:
