@@ -45,7 +45,7 @@ class ContinuoBot(commands.Bot):
         self.store: Store = store or SQLiteStore(self.settings.database_path)
         default = default_model or self.settings.default_model or ModelStore().resolve(None)
         self.models = ModelService(self.settings.guilds_dir, default, self.settings.model_cache_size,
-                                   self.settings.inference_threads)
+                                   self.settings.inference_threads, self.settings.max_batch_rows)
         self.training = TrainingQueue(self.store, self.models, self.settings, runner or LocalProcessRunner(),
                                       lambda channel_id: ChannelDisplay(self.get_partial_messageable(channel_id)))
         self.cooldowns = Cooldowns(self.settings.cooldown_uses, self.settings.cooldown_seconds)

@@ -22,6 +22,7 @@ class BotSettings(BaseSettings):
     cooldown_seconds: float = 15.0  # length of that window
     defer_after_s: float = 1.5  # answer "thinking..." when a continuation takes longer (Discord allows 3 s)
     inference_threads: int = 2  # generations running at once, off the event loop
+    max_batch_rows: int = 128  # concurrent continuations decoded together (1: one at a time)
     model_cache_size: int = 8  # loaded models kept in memory (least recently used ones are dropped)
     top_k: int = 50  # sampling keeps the k likeliest words
     no_repeat_ngram_size: int = 3  # never repeat a three-word phrase: reads better on small models

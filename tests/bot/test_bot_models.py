@@ -1,0 +1,68 @@
+"""The model service: per-server bundles or the default, a bounded cache, batched decoding, swaps after training."""
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import pytest
+
+import bot.models
+from bot.models import ModelService, NoModel
+from core import GenerationConfig, SeedError
+
+CONFIG = GenerationConfig(max_new_tokens=4, do_sample=True, top_k=20)
+
+
+@pytest.fixture
+def service(tmp_path, tiny_model_path):
+    service = ModelService(tmp_path / "guilds", tiny_model_path, cache_size=1)
+    yield service
+    service.close()
+
+
+def give_own_model(service, guild_id, bundle):
+    shutil.copytree(bundle, service.bundle_path(guild_id))
+
+
+async def test_servers_without_a_model_share_the_default_and_never_another_servers(service, tiny_model_path):
+    give_own_model(service, 1, tiny_model_path)
+    own, default = await service.model_for(1), await service.model_for(2)
+    assert own.path == service.bundle_path(1) and default.path == tiny_model_path
+    assert own is not default
+
+
+async def test_the_cache_keeps_only_the_most_recent_models(service, tiny_model_path):
+    give_own_model(service, 1, tiny_model_path)
+    first = await service.model_for(1)
+    assert await service.model_for(1) is first  # cached
+    await service.model_for(2)  # the default pushes server 1's model out (cache_size=1)
+    assert await service.model_for(1) is not first
+
+
+async def test_concurrent_requests_are_decoded_together_and_a_bad_seed_fails_alone(service, monkeypatch):
+    batches = []
+    real = bot.models._generate_each
+    monkeypatch.setattr(bot.models, "_generate_each", lambda m, seeds, c: batches.append(len(seeds)) or real(m, seeds, c))
+    await service.model_for(1)
+    seeds = ["The night", "And the", "zzqx qqj", "The"] * 5
+    results = await asyncio.gather(*(service.generate(1, s, CONFIG) for s in seeds), return_exceptions=True)
+    assert sum(batches) == len(seeds) and len(batches) < len(seeds) / 2  # batched, not one by one
+    for seed, result in zip(seeds, results):
+        if seed == "zzqx qqj":
+            assert isinstance(result, SeedError)
+        else:
+            assert isinstance(result, list) and len(result) == 1 and result[0]
+
+
+async def test_reload_swaps_in_a_retrained_bundle(service, tiny_model_path):
+    give_own_model(service, 1, tiny_model_path)
+    before = await service.model_for(1)
+    after = await service.reload(1)
+    assert after is not before and await service.model_for(1) is after
+
+
+async def test_a_missing_default_model_is_a_clear_error(tmp_path):
+    service = ModelService(tmp_path / "guilds", tmp_path / "nowhere")
+    with pytest.raises(NoModel, match="this server has no model yet and the default model is missing"):
+        await service.model_for(1)
+    service.close()
