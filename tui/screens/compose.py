@@ -117,7 +117,7 @@ class ComposeScreen(Screen):
     async def _candidates(self, text: str) -> None:
         panel, model = self.query_one(CandidatesPanel), self.model
         if model is None:
-            panel.show([], empty="no model")
+            panel.show([], empty=self.app.model_note)
             return
         stem = unfinished_word(text, model.tokenizer.split(text))
         title = f"Words starting “{stem}”" if stem else "Next word"
