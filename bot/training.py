@@ -39,7 +39,6 @@ class Ticket:
     latest: Progress | None = None  # the last progress report from the training process
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     job: object | None = None  # the runner's Job once it started
-    outcome: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     @property
     def guild_id(self) -> int:
@@ -188,6 +187,7 @@ class TrainingQueue:
             relay = asyncio.create_task(self._relay(ticket))
             result = await asyncio.to_thread(ticket.job.result)
             relay.cancel()
+            await asyncio.gather(relay, return_exceptions=True)  # no progress edit may land after the result
             await self.models.reload(ticket.guild_id)
             card = result.card
             await self.store.update_job(ticket.record.id, status="succeeded", finished_at=utcnow(),
@@ -197,12 +197,10 @@ class TrainingQueue:
                 f"✅ **{ticket.guild_name}**'s new model is in use: validation perplexity **{card.val_perplexity:.1f}** "
                 f"({card.tokens:,} tokens, {card.vocab_size:,} words known, {card.epochs} epoch"
                 f"{'s' if card.epochs != 1 else ''}, {duration(card.train_seconds)}).\n{sample}"))
-            ticket.outcome.set_result(card)
         except asyncio.CancelledError:
             if ticket.job is not None:
                 ticket.job.cancel()
             await self._finish_interrupted(ticket)
-            ticket.outcome.cancel()
             raise
         except Exception as e:  # noqa: BLE001 - any failure keeps the old model and is reported
             reason = str(e) if isinstance(e, ContinuoError) else f"{type(e).__name__}: {e}"
@@ -211,8 +209,6 @@ class TrainingQueue:
             await self.store.update_job(ticket.record.id, status="failed", finished_at=utcnow(), error=reason[:500])
             await self._show(ticket, f"❌ Training **{ticket.guild_name}**'s model failed: {reason}. "
                                      "The previous model stays in use.")
-            ticket.outcome.set_exception(e)
-            ticket.outcome.exception()  # retrieved: nobody has to await it
         finally:
             if relay is not None:
                 relay.cancel()
@@ -245,15 +241,18 @@ class TrainingQueue:
             await asyncio.sleep(self.settings.progress_interval_s)
 
     async def _sample(self, guild_id: int, corpus: str) -> str:
-        """A continuation by the new model of the first words of the corpus's last line."""
-        lines = [line for line in corpus.splitlines() if len(line.split()) >= 2]
-        seed = " ".join(lines[-1].split()[:3]) if lines else "The"
+        """A continuation by the new model of the first words of one of the corpus's last lines."""
         config = GenerationConfig(max_new_tokens=20, do_sample=True, temperature=0.8, top_k=self.settings.top_k,
-                                  seed=0, no_repeat_ngram_size=self.settings.no_repeat_ngram_size)
-        try:
-            return "Sample: " + format_continuations(seed, await self.models.generate(guild_id, seed, config), 1500)
-        except ContinuoError as e:
-            return f"(no sample: {e})"
+                                  no_repeat_ngram_size=self.settings.no_repeat_ngram_size)
+        lines = [line.split() for line in corpus[-20_000:].splitlines() if len(line.split()) >= 3]
+        problem = "the corpus has no line of three words or more"
+        for words in lines[::-1][:5]:  # a line may hold only words the model does not know
+            seed = " ".join(words[:3])
+            try:
+                return "Sample: " + format_continuations(seed, await self.models.generate(guild_id, seed, config), 1500)
+            except ContinuoError as e:
+                problem = str(e)
+        return f"(no sample: {problem})"
 
     async def close(self) -> None:
         """Stop all jobs: running ones are cancelled and recorded as interrupted, queued ones too."""

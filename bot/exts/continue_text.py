@@ -90,7 +90,10 @@ class ContinueText(commands.Cog):
             text = "Mention me with a few words and I'll continue them, or use /continue."
         except ContinuoError as e:
             text = str(e)
-        await message.reply(text, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
+        try:
+            await message.reply(text, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as e:  # e.g. a channel where the bot may read but not write
+            log.warning("could not reply to a mention in channel %s: %s", message.channel.id, e)
 
 
 async def setup(bot) -> None:
