@@ -101,6 +101,27 @@ async def test_the_gate_drops_calls_a_newer_one_superseded():
     assert ran == ["first", "other lane", "third"]  # one at a time, in order, without the stale call
 
 
+async def test_an_abandonable_call_stops_once_a_newer_one_waits():
+    gate, started, steps = ModelGate(), threading.Event(), []
+
+    def long_job(superseded, tag):
+        started.set()
+        for step in range(500):
+            if superseded():
+                return None
+            steps.append(step)
+            threading.Event().wait(0.01)
+        return tag
+
+    first = asyncio.create_task(gate.run_abandonable("ghost", long_job, "first"))
+    await asyncio.to_thread(started.wait, 5)
+    second = asyncio.create_task(gate.run_abandonable("ghost", lambda superseded: "second"))
+    assert await second == "second"
+    with pytest.raises(Stale):
+        await first
+    assert len(steps) < 500  # it gave up early
+
+
 async def test_the_suggester_returns_the_whole_value_and_caches_per_model_and_options(tiny_model):
     from dataclasses import replace
 

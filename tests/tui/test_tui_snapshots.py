@@ -11,6 +11,7 @@ from tui_helpers import SIZE, ghost_ready, model_ready, wait_until
 
 from tui.app import ContinuoApp
 from tui.widgets.candidates import CandidatesPanel
+from tui.widgets.seed_editor import SeedEditor
 from tui.widgets.variants import VariantCard
 
 
@@ -29,7 +30,8 @@ async def steady(pilot) -> None:
 
 async def type_and_settle(pilot, text: str) -> None:
     await model_ready(pilot)
-    await pilot.press(*["space" if c == " " else "enter" if c == "\n" else c for c in text])
+    pilot.app.screen.query_one(SeedEditor).append(text[:-1])
+    await pilot.press("space" if text[-1] == " " else text[-1])
     await ghost_ready(pilot)
     panel = pilot.app.screen.query_one(CandidatesPanel)
     expected = pilot.app.model.candidates(text, pilot.app.config.candidates, partial=True)
@@ -49,7 +51,7 @@ def test_compose_with_variants_and_an_unfinished_word(snap_compare, fixed_app):
         await model_ready(pilot)
         pilot.app.screen.query_one("#decoding").query_one("#seed").value = "5"
         await pilot.pause()
-        pilot.app.screen.query_one("SeedEditor").focus()
+        pilot.app.screen.query_one(SeedEditor).focus()
         await type_and_settle(pilot, "The lamp at Carrick t")
         await pilot.press("ctrl+g")
         cards = list(pilot.app.screen.query(VariantCard))
