@@ -15,6 +15,7 @@ _EXPORTS = {
     "model": ["ModelConfig"],
     "settings": ["Settings", "get_settings"],
     "store": ["DEFAULT_MODEL", "ModelStore"],
+    "tokenizer": ["Tokenizer", "count_tokens"],
     "training": ["MIN_TOKENS", "Progress", "TrainConfig", "TrainResult", "train"],
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}

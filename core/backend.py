@@ -23,6 +23,7 @@ def load_keras():
             import keras
 
             tf.constant(0)  # initialises the devices, which logs too
+            tf.get_logger().setLevel("ERROR")  # one compiled function per batch size is by design, not "retracing"
         except BaseException:
             os.dup2(saved, 2)
             sink.seek(0)

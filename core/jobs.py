@@ -15,6 +15,7 @@ from .model import ModelConfig
 from .training import ProgressCallback, TrainConfig, TrainResult
 
 _NICENESS = 5  # training yields the CPU to the UI or the bot's event loop
+_CANCEL_GRACE_S = 5.0  # a cancelled job that has not stopped by then (still starting up, say) is terminated
 
 
 @dataclass
@@ -94,11 +95,13 @@ class ProcessJob:
     def _pump(self) -> None:
         while self._outcome is None:
             try:
-                kind, payload = self._events.get(timeout=0.5)
+                kind, payload = self._events.get(timeout=0.2)
             except queue.Empty:
                 if not self._process.is_alive() and self._events.empty():
-                    self._outcome = ("error", f"the training process stopped unexpectedly "
-                                              f"(exit code {self._process.exitcode})")
+                    self._outcome = (("cancelled", "training cancelled; the previous model is unchanged")
+                                     if self._cancel.is_set() else
+                                     ("error", f"the training process stopped unexpectedly "
+                                               f"(exit code {self._process.exitcode})"))
                 continue
             if kind == "progress":
                 try:
@@ -107,11 +110,21 @@ class ProcessJob:
                     pass
             else:
                 self._outcome = (kind, payload)
-        self._process.join(timeout=30)
+        self._process.join(timeout=10)
         self._finished.set()
 
     def cancel(self) -> None:
+        """Stop the job: at its next batch, or by terminating the process after a short grace."""
+        if self._cancel.is_set() or self._finished.is_set():
+            return
         self._cancel.set()
+        timer = threading.Timer(_CANCEL_GRACE_S, self._terminate)
+        timer.daemon = True
+        timer.start()
+
+    def _terminate(self) -> None:
+        if self._process.is_alive():
+            self._process.terminate()  # the reader thread then reports the job as cancelled
 
     def done(self) -> bool:
         return self._finished.is_set()

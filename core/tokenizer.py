@@ -64,6 +64,11 @@ def tokenize_whitespace(text: str) -> list[str]:
     return tokens
 
 
+def count_tokens(text: str, mode: str = "words") -> int:
+    """How many tokens training would count in `text`."""
+    return len(tokenize_whitespace(text) if mode == "whitespace" else tokenize_words(text))
+
+
 @lru_cache(maxsize=65536)
 def _glues(prev: str, cur: str) -> bool:
     """Whether writing `cur` right after `prev` still reads back as those two tokens."""

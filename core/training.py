@@ -124,6 +124,8 @@ def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
     mcfg.validate()
     keras.utils.set_random_seed(tcfg.seed)
     tokenizer, train_ids, valid_ids = prepare(text, tcfg, valid_text)
+    if should_stop is not None and should_stop():
+        raise Cancelled("training cancelled; the previous model is unchanged")
     mcfg = ModelConfig(**{**mcfg.to_dict(), "vocab_size": len(tokenizer)})
 
     if tcfg.mixed_precision:

@@ -34,3 +34,14 @@ def test_job_errors_come_back_as_one_line(tmp_path):
     job = LocalProcessRunner().submit(TrainRequest(out=tmp_path / "m", text="too short to learn from"))
     with pytest.raises(ContinuoError, match="at least 2,000 are needed"):
         job.result(timeout=300)
+
+
+def test_cancel_during_start_up_ends_the_job_promptly(tmp_path):
+    import time
+
+    job = LocalProcessRunner().submit(request(tmp_path / "m", epochs=100))
+    start = time.monotonic()
+    job.cancel()  # before the child has even imported TensorFlow
+    with pytest.raises(Cancelled):
+        job.result(timeout=60)
+    assert time.monotonic() - start < 30 and not (tmp_path / "m").exists()
