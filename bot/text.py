@@ -5,7 +5,7 @@ import re
 
 from discord.utils import escape_markdown
 
-from core.tokenizer import tokenize_words  # not exported by core yet; the bot counts tokens as training does
+from core import count_tokens as count_corpus_tokens
 
 MESSAGE_LIMIT = 2000  # characters in one Discord message
 ZWSP = "\u200b"  # a zero-width space breaks mention syntax without changing how the text looks
@@ -30,7 +30,7 @@ def safe(text: str) -> str:
 
 def count_tokens(text: str) -> int:
     """Tokens as training counts them, plus the line break that separates corpus entries."""
-    return len(tokenize_words(text)) + 1
+    return count_corpus_tokens(text) + 1
 
 
 def corpus_text(content: str, bot_id: int | None = None) -> str | None:
