@@ -18,6 +18,7 @@ from core import DEFAULT_MODEL, ContinuoError, GenerationConfig, LanguageModel, 
 
 from .config import TuiConfig
 from .gate import ModelGate
+from .safety import WorkerSafetyNet
 from .screens.compose import ComposeScreen
 from .screens.help import HelpScreen
 from .screens.models import ModelsScreen
@@ -28,7 +29,7 @@ NO_DEFAULT_MODEL = ("the default model is not trained yet: train one on the Trai
                     "pick one on the Models screen (F4), or start with `continuo tui MODEL`")
 
 
-class ContinuoApp(App[None]):
+class ContinuoApp(WorkerSafetyNet, App[None]):
     """Continuo in the terminal. `model`: a model name, a bundle path, a loaded model, or None for the default."""
 
     TITLE = "Continuo"
@@ -66,14 +67,14 @@ class ContinuoApp(App[None]):
             self.switch_mode("train")
 
     # --- the active model
-    @work(thread=True, exclusive=True, group="load")
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def open_model(self, target: str | Path | LanguageModel | None = None) -> None:
         """Load a model (name, path, or None for the default) in a thread and make it active."""
         worker = get_current_worker()
         try:
             model = target if isinstance(target, LanguageModel) else self._load(target)
             model.candidates("", 1)  # compile the forward pass now rather than on the first keystroke
-        except ContinuoError as e:
+        except (ContinuoError, OSError) as e:  # OSError: a bundle we may not read
             self.call_from_thread(self._no_model, str(e))
             return
         if not worker.is_cancelled:

@@ -219,6 +219,21 @@ async def test_unknown_words_give_no_ghost_and_no_crash(tiny_model):
         assert not [n for n in notifications(app) if "Traceback" in n]
 
 
+async def test_an_unexpected_failure_is_a_notification_not_a_crash(tiny_model, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(tiny_model, "generate", boom)
+    app = ContinuoApp(tiny_model)
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        await type_seed(pilot, "The sea ")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: notifications(app), what="a notification")
+        assert notifications(app)[-1] == "variants failed: RuntimeError: boom"
+        assert app.is_running
+
+
 async def test_without_a_default_model_the_app_opens_and_says_so(no_default_model):
     app = ContinuoApp()
     async with app.run_test(size=SIZE) as pilot:

@@ -25,11 +25,15 @@ async def steady(pilot) -> None:
     """Stop cursors blinking, so the picture does not depend on the moment it is taken."""
     for widget in pilot.app.screen.query("TextArea, Input"):
         widget.cursor_blink = False
+        # TextArea's line cache does not tell "blinked off" from "not blinking": drop lines drawn blinked off
+        widget.notify_style_update()
+        widget.refresh()
     await pilot.pause()
 
 
 async def type_and_settle(pilot, text: str) -> None:
     await model_ready(pilot)
+    await steady(pilot)
     pilot.app.screen.query_one(SeedEditor).append(text[:-1])
     await pilot.press("space" if text[-1] == " " else text[-1])
     await ghost_ready(pilot)
@@ -41,7 +45,6 @@ async def type_and_settle(pilot, text: str) -> None:
 def test_compose_shows_ghost_text_and_candidates(snap_compare, fixed_app):
     async def run_before(pilot):
         await type_and_settle(pilot, "The harbour at Wenlow,\nthe ")
-        await steady(pilot)
 
     assert snap_compare(fixed_app, terminal_size=SIZE, run_before=run_before)
 
@@ -50,13 +53,10 @@ def test_compose_with_variants_and_an_unfinished_word(snap_compare, fixed_app):
     async def run_before(pilot):
         await model_ready(pilot)
         pilot.app.screen.query_one("#decoding").query_one("#seed").value = "5"
-        await pilot.pause()
-        pilot.app.screen.query_one(SeedEditor).focus()
         await type_and_settle(pilot, "The lamp at Carrick t")
         await pilot.press("ctrl+g")
         cards = list(pilot.app.screen.query(VariantCard))
         await wait_until(pilot, lambda: all(c.text for c in cards), what="variants")
-        await steady(pilot)
 
     assert snap_compare(fixed_app, terminal_size=SIZE, run_before=run_before)
 
@@ -64,8 +64,9 @@ def test_compose_with_variants_and_an_unfinished_word(snap_compare, fixed_app):
 def test_compose_shows_a_bad_decoding_option(snap_compare, fixed_app):
     async def run_before(pilot):
         await model_ready(pilot)
-        pilot.app.screen.query_one("#top_p").value = "1.5"
         await steady(pilot)
+        pilot.app.screen.query_one("#top_p").value = "1.5"
+        await pilot.pause()
 
     assert snap_compare(fixed_app, terminal_size=SIZE, run_before=run_before)
 
@@ -74,7 +75,7 @@ def test_train_screen(snap_compare, fixed_app):
     async def run_before(pilot):
         await model_ready(pilot)
         await pilot.press("f3")
-        await steady(pilot)
+        await steady(pilot)  # the train screen's own inputs
 
     assert snap_compare(fixed_app, terminal_size=SIZE, run_before=run_before)
 

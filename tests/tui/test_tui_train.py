@@ -128,3 +128,23 @@ async def test_the_source_field_completes_corpus_names_and_paths(tmp_path, monke
     assert await suggester.get_suggestion("poems/w") == "poems/winter.txt"
     assert await suggester.get_suggestion(str(tmp_path / "poems") + "/") == str(tmp_path / "poems" / "winter.txt")
     assert await suggester.get_suggestion("nothing-like-it") is None
+
+
+async def test_browse_picks_the_text_file_from_a_directory_tree(tiny_model, tmp_path, monkeypatch):
+    from textual.widgets import DirectoryTree
+
+    from tui.screens.dialogs import FilePickerScreen
+
+    (tmp_path / "poem.txt").write_text("a poem")
+    monkeypatch.chdir(tmp_path)
+    app = ContinuoApp(tiny_model)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_train(pilot)
+        await pilot.press("ctrl+b")
+        assert isinstance(app.screen, FilePickerScreen)
+        tree = app.screen.query_one(DirectoryTree)
+        await wait_until(pilot, lambda: tree.root.children, what="the folder to be read")
+        tree.focus()
+        await pilot.press("down", "enter")
+        await wait_until(pilot, lambda: app.screen is screen, what="the picker to close")
+        assert screen.query_one("#source").value == str(tmp_path / "poem.txt")

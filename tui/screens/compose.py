@@ -15,6 +15,7 @@ from textual.worker import get_current_worker
 from core import ContinuoError, GenerationConfig, LanguageModel
 
 from ..gate import Stale
+from ..safety import WorkerSafetyNet
 from ..widgets.candidates import CandidatesPanel
 from ..widgets.decoding import DecodingControls
 from ..widgets.model_card import ModelCardView
@@ -47,16 +48,18 @@ def variants_config(base: GenerationConfig, count: int) -> GenerationConfig:
     return replace(base, num_beams=max(count, base.num_beams), num_return_sequences=count)
 
 
-class ComposeScreen(Screen):
+class ComposeScreen(WorkerSafetyNet, Screen):
     """Seed editor with ghost text on the left; candidates, decoding options and model card on the right."""
 
     DEFAULT_CSS = """
     ComposeScreen {
         & #main { height: 1fr; }
         & #left { width: 1fr; }
-        & #side { width: 38; }
+        & #side { width: 34; }
+        &.-narrow VariantsPanel { layout: vertical; }
     }
     """
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # narrow: variants stacked, not side by side
 
     BINDINGS = [
         Binding("ctrl+g", "variants", "Variants", tooltip="Generate several continuations; again to regenerate"),
@@ -77,7 +80,7 @@ class ComposeScreen(Screen):
                 yield CandidatesPanel(id="candidates")
                 yield DecodingControls(app.generation, id="decoding")
                 yield ModelCardView(id="card")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         editor = self.editor
@@ -112,7 +115,7 @@ class ComposeScreen(Screen):
         self.refresh_candidates()
 
     def refresh_candidates(self) -> None:
-        self.run_worker(self._candidates(self.editor.text), group="candidates")
+        self.run_worker(self._candidates(self.editor.text), group="candidates", exit_on_error=False)
 
     async def _candidates(self, text: str) -> None:
         panel, model = self.query_one(CandidatesPanel), self.model
@@ -160,7 +163,7 @@ class ComposeScreen(Screen):
             self.query_one(VariantsPanel).placeholder("thinking…")
             self.generate_variants(self.model, text, variants_config(self.app.generation, self.app.config.variants))
 
-    @work(thread=True, exclusive=True, group="variants")
+    @work(thread=True, exclusive=True, group="variants", exit_on_error=False)
     def generate_variants(self, model: LanguageModel, text: str, config: GenerationConfig) -> None:
         worker = get_current_worker()
         try:

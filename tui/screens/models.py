@@ -53,7 +53,7 @@ class ModelsScreen(Screen):
         yield Header()
         yield DataTable(cursor_type="row", zebra_stripes=True)
         yield Static("", id="hint", markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns(*COLUMNS)
@@ -106,7 +106,7 @@ class ModelsScreen(Screen):
                 return
             try:
                 path = ModelStore().rename(model.name, new)
-            except ContinuoError as e:
+            except (ContinuoError, OSError) as e:
                 self.app.report(e)
                 return
             if self.app.model_path == model.path:
@@ -128,7 +128,7 @@ class ModelsScreen(Screen):
                 return
             try:
                 ModelStore().delete(model.name)
-            except ContinuoError as e:
+            except (ContinuoError, OSError) as e:
                 self.app.report(e)
                 return
             note = "; it stays loaded until you switch" if self.app.model_path == model.path else ""

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, RichLog, Select
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from core import (Cancelled, ContinuoError, LocalProcessRunner, ModelConfig, ModelStore, Progress, TrainConfig,
                   TrainRequest, TrainResult, bundled_corpora, find_corpus, read_text)
@@ -21,11 +21,11 @@ from ..widgets.charts import MetricChart
 from ..widgets.path_input import SourceInput
 from .dialogs import FilePickerScreen
 
-MODEL_SIZES = {  # name -> (model settings, what to expect)
-    "tiny": (dict(window=8, embedding_dim=16, units=16), "seconds; a quick try"),
-    "small": (dict(window=12, embedding_dim=64, units=128), "minutes"),
-    "medium": (dict(), "the core's default"),
-    "large": (dict(embedding_dim=256, units=384, bidirectional_layers=2), "slow on a laptop"),
+MODEL_SIZES = {  # name -> model settings; from seconds of training (tiny) to hours on a laptop (large)
+    "tiny": dict(window=8, embedding_dim=16, units=16),
+    "small": dict(window=16, embedding_dim=64, units=128),  # as the bundled default model
+    "medium": dict(),  # the core's defaults
+    "large": dict(embedding_dim=256, units=384, bidirectional_layers=2),
 }
 
 
@@ -64,7 +64,7 @@ class TrainForm:
             out=store.path(self.name),
             source=self.file or self.source,
             corpus_name=self.file.name if self.file else self.source,
-            model=ModelConfig(**MODEL_SIZES[self.size][0]),
+            model=ModelConfig(**MODEL_SIZES[self.size]),
             train=TrainConfig(epochs=self.epochs, max_minutes=self.minutes),
         )
 
@@ -89,13 +89,14 @@ class TrainScreen(Screen):
     DEFAULT_CSS = """
     TrainScreen {
         & #form { height: auto; border: round $primary 60%; border-title-color: $text-muted; padding: 0 1; }
-        & #form > Horizontal { height: auto; margin-top: 1; }
+        & #form > Horizontal { height: auto; }
+        & #buttons { margin-top: 1; }
         & #form Label { padding: 0 1 0 0; color: $text-muted; }
         & #form Label.hint { color: $text-muted 60%; padding: 0; }
         & #source { width: 1fr; }
-        & #name { width: 24; }
-        & #epochs, & #minutes { width: 8; }
-        & #size { width: 30; }
+        & #name { width: 20; }
+        & #epochs, & #minutes { width: 6; }
+        & #size { width: 14; }
         & #buttons Button { margin-right: 2; }
         & #status-row { height: 1; margin: 1 1 0 1; }
         & ProgressBar { width: 50; }
@@ -107,8 +108,8 @@ class TrainScreen(Screen):
     BINDINGS = [
         Binding("ctrl+s", "start", "Start", tooltip="Start training"),
         Binding("escape", "cancel", "Cancel", tooltip="Stop training; the previous model stays"),
-        Binding("ctrl+n", "use", "Use new model", tooltip="Make the model just trained the active one"),
-        Binding("ctrl+b", "browse", "Browse", tooltip="Pick the text file from a directory tree"),
+        Binding("ctrl+n", "use", "Use new", tooltip="Make the model just trained the active one"),
+        Binding("ctrl+b", "browse", "Browse", show=False, tooltip="Pick the text file from a directory tree"),
     ]
 
     def __init__(self) -> None:
@@ -128,8 +129,8 @@ class TrainScreen(Screen):
                 yield SourceInput(corpora, value=source, id="source", compact=True,
                                   placeholder="a bundled corpus name or a text file path")
                 yield Button("Browse…", id="browse", compact=True)
-            yield Label(f"     bundled corpora: {', '.join(corpora) or 'none'}; or the path of a UTF-8 text file "
-                        "(Tab completes, ctrl+b browses)", classes="hint", markup=False)
+            yield Label(f"     bundled: {', '.join(corpora) or 'none'} · or a text file (Tab completes, ^b browses)",
+                        classes="hint", markup=False)
             with Horizontal():
                 yield Label("name")
                 yield Input(unique_name(ModelStore(), source), id="name", compact=True)
@@ -138,7 +139,7 @@ class TrainScreen(Screen):
                 yield Label(" minutes")
                 yield Input("", id="minutes", compact=True, type="number", placeholder="any")
                 yield Label(" size")
-                yield Select([(f"{k} ({v[1]})", k) for k, v in MODEL_SIZES.items()], value="small",
+                yield Select([(name, name) for name in MODEL_SIZES], value="small",
                              allow_blank=False, id="size", compact=True)
             with Horizontal(id="buttons"):
                 yield Button("Start", id="start", variant="primary", compact=True)
@@ -150,7 +151,7 @@ class TrainScreen(Screen):
         yield MetricChart("loss", id="loss")
         yield MetricChart("val. perplexity", id="val")
         yield RichLog(markup=False, wrap=True, id="log")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#form").border_title = "What to train"
@@ -204,7 +205,7 @@ class TrainScreen(Screen):
         self._set_running(True)
         self.train(request, form.file)
 
-    @work(thread=True, exclusive=True, group="train")
+    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
     def train(self, request: TrainRequest, file: Path | None) -> None:
         """Check the text file, then run the job in its own process and wait for it, cancelling it if we are."""
         worker = get_current_worker()
@@ -213,6 +214,9 @@ class TrainScreen(Screen):
                 read_text(file)  # a bad file is reported at once, not after a training process has started
             except ContinuoError as e:
                 self.post_message(TrainEnded(error=str(e)))
+                return
+            except OSError as e:  # e.g. a file we may not read
+                self.post_message(TrainEnded(error=f"{file}: {e.strerror or e}; check the file"))
                 return
         if self.cancel_requested:
             self.post_message(TrainEnded(error="training cancelled before it started", cancelled=True))
@@ -232,6 +236,12 @@ class TrainScreen(Screen):
             else:
                 self.post_message(TrainEnded(result))
             return
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "train" and event.state == WorkerState.ERROR:
+            event.stop()  # reported here, as the end of the run, rather than by the app's safety net
+            error = event.worker.error
+            self.post_message(TrainEnded(error=f"training failed: {type(error).__name__}: {error}"))
 
     def action_cancel(self) -> None:
         if self.running and not self.cancel_requested:

@@ -11,8 +11,8 @@ from core import Candidate
 
 from .seed_editor import shown
 
-BAR_CELLS = 10  # width of a full bar: the top candidate's probability
-WORD_CELLS = 12  # longer words are cut short with an ellipsis
+BAR_CELLS = 8  # width of a full bar: the top candidate's probability
+WORD_CELLS = 11  # longer words are cut short with an ellipsis
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 
 

@@ -9,6 +9,8 @@ from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import TextArea
 
+from ..safety import WorkerSafetyNet
+
 NEWLINE_MARK = "⏎"  # how a line break in ghost text is drawn: the ghost sits on one line
 _NEXT_WORD = re.compile(r"\s*(?:\w[\w'’-]*|\S)")  # a word with its apostrophes and hyphens, or one mark
 
@@ -24,7 +26,7 @@ def next_word(completion: str) -> str:
     return match.group() if match else completion
 
 
-class SeedEditor(TextArea):
+class SeedEditor(WorkerSafetyNet, TextArea):
     """Type a seed; the ghost text is what the model would add. Tab takes it all, ctrl+right one word.
 
     Ghost text is asked of the suggester after every edit, in a worker, and dropped if the text has
@@ -43,7 +45,7 @@ class SeedEditor(TextArea):
 
     BINDINGS = [
         Binding("tab", "accept", "Accept", tooltip="Append the whole ghost text"),
-        Binding("ctrl+right", "accept_word", "Accept word", key_display="^→", tooltip="Append the ghost's next word"),
+        Binding("ctrl+right", "accept_word", "Word", key_display="^→", tooltip="Append the ghost's next word"),
     ]
 
     class GhostChanged(Message):
@@ -74,7 +76,7 @@ class SeedEditor(TextArea):
         """Forget the ghost and ask for one for the current text (after a model or option change too)."""
         self.completion, self.answered_for, self.suggestion = "", None, ""
         if self.text.strip():
-            self.run_worker(self._ask(self.text, time.perf_counter()), group="ghost")
+            self.run_worker(self._ask(self.text, time.perf_counter()), group="ghost", exit_on_error=False)
 
     async def _ask(self, text: str, started: float) -> None:
         full = await self.suggester.get_suggestion(text)

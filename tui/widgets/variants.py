@@ -14,7 +14,7 @@ class VariantCard(Static, can_focus=True):
     DEFAULT_CSS = """
     VariantCard {
         width: 1fr;
-        height: 100%;
+        height: 1fr;
         padding: 0 1;
         border: round $primary 40%;
         border-title-color: $text-muted;
