@@ -129,3 +129,7 @@ class ContinuoApp(WorkerSafetyNet, App[None]):
                     yield SystemCommand(binding.description, f"{binding.tooltip or binding.description} ({key})",
                                         partial(self.run_action, binding.action, node))
         yield from getattr(screen, "extra_commands", lambda: ())()
+        for stored in ModelStore().list():
+            if stored.card is not None and stored.path != self.model_path:
+                yield SystemCommand(f"Use model {stored.name}", f"trained on {stored.card.corpus or '?'}",
+                                    partial(self.open_model, stored.path))

@@ -30,14 +30,17 @@ async def test_every_bound_action_is_in_the_command_palette(tiny_model):
         assert {"Use", "Rename", "Delete", "Refresh"} <= titles
 
 
-async def test_a_palette_command_runs_its_action(tiny_model):
+async def test_palette_commands_run_their_actions_and_switch_models(tiny_model, stored_tiny, no_default_model):
     app = ContinuoApp(tiny_model)
     async with app.run_test(size=SIZE) as pilot:
         await model_ready(pilot)
-        models = next(c for c in app.get_system_commands(app.screen) if c.title == "Models")
-        await models.callback()
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        await commands["Models"].callback()
         await pilot.pause()
         assert app.current_mode == "models"
+        commands["Use model tiny"].callback()
+        await wait_until(pilot, lambda: app.model_path == stored_tiny, what="the switch to the stored model")
+        assert "Use model tiny" not in {c.title for c in app.get_system_commands(app.screen)}
 
 
 async def test_the_help_screen_opens_lists_the_keys_and_closes(tiny_model):

@@ -49,7 +49,7 @@ class TrainForm:
 
     source: str  # a bundled corpus name or a text file
     name: str  # the new model's name in the store
-    epochs: int
+    epochs: int  # at most; early stopping may end sooner
     minutes: float | None  # time budget; None for none
     size: str  # a key of MODEL_SIZES
 
@@ -114,7 +114,6 @@ class TrainScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.job = None  # the running core Job, once submitted
         self.running = False  # from Start until the run has ended
         self.cancel_requested = False  # Cancel was pressed; the worker passes it on to the job
         self.trained: Path | None = None  # the last bundle this screen trained
@@ -221,7 +220,7 @@ class TrainScreen(Screen):
         if self.cancel_requested:
             self.post_message(TrainEnded(error="training cancelled before it started", cancelled=True))
             return
-        self.job = job = LocalProcessRunner().submit(request, lambda p: self.post_message(TrainProgress(p)))
+        job = LocalProcessRunner().submit(request, lambda p: self.post_message(TrainProgress(p)))
         while True:
             if worker.is_cancelled or self.cancel_requested:
                 job.cancel()  # also when the app is closing: the process must not outlive it
@@ -262,7 +261,6 @@ class TrainScreen(Screen):
             self.query_one(RichLog).write(p.message)
 
     def on_train_ended(self, message: TrainEnded) -> None:
-        self.job = None
         self._set_running(False)
         log = self.query_one(RichLog)
         if message.result is None:

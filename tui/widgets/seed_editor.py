@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import re
-import time
 
 from textual.binding import Binding
-from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import TextArea
 
@@ -48,13 +46,6 @@ class SeedEditor(WorkerSafetyNet, TextArea):
         Binding("ctrl+right", "accept_word", "Word", key_display="^→", tooltip="Append the ghost's next word"),
     ]
 
-    class GhostChanged(Message):
-        """The ghost text now shown for `text` ("" for none); `latency_s` from the edit to the answer."""
-
-        def __init__(self, text: str, completion: str, latency_s: float) -> None:
-            super().__init__()
-            self.text, self.completion, self.latency_s = text, completion, latency_s
-
     def __init__(self, suggester: Suggester, text: str = "", **kwargs) -> None:
         self.suggester = suggester
         self.completion = ""  # the ghost as real text (line breaks and all)
@@ -76,18 +67,17 @@ class SeedEditor(WorkerSafetyNet, TextArea):
         """Forget the ghost and ask for one for the current text (after a model or option change too)."""
         self.completion, self.answered_for, self.suggestion = "", None, ""
         if self.text.strip():
-            self.run_worker(self._ask(self.text, time.perf_counter()), group="ghost", exit_on_error=False)
+            self.run_worker(self._ask(self.text), group="ghost", exit_on_error=False)
 
-    async def _ask(self, text: str, started: float) -> None:
+    async def _ask(self, text: str) -> None:
         full = await self.suggester.get_suggestion(text)
         if text != self.text:
             return  # stale: the user typed on while the model was thinking
-        self._show(text, full[len(text):] if full and full.startswith(text) else "", time.perf_counter() - started)
+        self._show(text, full[len(text):] if full and full.startswith(text) else "")
 
-    def _show(self, text: str, completion: str, latency_s: float = 0.0) -> None:
+    def _show(self, text: str, completion: str) -> None:
         self.completion, self.answered_for = completion, text
         self.suggestion = shown(completion) if self.cursor_at_end_of_text else ""
-        self.post_message(self.GhostChanged(text, completion, latency_s))
 
     def watch_selection(self, selection) -> None:
         # the ghost continues the text's end, so it shows only while the cursor is there
