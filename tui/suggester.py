@@ -10,6 +10,7 @@ from textual.suggester import Suggester
 from core import ContinuoError, GenerationConfig, LanguageModel, SeedError
 
 from .gate import ModelGate, Stale
+from .text import unfinished_word
 
 
 def complete_unless(superseded: Callable[[], bool], model: LanguageModel, text: str,
@@ -19,12 +20,11 @@ def complete_unless(superseded: Callable[[], bool], model: LanguageModel, text: 
     A keystroke makes the previous one's ghost useless: stopping at the next token frees the model
     for the new text within one forward pass instead of a whole continuation.
     """
-    tokens = model.tokenizer.split(text)
-    rest = ""
-    if text[-1:].isalnum() and tokens:  # an unfinished last word: finish it first, as complete() does
+    stem, rest = unfinished_word(text, model.tokenizer.split(text)), ""
+    if stem:  # finish the word being typed first, as complete() does
         best = model.candidates(text, 1, partial=True)
-        if best and best[0].token.startswith(tokens[-1]):
-            rest = best[0].token[len(tokens[-1]):]
+        if best and best[0].token.startswith(stem):
+            rest = best[0].token[len(stem):]
     pieces = [rest]
     try:
         for piece in model.stream(text + rest, config):

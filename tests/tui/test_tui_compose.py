@@ -6,10 +6,10 @@ from dataclasses import replace
 from tui_helpers import SIZE, ghost_ready, model_ready, notifications, wait_until
 
 from tui.app import ContinuoApp
-from tui.screens.compose import appended
 from tui.widgets.candidates import CandidatesPanel
 from tui.widgets.decoding import DecodingControls
-from tui.widgets.seed_editor import NEWLINE_MARK, SeedEditor, next_word
+from tui.text import NEWLINE_MARK, appended, next_word
+from tui.widgets.seed_editor import SeedEditor
 from tui.widgets.variants import VariantCard
 
 
@@ -74,6 +74,20 @@ async def test_ctrl_right_accepts_only_the_next_word(tiny_model):
         assert word.strip() and len(word) < len(ghost)
         assert editor.text == "The sea " + word
         assert editor.completion == ghost[len(word):]  # the rest of the same ghost stays
+
+
+async def test_the_ghost_shows_only_with_the_cursor_at_the_end_and_tab_without_one_moves_on(tiny_model):
+    app = ContinuoApp(tiny_model)
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        editor = await type_seed(pilot, "The sea ")
+        assert editor.suggestion
+        await pilot.press("left")
+        assert editor.suggestion == "" and editor.completion  # hidden, not forgotten
+        await pilot.press("end")
+        assert editor.suggestion == editor.completion.replace("\n", NEWLINE_MARK)
+        await pilot.press("ctrl+l", "tab")  # nothing to accept: Tab moves the focus on
+        assert not editor.has_focus and app.screen.focused is app.screen.query(VariantCard).first()
 
 
 def test_the_next_word_of_a_ghost_is_a_word_or_a_mark_with_the_space_before_it():

@@ -1,7 +1,6 @@
 """Smoke test: the real `python -m tui MODEL` in a real terminal (tmux) shows a ghost suggestion as you type."""
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tui.config import TuiConfig
-from tui.widgets.seed_editor import shown
+from tui.text import shown
 
 REPO = Path(__file__).resolve().parents[2]
 TMUX = shutil.which("tmux")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from textual import work
 from textual.app import ComposeResult, SystemCommand
@@ -16,30 +16,12 @@ from core import ContinuoError, GenerationConfig, LanguageModel
 
 from ..gate import Stale
 from ..safety import WorkerSafetyNet
+from ..text import appended, unfinished_word
 from ..widgets.candidates import CandidatesPanel
 from ..widgets.decoding import DecodingControls
 from ..widgets.model_card import ModelCardView
 from ..widgets.seed_editor import SeedEditor
 from ..widgets.variants import VariantCard, VariantsPanel
-
-if TYPE_CHECKING:
-    from core.tokenizer import Tokenizer
-
-
-def unfinished_word(text: str, tokens: list[str]) -> str:
-    """The last word when it is still being typed (no space or mark after it), as the core's candidates see it."""
-    return tokens[-1] if tokens and text[-1:].isalnum() and tokens[-1][-1:].isalnum() else ""
-
-
-def appended(text: str, token: str, tokenizer: "Tokenizer") -> str:
-    """What to add to `text` so that it ends with `token`: an unfinished word's rest, or the token spaced as text."""
-    tokens = tokenizer.split(text)
-    stem = unfinished_word(text, tokens)
-    if stem and token.startswith(stem):
-        return token[len(stem):]
-    piece = tokenizer.join([token], prev=tokens[-1] if tokens else None, quote_open=tokens.count('"') % 2 == 1)
-    return piece.lstrip(" ") if not text or text[-1:].isspace() else piece
-
 
 def variants_config(base: GenerationConfig, count: int) -> GenerationConfig:
     """`count` different continuations: sampled, or the best beams when sampling is off."""

@@ -9,7 +9,7 @@ from textual.widgets.option_list import Option
 
 from core import Candidate
 
-from .seed_editor import shown
+from ..text import shown
 
 BAR_CELLS = 8  # width of a full bar: the top candidate's probability
 WORD_CELLS = 11  # longer words are cut short with an ellipsis

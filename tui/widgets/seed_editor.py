@@ -1,27 +1,12 @@
 """The seed editor: multi-line text with the model's continuation shown as ghost text after the cursor."""
 from __future__ import annotations
 
-import re
-
 from textual.binding import Binding
 from textual.suggester import Suggester
 from textual.widgets import TextArea
 
 from ..safety import WorkerSafetyNet
-
-NEWLINE_MARK = "⏎"  # how a line break in ghost text is drawn: the ghost sits on one line
-_NEXT_WORD = re.compile(r"\s*(?:\w[\w'’-]*|\S)")  # a word with its apostrophes and hyphens, or one mark
-
-
-def shown(text: str) -> str:
-    """Text as drawn on one line: line breaks become a visible mark."""
-    return text.replace("\n", NEWLINE_MARK)
-
-
-def next_word(completion: str) -> str:
-    """The start of `completion` up to the end of its first word (or mark), line breaks included."""
-    match = _NEXT_WORD.match(completion)
-    return match.group() if match else completion
+from ..text import next_word, shown
 
 
 class SeedEditor(WorkerSafetyNet, TextArea):
