@@ -44,7 +44,7 @@ class ContinuoApp(WorkerSafetyNet, App[None]):
 
     model: var[LanguageModel | None] = var(None)  # the active model; None until one is loaded
     model_name = var("")  # its name in the model store ("default" for the bundled one)
-    model_path: var[Path | None] = var(None)
+    model_path: var[Path | None] = var(None)  # its bundle folder
     model_note = var("loading the model…")  # why there is no model, while there is none
     generation: var[GenerationConfig] = var(GenerationConfig)  # decoding options for ghost text and variants
 
