@@ -14,7 +14,7 @@ _EXPORTS = {
     "jobs": ["Job", "JobRunner", "LocalProcessRunner", "TrainRequest", "run_request"],
     "model": ["ModelConfig"],
     "settings": ["Settings", "get_settings"],
-    "store": ["DEFAULT_MODEL", "ModelStore"],
+    "store": ["DEFAULT_MODEL", "ModelStore", "StoredModel"],
     "tokenizer": ["Tokenizer", "count_tokens"],
     "training": ["MIN_TOKENS", "Progress", "TrainConfig", "TrainResult", "train"],
 }

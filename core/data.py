@@ -26,7 +26,10 @@ def read_text(path: str | Path, max_mb: float | None = None) -> str:
     if size > max_mb * 1e6:
         raise InputFileError(f"{path}: {size / 1e6:.1f} MB is over the {max_mb:g} MB limit; "
                              "split the file or raise CONTINUO_MAX_FILE_MB")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputFileError(f"{path}: cannot be read ({e.strerror}); check its permissions") from None
     return decode_text(data, str(path))
 
 

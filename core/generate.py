@@ -5,7 +5,7 @@ import math
 import threading
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -284,7 +284,7 @@ class LanguageModel:
         stem = ""
         if partial and tokens and text[-1:].isalnum() and tokens[-1][-1:].isalnum():
             stem, tokens = tokens.pop(), tokens
-        ids = self.encode_seed(tokens, allow_empty=True)
+        ids = self.tokenizer.encode(tokens)  # unknown words are context too: no refusal here
         scores = self.logits(self._windows([ids]))[0].astype(np.float64)
         probs = np.exp(scores - _logsumexp(scores[None])[0, 0])
         probs[self._banned] = 0.0
@@ -294,17 +294,28 @@ class LanguageModel:
         top = np.argsort(-probs)[:k]
         return [Candidate(self.tokenizer.vocab[i], float(probs[i])) for i in top if probs[i] > 0]
 
-    def complete(self, text: str, config: GenerationConfig | None = None, **options) -> str:
-        """What to append to `text`: the rest of an unfinished last word, then a continuation."""
-        best = self.candidates(text, 1, partial=True)
+    def complete(self, text: str, config: GenerationConfig | None = None,
+                 should_stop: Callable[[], bool] | None = None, **options) -> str | None:
+        """What to append to `text`: the rest of an unfinished last word, then a continuation.
+
+        Decodes token by token; returns None as soon as `should_stop()` is true (say, a newer
+        keystroke made this suggestion useless), so the model is free again within one step.
+        """
         tokens = self.tokenizer.split(text)
         rest = ""
-        if text[-1:].isalnum() and tokens and best and best[0].token.startswith(tokens[-1]):
-            rest = best[0].token[len(tokens[-1]):]
+        if text[-1:].isalnum() and tokens:
+            best = self.candidates(text, 1, partial=True)
+            if best and best[0].token.startswith(tokens[-1]):
+                rest = best[0].token[len(tokens[-1]):]
+        pieces = [rest]
         try:
-            return rest + self.generate(text + rest, config, **options)[0]
+            for piece in self.stream(text + rest, config, **options):
+                if should_stop is not None and should_stop():
+                    return None
+                pieces.append(piece)
         except SeedError:
-            return rest
+            pass  # nothing known to continue from: just the rest of the word
+        return "".join(pieces)
 
     # --- evaluation
     def perplexity(self, text: str, batch_size: int = 512) -> Evaluation:

@@ -7,33 +7,16 @@ from typing import Callable
 from textual.cache import LRUCache
 from textual.suggester import Suggester
 
-from core import ContinuoError, GenerationConfig, LanguageModel, SeedError
+from core import ContinuoError, GenerationConfig, LanguageModel
 
 from .gate import ModelGate, Stale
-from .text import unfinished_word
 
 
 def complete_unless(superseded: Callable[[], bool], model: LanguageModel, text: str,
                     config: GenerationConfig) -> str | None:
-    """`model.complete(text, config)` token by token, given up (None) as soon as `superseded()`.
-
-    A keystroke makes the previous one's ghost useless: stopping at the next token frees the model
-    for the new text within one forward pass instead of a whole continuation.
-    """
-    stem, rest = unfinished_word(text, model.tokenizer.split(text)), ""
-    if stem:  # finish the word being typed first, as complete() does
-        best = model.candidates(text, 1, partial=True)
-        if best and best[0].token.startswith(stem):
-            rest = best[0].token[len(stem):]
-    pieces = [rest]
-    try:
-        for piece in model.stream(text + rest, config):
-            if superseded():
-                return None
-            pieces.append(piece)
-    except SeedError:
-        pass  # nothing known to continue from: just the word's rest
-    return "".join(pieces)
+    """`model.complete(text, config)`, given up (None) at the next token once `superseded()`: a keystroke
+    makes the previous one's ghost useless, and the model is free for the new text within one step."""
+    return model.complete(text, config, should_stop=superseded)
 
 
 class ModelSuggester(Suggester):

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import VERSE
+from testdata import VERSE
 from core.cli import main
 
 

@@ -1,7 +1,7 @@
 """The local process job runner: training happens in another process, with progress and cancel."""
 import pytest
 
-from conftest import TINY_MODEL, TINY_TRAIN
+from testdata import TINY_MODEL, TINY_TRAIN
 from core import Cancelled, ContinuoError, LocalProcessRunner, ModelConfig, TrainConfig, TrainRequest, load
 
 

@@ -1,7 +1,7 @@
 """Training end to end on real tiny models: progress, early stopping, cancel, resume, refusals."""
 import pytest
 
-from conftest import TINY_MODEL, TINY_TRAIN, VERSE
+from testdata import TINY_MODEL, TINY_TRAIN, VERSE
 from core import Cancelled, CorpusTooSmall, ModelConfig, TrainConfig, load, read_card, read_text, train
 
 TEXT = read_text(VERSE)

@@ -221,15 +221,15 @@ async def test_decoding_controls_validate_with_the_cores_messages(tiny_model):
         assert editor.completion == tiny_model.complete("The sea ", ghost_config(app))
 
 
-async def test_unknown_words_give_no_ghost_and_no_crash(tiny_model):
+async def test_unknown_words_give_no_ghost_but_still_candidates(tiny_model):
     app = ContinuoApp(tiny_model)
     async with app.run_test(size=SIZE) as pilot:
         await model_ready(pilot)
         editor = await type_seed(pilot, "Zqxv ")
         assert editor.completion == "" and editor.suggestion == ""
         panel = app.screen.query_one(CandidatesPanel)
-        await wait_until(pilot, lambda: "none of the seed's words" in str(panel.get_option_at_index(0).prompt),
-                         what="the candidates panel to say why it is empty")
+        # an unknown word is context the model knows (the unknown token): it still guesses what follows
+        await wait_until(pilot, lambda: panel.option_count > 1, what="candidates after an unknown word")
         assert not [n for n in notifications(app) if "Traceback" in n]
 
 
