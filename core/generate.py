@@ -128,15 +128,15 @@ class LanguageModel:
 
         spec = [tf.TensorSpec((size, self.window), tf.int32)]
         probe = np.zeros((size, self.window), np.int32)
-        for jit in (True, False):  # XLA roughly halves the per-word cost on CPU; fall back without it
-            fn = tf.function(lambda x: self.model(x, training=False), input_signature=spec, jit_compile=jit)
-            try:
-                fn(probe)
-                return fn
-            except Exception:  # noqa: BLE001 - XLA unavailable on this platform
-                if not jit:
-                    raise
-        raise AssertionError("unreachable")
+        compiled = lambda jit: tf.function(lambda x: self.model(x, training=False), input_signature=spec,
+                                           jit_compile=jit)
+        fn = compiled(True)  # XLA roughly halves the per-word cost on CPU
+        try:
+            fn(probe)
+        except Exception:  # noqa: BLE001 - no XLA on this platform: plain graph mode
+            fn = compiled(False)
+            fn(probe)
+        return fn
 
     def _windows(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
         out = np.zeros((len(rows), self.window), np.int32)
@@ -160,7 +160,8 @@ class LanguageModel:
 
     def _continuation(self, prompt: str, new_tokens: list[str]) -> str:
         prompt_tokens = self.tokenizer.split(prompt)
-        text = self.tokenizer.join(new_tokens, prev=prompt_tokens[-1] if prompt_tokens else None)
+        text = self.tokenizer.join(new_tokens, prev=prompt_tokens[-1] if prompt_tokens else None,
+                                   quote_open=prompt_tokens.count('"') % 2 == 1)
         return text.lstrip(" ") if prompt[-1:].isspace() else text
 
     # --- generation
@@ -283,7 +284,7 @@ class LanguageModel:
         tokens = self.tokenizer.split(text)
         stem = ""
         if partial and tokens and text[-1:].isalnum() and tokens[-1][-1:].isalnum():
-            stem, tokens = tokens.pop(), tokens
+            stem = tokens.pop()
         ids = self.tokenizer.encode(tokens)  # unknown words are context too: no refusal here
         scores = self.logits(self._windows([ids]))[0].astype(np.float64)
         probs = np.exp(scores - _logsumexp(scores[None])[0, 0])
