@@ -128,13 +128,15 @@ class LanguageModel:
 
         spec = [tf.TensorSpec((size, self.window), tf.int32)]
         probe = np.zeros((size, self.window), np.int32)
-        compiled = lambda jit: tf.function(lambda x: self.model(x, training=False), input_signature=spec,
-                                           jit_compile=jit)
-        fn = compiled(True)  # XLA roughly halves the per-word cost on CPU
+
+        def forward(x):
+            return self.model(x, training=False)
+
+        fn = tf.function(forward, input_signature=spec, jit_compile=True, autograph=False)  # XLA: ~2x faster on CPU
         try:
             fn(probe)
         except Exception:  # noqa: BLE001 - no XLA on this platform: plain graph mode
-            fn = compiled(False)
+            fn = tf.function(forward, input_signature=spec, autograph=False)
             fn(probe)
         return fn
 
