@@ -105,8 +105,8 @@ def prepare(text: str, cfg: TrainConfig, valid_text: str | None = None):
 
 
 def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
-          train_config: TrainConfig | None = None, *, name: str | None = None, corpus_name: str = "", valid_text: str | None = None,
-          on_progress: ProgressCallback | None = None, should_stop: ShouldStop | None = None,
+          train_config: TrainConfig | None = None, *, name: str | None = None, corpus_name: str = "",
+          valid_text: str | None = None, on_progress: ProgressCallback | None = None, should_stop: ShouldStop | None = None,
           checkpoint_dir: str | Path | None = None) -> TrainResult:
     """Train a model on `text` and save it as a bundle at `out`.
 
