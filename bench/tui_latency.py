@@ -126,7 +126,7 @@ async def first_suggestion(model_path: Path) -> None:
 
     imported = time.time()
     app = ContinuoApp(model_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE):
         editor = app.screen.query_one(SeedEditor)
         for char in "The":  # typed at once, as an impatient user would
             send(app, char)

@@ -160,10 +160,14 @@ class LanguageModel:
                             "try words that appear in its corpus")
         return ids
 
+    @staticmethod
+    def _join_state(prompt_tokens: list[str]) -> tuple[str | None, bool]:
+        """(last token, whether a quote is open) at the end of a prompt: how what follows is spaced."""
+        return (prompt_tokens[-1] if prompt_tokens else None), prompt_tokens.count('"') % 2 == 1
+
     def _continuation(self, prompt: str, new_tokens: list[str]) -> str:
-        prompt_tokens = self.tokenizer.split(prompt)
-        text = self.tokenizer.join(new_tokens, prev=prompt_tokens[-1] if prompt_tokens else None,
-                                   quote_open=prompt_tokens.count('"') % 2 == 1)
+        prev, quote_open = self._join_state(self.tokenizer.split(prompt))
+        text = self.tokenizer.join(new_tokens, prev=prev, quote_open=quote_open)
         return text.lstrip(" ") if prompt[-1:].isspace() else text
 
     # --- generation
@@ -196,7 +200,7 @@ class LanguageModel:
             raise DecodingError("streaming produces one sequence: use num_beams=1 and num_return_sequences=1")
         prompt_tokens = self.tokenizer.split(prompt)
         ids = self.encode_seed(prompt_tokens)
-        prev, quote_open = (prompt_tokens[-1] if prompt_tokens else None), prompt_tokens.count('"') % 2 == 1
+        prev, quote_open = self._join_state(prompt_tokens)
         first = True
         for step in self._steps([list(ids)], cfg):
             token = self.tokenizer.vocab[step[0][1]]
