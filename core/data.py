@@ -10,6 +10,7 @@ from .errors import InputFileError
 from .settings import get_settings
 
 _SNIFF_BYTES = 8192  # bytes looked at to tell text from binary
+_PREFETCH_BATCHES = 2  # windows gathered ahead of the training step
 
 
 def read_text(path: str | Path, max_mb: float | None = None) -> str:
@@ -111,7 +112,9 @@ def windows_dataset(ids: np.ndarray, window: int, batch_size: int, *, shuffle: b
             x = tf.where(tf.range(window)[None, :] >= window - keep[:, None], x, 0)
         return x, y
 
-    return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.autotune.enabled = False  # its tuning stalled every third epoch or so at 128 ms a batch on 2 cores
+    return ds.map(gather).prefetch(_PREFETCH_BATCHES).with_options(options)  # a gather is cheap: no parallel map
 
 
 def context_windows(ids: list[int] | np.ndarray, window: int) -> np.ndarray:
