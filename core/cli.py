@@ -79,12 +79,14 @@ def _add_train(commands) -> None:
 
 
 def run_train(args) -> int:
+    from .backend import use_a_replica_per_core
     from .data import read_text, resolve_text_source
     from .model import ModelConfig
     from .settings import get_settings
     from .store import ModelStore, check_name
     from .training import TrainConfig, train
 
+    use_a_replica_per_core()  # before TensorFlow starts; this command only trains
     corpus_name, text = resolve_text_source(args.source)
     name = args.name or Path(corpus_name).stem
     out = args.out or ModelStore().path(check_name(name))

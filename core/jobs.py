@@ -60,7 +60,10 @@ def run_request(request: TrainRequest, on_progress=None, should_stop=None) -> Tr
 
 
 def _worker(request: TrainRequest, events: mp.Queue, cancel) -> None:
+    from .backend import use_a_replica_per_core
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    use_a_replica_per_core()  # this process only trains
     try:
         os.nice(_NICENESS)
     except OSError:

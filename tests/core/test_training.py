@@ -79,3 +79,29 @@ def test_bad_training_settings_are_refused(tmp_path):
         train(TEXT, tmp_path / "m", train_config=TrainConfig(epochs=0))
     with pytest.raises(ValueError, match="dropout"):
         train(TEXT, tmp_path / "m", ModelConfig(dropout=1.5))
+
+
+def test_a_batch_split_across_replicas_makes_the_same_update_as_one_part():
+    import numpy as np
+
+    from core.backend import load_keras
+    from core.model import build_model
+    from core.training import _Steps
+
+    keras = load_keras()
+    config = ModelConfig(vocab_size=40, window=5, embedding_dim=8, units=8, dropout=0.0)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(1, 40, (10, 5)).astype(np.int32), rng.integers(1, 40, 10).astype(np.int32)
+    weights = build_model(config).get_weights()
+    updated, losses = [], []
+    for replicas in (1, 3):  # 10 windows into 3 parts: the last part is padded, and the padding must not count
+        model = build_model(config)
+        model.set_weights(weights)
+        steps = _Steps(model, keras.optimizers.SGD(0.5), config.window, replicas)
+        steps.train(x, y)
+        updated.append(model.get_weights())
+        losses.append((steps.mean_loss(), steps.evaluate([(x, y)])))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    for one, split in zip(*updated):
+        np.testing.assert_allclose(one, split, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(updated[0][0], weights[0])  # the step did change the embeddings

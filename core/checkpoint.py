@@ -1,0 +1,74 @@
+"""Per-epoch training checkpoints, so an interrupted run of the same text and settings resumes."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+STATE_FILE = "state.npz"
+
+
+@dataclass
+class TrainingState:
+    """Everything a run needs to carry on after its last finished epoch."""
+
+    epochs_done: int = 0
+    examples: int = 0  # training windows seen so far
+    best_loss: float = float("inf")  # best validation loss (nats per token)
+    epochs_since_best: int = 0  # for early stopping
+    stopped_early: bool = False
+    history: dict = field(default_factory=lambda: {"loss": [], "val_perplexity": [], "epoch_seconds": []})
+    best_weights: list | None = None  # the model's weights at its best validation loss
+
+
+class EpochCheckpoint:
+    """One file in a folder keyed by a fingerprint of the data and settings; replaced atomically each epoch."""
+
+    def __init__(self, folder: Path, fingerprint: str):
+        self.folder = folder
+        stamp = folder / "fingerprint"
+        if folder.exists() and (not stamp.exists() or stamp.read_text() != fingerprint):
+            shutil.rmtree(folder)  # another corpus or other settings: start afresh
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(fingerprint)
+
+    @staticmethod
+    def fingerprint(train_ids: np.ndarray, *configs) -> str:
+        digest = hashlib.sha256(train_ids.tobytes())
+        digest.update(json.dumps([asdict(c) for c in configs], sort_keys=True).encode())
+        return digest.hexdigest()
+
+    def save(self, state: TrainingState, model, optimizer) -> None:
+        meta = {k: v for k, v in asdict(state).items() if k != "best_weights"}
+        arrays = {"meta": np.array(json.dumps(meta))}
+        arrays |= {f"w{i}": w for i, w in enumerate(model.get_weights())}
+        arrays |= {f"o{i}": v.numpy() for i, v in enumerate(optimizer.variables)}
+        arrays |= {f"b{i}": w for i, w in enumerate(state.best_weights or [])}
+        tmp = self.folder / f".{STATE_FILE}.tmp"
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.folder / STATE_FILE)
+
+    def restore(self, model, optimizer) -> TrainingState:
+        """The saved state, with the model's and optimizer's variables set from it; a fresh state if none."""
+        path = self.folder / STATE_FILE
+        if not path.exists():
+            return TrainingState()
+        with np.load(path, allow_pickle=False) as saved:
+            meta = json.loads(str(saved["meta"]))
+            take = lambda prefix: [saved[k] for k in sorted((k for k in saved.files if k.startswith(prefix)),
+                                                            key=lambda k: int(k[1:]))]
+            model.set_weights(take("w"))
+            for variable, value in zip(optimizer.variables, take("o"), strict=True):
+                variable.assign(value)
+            return TrainingState(**meta, best_weights=take("b") or None)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
