@@ -22,7 +22,7 @@ def use_a_replica_per_core() -> None:
     training split every batch into one replica per core, computed side by side.
 
     An LSTM runs step by step as small operations that two threads each share poorly; a replica
-    per core keeps every core busy instead (about 1.3x the examples per second on 2 cores).
+    per core keeps every core busy instead (about 1.2x the examples per second on 2 cores).
     Has no effect once TensorFlow has started, so processes that only generate are left alone.
     """
     global _replicas

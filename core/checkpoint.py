@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import shutil
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -61,14 +62,24 @@ class EpochCheckpoint:
         path = self.folder / STATE_FILE
         if not path.exists():
             return TrainingState()
-        with np.load(path, allow_pickle=False) as saved:
-            meta = json.loads(str(saved["meta"]))
-            take = lambda prefix: [saved[k] for k in sorted((k for k in saved.files if k.startswith(prefix)),
-                                                            key=lambda k: int(k[1:]))]
-            model.set_weights(take("w"))
-            for variable, value in zip(optimizer.variables, take("o"), strict=True):
-                variable.assign(value)
-            return TrainingState(**meta, best_weights=take("b") or None)
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                weights, optimizer_values = _numbered(saved, "w"), _numbered(saved, "o")
+                state = TrainingState(**json.loads(str(saved["meta"])), best_weights=_numbered(saved, "b") or None)
+            if len(optimizer_values) != len(optimizer.variables):
+                raise ValueError("optimizer state does not match")
+            model.set_weights(weights)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
+            return TrainingState()  # unreadable: a checkpoint only saves time, so start afresh
+        for variable, value in zip(optimizer.variables, optimizer_values):
+            variable.assign(value)
+        return state
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _numbered(saved, prefix: str) -> list:
+    """The arrays saved as prefix0, prefix1, ... in order."""
+    names = sorted((n for n in saved.files if n[0] == prefix and n[1:].isdigit()), key=lambda n: int(n[1:]))
+    return [saved[n] for n in names]

@@ -143,7 +143,8 @@ def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
     report("start", message=f"training: {batches} batches per epoch, up to {tcfg.epochs} epochs")
 
     out_of_time = False
-    for epoch in range(state.epochs_done + 1, tcfg.epochs + 1):
+    last_epoch = state.epochs_done if state.stopped_early else tcfg.epochs  # a resumed run may be done already
+    for epoch in range(state.epochs_done + 1, last_epoch + 1):
         # an epoch: one update per batch, polling the cancel hook and the time budget in between
         steps.reset_mean_loss()
         epoch_start = time.monotonic()

@@ -105,3 +105,33 @@ def test_a_batch_split_across_replicas_makes_the_same_update_as_one_part():
     for one, split in zip(*updated):
         np.testing.assert_allclose(one, split, rtol=1e-4, atol=1e-6)
     assert not np.allclose(updated[0][0], weights[0])  # the step did change the embeddings
+
+
+
+def test_checkpoint_round_trip_and_an_unreadable_one_is_ignored(tmp_path):
+    import numpy as np
+
+    from core.backend import load_keras
+    from core.checkpoint import EpochCheckpoint, TrainingState
+    from core.model import build_model
+
+    keras = load_keras()
+    config = ModelConfig(vocab_size=30, window=4, embedding_dim=4, units=4)
+    model, optimizer = build_model(config), keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    optimizer.iterations.assign(7)
+    state = TrainingState(epochs_done=2, examples=900, best_loss=3.5, history={"loss": [4.0, 3.6]},
+                          best_weights=model.get_weights())
+    EpochCheckpoint(tmp_path, "run-1").save(state, model, optimizer)
+
+    fresh, fresh_optimizer = build_model(config), keras.optimizers.Adam()
+    fresh_optimizer.build(fresh.trainable_variables)
+    restored = EpochCheckpoint(tmp_path, "run-1").restore(fresh, fresh_optimizer)
+    assert (restored.epochs_done, restored.examples, restored.history) == (2, 900, {"loss": [4.0, 3.6]})
+    assert int(fresh_optimizer.iterations.numpy()) == 7
+    for saved, loaded in zip(model.get_weights(), fresh.get_weights()):
+        np.testing.assert_array_equal(saved, loaded)
+
+    (tmp_path / "state.npz").write_bytes(b"cut short by a power failure")
+    assert EpochCheckpoint(tmp_path, "run-1").restore(fresh, fresh_optimizer).epochs_done == 0
+    assert EpochCheckpoint(tmp_path, "run-2").restore(fresh, fresh_optimizer).epochs_done == 0  # other run: wiped
