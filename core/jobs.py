@@ -12,7 +12,7 @@ from typing import Protocol
 
 from .errors import Cancelled, ContinuoError
 from .model import ModelConfig
-from .training import ProgressCallback, TrainConfig, TrainResult
+from .training import CANCELLED, ProgressCallback, TrainConfig, TrainResult
 
 _NICENESS = 5  # training yields the CPU to the UI or the bot's event loop
 _CANCEL_GRACE_S = 5.0  # a cancelled job that has not stopped by then (still starting up, say) is terminated
@@ -101,7 +101,7 @@ class ProcessJob:
                 kind, payload = self._events.get(timeout=0.2)
             except queue.Empty:
                 if not self._process.is_alive() and self._events.empty():
-                    self._outcome = (("cancelled", "training cancelled; the previous model is unchanged")
+                    self._outcome = (("cancelled", CANCELLED)
                                      if self._cancel.is_set() else
                                      ("error", f"the training process stopped unexpectedly "
                                                f"(exit code {self._process.exitcode})"))

@@ -17,6 +17,7 @@ from .model import ModelConfig, build_model
 from .tokenizer import Tokenizer
 
 MIN_TOKENS = 2000  # below this there is too little text to learn from (about 1,500 words)
+CANCELLED = "training cancelled; the previous model is unchanged"
 
 
 @dataclass
@@ -121,7 +122,7 @@ def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
     keras.utils.set_random_seed(tcfg.seed)
     tokenizer, train_ids, valid_ids = prepare(text, tcfg, valid_text)
     if should_stop():
-        raise Cancelled("training cancelled; the previous model is unchanged")
+        raise Cancelled(CANCELLED)
     mcfg = ModelConfig(**{**mcfg.to_dict(), "vocab_size": len(tokenizer)})
 
     if tcfg.mixed_precision:
@@ -152,7 +153,7 @@ def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
             steps.train(x, y)
             state.examples += int(x.shape[0])
             if should_stop():
-                raise Cancelled("training cancelled; the previous model is unchanged")
+                raise Cancelled(CANCELLED)
             out_of_time = tcfg.max_minutes is not None and report.elapsed() > tcfg.max_minutes * 60
             if report.due() or out_of_time:
                 report("batch", epoch, batch, steps.mean_loss())
@@ -209,7 +210,7 @@ class _Steps:
         import tensorflow as tf
 
         keras = load_keras()
-        self.model, self.optimizer = model, optimizer
+        self.optimizer = optimizer
         optimizer.build(model.trainable_variables)
         self._loss_sum, self._seen = tf.Variable(0.0), tf.Variable(0.0)  # this epoch's mean training loss
         signature = [tf.TensorSpec([None, window], tf.int32), tf.TensorSpec([None], tf.int32)]
