@@ -28,7 +28,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also register the commands in this server, where they appear at once")
     parser.add_argument("--no-sync", action="store_true", help="do not register the commands with Discord at start-up")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_database_arguments(parser)
     parser.set_defaults(run=run)
+    add_store_commands(parser)
+
+
+def add_database_arguments(parser: argparse.ArgumentParser, default=None) -> None:
+    parser.add_argument("--database", metavar="URL", default=default,
+                        help="sqlite:///PATH (default: bot.sqlite3 in the data folder) or postgresql://USER@HOST/DB")
+    parser.add_argument("--model-storage", metavar="URL", default=default,
+                        help="where published model versions live: a folder (default: model-store in the data "
+                             "folder) or an fsspec URL such as s3://bucket/continuo")
+
+
+def add_store_commands(parser: argparse.ArgumentParser) -> None:
+    """`continuo bot backup PATH` and `continuo bot migrate-store FROM TO`; plain `continuo bot` runs the bot."""
+    commands = parser.add_subparsers(dest="store_command", metavar="{backup,migrate-store}")
+    backup = commands.add_parser("backup", help="copy the bot's database to PATH while the bot may run",
+                                 description="A consistent copy of the SQLite database made with SQLite's online "
+                                             "backup, safe while the bot runs; restore it by stopping the bot and "
+                                             "copying it over the database file. For PostgreSQL it names the tool.")
+    backup.add_argument("path", type=Path, metavar="PATH")
+    backup.add_argument("--data", type=Path, default=argparse.SUPPRESS, help="the data folder holding the database")
+    add_database_arguments(backup, default=argparse.SUPPRESS)  # given here or before `backup`: either counts
+    backup.set_defaults(run=run_backup)
+    migrate = commands.add_parser("migrate-store", help="copy servers' data from one database to another",
+                                  description="Copy every server's data (or those given with --guild) from the "
+                                              "database FROM to the database TO, e.g. from sqlite:///bot.sqlite3 to "
+                                              "postgresql://continuo@db/continuo. Stop the bot first. A server TO "
+                                              "already holds is refused before anything is copied; model files stay "
+                                              "where model storage keeps them.")
+    migrate.add_argument("source", metavar="FROM", help="database URL, or the path of an SQLite file")
+    migrate.add_argument("target", metavar="TO", help="database URL, or the path of an SQLite file")
+    migrate.add_argument("--guild", type=int, action="append", metavar="ID", help="only this server (repeatable)")
+    migrate.set_defaults(run=run_migrate)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from .settings import BotSettings
 
     overrides = {"data_dir": args.data, "default_model": args.model, "sync_guild": args.sync_guild,
-                 "sync_commands": False if args.no_sync else None}
+                 "sync_commands": False if args.no_sync else None, "database_url": args.database,
+                 "model_storage_url": args.model_storage}
     settings = BotSettings(**{k: v for k, v in overrides.items() if v is not None})
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         raise ContinuoError("DISCORD_TOKEN is not set: put the bot's token in the environment or a .env file "
@@ -60,3 +94,93 @@ async def serve(bot, token: str) -> None:
         except discord.PrivilegedIntentsRequired:
             raise ContinuoError("Discord refused the Message Content intent: enable it in the Developer Portal "
                                 "(Bot > Privileged Gateway Intents > Message Content Intent)") from None
+
+
+def _settings(args: argparse.Namespace):
+    from .settings import BotSettings
+
+    overrides = {"data_dir": getattr(args, "data", None), "database_url": getattr(args, "database", None),
+                 "model_storage_url": getattr(args, "model_storage", None)}
+    return BotSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    from .storage import open_store, redact
+
+    settings = _settings(args)
+    store = open_store(settings.database)
+
+    async def backup() -> None:
+        if store.dialect == "sqlite" and not store.path.is_file():
+            raise ContinuoError(f"there is no database at {store.path} to back up; pass --data or --database")
+        if store.dialect == "postgresql":
+            await store.backup(str(args.path))  # names the tool to use: nothing to connect to
+        await store.open()
+        try:
+            await store.backup(str(args.path))
+        finally:
+            await store.close()
+
+    asyncio.run(backup())
+    print(f"backed up {redact(settings.database)} to {args.path}; to restore, stop the bot and copy it over "
+          f"{store.path}")
+    return 0
+
+
+def store_url(text: str) -> str:
+    """A database URL, or the path of an SQLite file."""
+    from .storage import sqlite_url
+
+    return text if "://" in text else sqlite_url(Path(text).expanduser().resolve())
+
+
+async def migrate_store(source_url: str, target_url: str, guilds: list[int] | None = None,
+                        say=print) -> list[int]:
+    """Copy servers from one store to another, then read both back: every row arrived and nothing else was touched."""
+    from dataclasses import replace
+
+    from .storage import open_store, redact
+
+    source, target = open_store(source_url), open_store(target_url)
+    if source.dialect == "sqlite" and not source.path.is_file():
+        raise ContinuoError(f"there is no database at {source.path} to copy from")
+    if source_url == target_url:
+        raise ContinuoError("FROM and TO are the same database")
+    await source.open()
+    try:
+        await target.open()
+        try:
+            wanted = guilds or await source.guild_ids()
+            held = set(await source.guild_ids())
+            missing = [g for g in wanted if g not in held]
+            if missing:
+                raise ContinuoError(f"server {missing[0]} has no data in {redact(source_url)}")
+            taken = sorted(set(wanted) & set(await target.guild_ids()))
+            if taken:  # checked before anything is written: nothing half-copied, nothing merged
+                raise ContinuoError(f"{redact(target_url)} already holds server {taken[0]}"
+                                    f"{f' and {len(taken) - 1} more' if len(taken) > 1 else ''}; nothing was copied "
+                                    "(copy into an empty database, or leave those out with --guild)")
+            for guild_id in wanted:
+                data = await source.export_guild(guild_id)
+                await target.import_guild(data)
+                copied = await target.export_guild(guild_id)
+                same_jobs = [replace(j, id=0) for j in data.jobs] == [replace(j, id=0) for j in copied.jobs]
+                if replace(copied, jobs=[]) != replace(data, jobs=[]) or not same_jobs:
+                    raise ContinuoError(f"server {guild_id} reads back differently from {redact(target_url)}; "
+                                        "the copy is incomplete: do not use it")
+                say(f"server {guild_id}: {len(data.corpus):,} texts, {len(data.channels)} channels, "
+                    f"{len(data.jobs)} trainings, {len(data.models)} model versions")
+            return wanted
+        finally:
+            await target.close()
+    finally:
+        await source.close()
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    from .storage import redact
+
+    source, target = store_url(args.source), store_url(args.target)
+    copied = asyncio.run(migrate_store(source, target, args.guild))
+    print(f"copied {len(copied)} server{'s' if len(copied) != 1 else ''} from {redact(source)} to {redact(target)}")
+    return 0

@@ -32,6 +32,13 @@ class BotSettings(BaseSettings):
     max_backfill: int = 5000  # most messages read from a channel's history by /corpus learn
     progress_interval_s: float = 2.0  # progress messages are edited at most this often
 
+    database_url: str | None = None  # sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB; default: bot.sqlite3 in the data folder
+    database_busy_timeout_s: float = 5.0  # SQLite: one try waits this long for another process's lock
+    database_write_retry_s: float = 600.0  # SQLite: a locked write is retried for this long before it is reported
+    model_storage_url: str | None = None  # fsspec URL of published model versions (s3://, gs://...); default: model-store/ in the data folder
+    model_versions_kept: int = 3  # versions kept per server: the current one and earlier ones for /model rollback
+    model_poll_s: float = 2.0  # how often SQLite is asked for switched models (PostgreSQL notifies at once)
+
     max_training_jobs: int = 1  # trainings running at once on this machine; others wait in line
     max_epochs: int = 30  # upper bound on /train's epochs
     retrain_check_s: float = 60.0  # how often a server's corpus growth is checked for automatic retraining
@@ -45,6 +52,21 @@ class BotSettings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return self.home / "bot.sqlite3"
+
+    @property
+    def database(self) -> str:
+        """The database URL in use."""
+        return self.database_url or f"sqlite:///{self.database_path}"
+
+    @property
+    def model_storage(self) -> str:
+        """The model storage URL in use."""
+        return self.model_storage_url or str(self.home / "model-store")
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Local copies of the model versions this process serves (immutable, so never stale)."""
+        return self.home / "model-cache"
 
     @property
     def guilds_dir(self) -> Path:

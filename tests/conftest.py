@@ -39,3 +39,46 @@ def tiny_model(tiny_model_path):
     from core import load
 
     return load(tiny_model_path)
+
+
+def _no_postgres(why: str):
+    """Outside CI a missing PostgreSQL skips its tests with the reason; in CI it fails them."""
+    if os.environ.get("CI"):
+        pytest.fail(f"the PostgreSQL tests must run in CI, but {why}")
+    pytest.skip(f"no PostgreSQL server for this test: {why}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """URL of a real PostgreSQL server: the one .ci/run started (CONTINUO_TEST_POSTGRES_URL), or one started here."""
+    import postgres_server as pg
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _no_postgres('psycopg is not installed: pip install -e ".[test,scale]"')
+    if os.environ.get(pg.URL_ENV):
+        yield os.environ[pg.URL_ENV]
+        return
+    try:
+        url = pg.start()
+    except pg.Unavailable as e:
+        _no_postgres(str(e))
+    yield url
+    pg.stop(url)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A new, empty database on that server for this test alone (dropped afterwards)."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    name = f"continuo_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Protocol, Sequence
+from typing import AsyncIterator, Protocol, Sequence
 
 
 def utcnow() -> datetime:
@@ -69,6 +69,41 @@ class TrainingJobRecord:
 UNFINISHED = ("queued", "running")
 
 
+@dataclass(frozen=True)
+class ModelVersion:
+    """A published, immutable model of a server; its files live in model storage (core.BundleStorage)."""
+
+    guild_id: int
+    version: str  # the id model storage gave it; ids sort by publication time
+    created_at: datetime = field(default_factory=utcnow)
+    val_perplexity: float | None = None
+    tokens: int = 0  # corpus size it was trained on
+
+
+@dataclass(frozen=True)
+class ModelPointer:
+    """Which version a server serves now: one row, switched in one statement."""
+
+    guild_id: int
+    version: str | None  # None: back to the default model (the server's versions were forgotten)
+    seq: int  # grows with every switch, across all servers: watchers ask for what changed since
+
+
+@dataclass
+class GuildData:
+    """Everything stored for one server, as `continuo bot migrate-store` moves it between stores."""
+
+    guild_id: int
+    created_at: datetime
+    base_corpus: str | None
+    settings: dict  # only the values an admin set; the rest stay GuildSettings' defaults
+    channels: list[tuple[int, datetime]]  # learned channels and when
+    corpus: list[CorpusEntry]  # oldest first
+    jobs: list[TrainingJobRecord]  # oldest first; ids are the source store's (the target gives new ones)
+    models: list[ModelVersion]  # oldest first
+    current_model: str | None  # the version its pointer names
+
+
 class Store(Protocol):
     """Everything the bot keeps, always keyed by server: one server never reads another's rows."""
 
@@ -102,3 +137,18 @@ class Store(Protocol):
     async def update_job(self, job_id: int, **changes) -> None: ...
     async def last_job(self, guild_id: int, status: str | None = None) -> TrainingJobRecord | None: ...
     async def interrupt_unfinished_jobs(self) -> list[TrainingJobRecord]: ...
+
+    # model versions (bot.storage.versions.ModelVersions publishes, switches and rolls back with these)
+    async def add_model_version(self, record: ModelVersion) -> None: ...
+    async def model_versions(self, guild_id: int) -> list[ModelVersion]: ...  # oldest first
+    async def current_model(self, guild_id: int) -> ModelPointer | None: ...
+    async def switch_model(self, guild_id: int, version: str | None) -> ModelPointer: ...  # and tells watchers
+    async def remove_model_versions(self, guild_id: int, versions: Sequence[str]) -> int: ...  # never the current one
+    async def model_pointers_since(self, seq: int) -> list[ModelPointer]: ...
+    def watch_models(self, poll_s: float = 2.0) -> AsyncIterator[ModelPointer]: ...  # switches made from now on, by any process
+
+    # whole servers and the whole store
+    async def guild_ids(self) -> list[int]: ...
+    async def export_guild(self, guild_id: int) -> GuildData: ...
+    async def import_guild(self, data: GuildData) -> None: ...  # refuses a server the store already holds
+    async def backup(self, path: str) -> None: ...  # a consistent copy (or a ContinuoError naming the tool to use)

@@ -1,65 +1,61 @@
-"""The SQLite schema as numbered migrations: a database is brought up to date when it is opened."""
+"""The schema as numbered migrations, one SQL file per dialect where they differ: a store is brought up to date when opened.
+
+Files live in sql/: `NNNN_name.sql` for every dialect, or `NNNN_name.sqlite.sql` and `NNNN_name.postgresql.sql`.
+Append new migrations; never edit one that has shipped.
+"""
 from __future__ import annotations
 
+import re
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from importlib import resources
 
 from core import ContinuoError
 
-# (version, what it does, SQL). Append new migrations; never edit one that has shipped.
-MIGRATIONS: list[tuple[int, str, str]] = [
-    (1, "servers, settings, learned channels, corpus, training jobs", """
-        CREATE TABLE guilds (
-            id INTEGER PRIMARY KEY,
-            base_corpus TEXT,
-            created_at TEXT NOT NULL
-        );
-        CREATE TABLE guild_settings (
-            guild_id INTEGER PRIMARY KEY REFERENCES guilds(id) ON DELETE CASCADE,
-            temperature REAL,
-            words INTEGER,
-            reply_on_mention INTEGER,
-            retrain_growth REAL
-        );
-        CREATE TABLE learned_channels (
-            guild_id INTEGER NOT NULL REFERENCES guilds(id) ON DELETE CASCADE,
-            channel_id INTEGER NOT NULL,
-            added_at TEXT NOT NULL,
-            PRIMARY KEY (guild_id, channel_id)
-        );
-        CREATE TABLE corpus_messages (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            guild_id INTEGER NOT NULL REFERENCES guilds(id) ON DELETE CASCADE,
-            message_id INTEGER,
-            channel_id INTEGER,
-            author_id INTEGER NOT NULL,
-            kind TEXT NOT NULL CHECK (kind IN ('message', 'file')),
-            name TEXT NOT NULL DEFAULT '',
-            text TEXT NOT NULL,
-            tokens INTEGER NOT NULL,
-            created_at TEXT NOT NULL,
-            UNIQUE (guild_id, message_id)
-        );
-        CREATE INDEX corpus_by_author ON corpus_messages (guild_id, author_id);
-        CREATE INDEX corpus_by_channel ON corpus_messages (guild_id, channel_id);
-        CREATE TABLE training_jobs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            guild_id INTEGER NOT NULL REFERENCES guilds(id) ON DELETE CASCADE,
-            status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'interrupted')),
-            epochs INTEGER NOT NULL,
-            requested_by INTEGER NOT NULL,
-            channel_id INTEGER,
-            created_at TEXT NOT NULL,
-            started_at TEXT,
-            finished_at TEXT,
-            corpus_tokens INTEGER NOT NULL DEFAULT 0,
-            val_perplexity REAL,
-            error TEXT NOT NULL DEFAULT ''
-        );
-        CREATE INDEX jobs_by_guild ON training_jobs (guild_id, id);
-        CREATE INDEX jobs_by_status ON training_jobs (status);
-    """),
-]
+DIALECTS = ("sqlite", "postgresql")
+_FILE = re.compile(r"^(\d{4})_(\w+?)(?:\.(sqlite|postgresql))?\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str  # the file's first comment line
+    sql: dict[str, str]  # dialect -> statements
+
+
+def load_migrations() -> list[Migration]:
+    found: dict[int, dict[str, str]] = {}
+    names: dict[int, str] = {}
+    for entry in resources.files(__package__).joinpath("sql").iterdir():
+        match = _FILE.match(entry.name)
+        if not match:
+            continue
+        version, text = int(match[1]), entry.read_text("utf-8")
+        for dialect in (match[3],) if match[3] else DIALECTS:
+            found.setdefault(version, {})[dialect] = text
+        names[version] = text.splitlines()[0].lstrip("- ").strip() if text.startswith("--") else match[2]
+    migrations = [Migration(v, names[v], found[v]) for v in sorted(found)]
+    for number, migration in enumerate(migrations, 1):
+        missing = set(DIALECTS) - set(migration.sql)
+        if migration.version != number or missing:  # a packaging mistake, caught by every test that opens a store
+            raise RuntimeError(f"migration {number}: missing, or without SQL for {sorted(missing)}")
+    return migrations
+
+
+MIGRATIONS = load_migrations()
+LATEST = MIGRATIONS[-1].version
+
+
+def check_not_newer(current: int, where: str) -> None:
+    """Older code never writes to a schema it does not know."""
+    if current > LATEST:
+        raise ContinuoError(f"{where}: database schema version {current} is newer than this bot knows ({LATEST}); "
+                            "upgrade Continuo, or point --database / CONTINUO_BOT_DATABASE_URL elsewhere")
+
+
+def now_text() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def schema_version(db: sqlite3.Connection) -> int:
@@ -68,22 +64,36 @@ def schema_version(db: sqlite3.Connection) -> int:
     return db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
 
 
+def statements(sql: str) -> list[str]:
+    """One migration's SQL cut into statements (SQLite runs one per execute)."""
+    found, pending = [], ""
+    for line in sql.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            found.append(pending.strip())
+            pending = ""
+    return found + ([pending.strip()] if pending.strip() and not pending.strip().startswith("--") else [])
+
+
 def migrate(db: sqlite3.Connection, path: str) -> int:
-    """Apply the migrations the database lacks, each in its own transaction; returns the version reached."""
-    current = schema_version(db)
-    latest = MIGRATIONS[-1][0]
-    if current > latest:
-        raise ContinuoError(f"{path}: database schema version {current} is newer than this bot knows ({latest}); "
-                            "upgrade Continuo or point CONTINUO_BOT_DATA_DIR elsewhere")
-    for version, name, sql in MIGRATIONS:
-        if version > current:
-            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            # executescript commits any open transaction first, so BEGIN ... COMMIT makes each one atomic
-            try:
-                db.executescript(f"BEGIN;\n{sql}\nINSERT INTO schema_migrations VALUES ({version}, "
-                                 f"'{name.replace(chr(39), '')}', '{now}');\nCOMMIT;")
-            except sqlite3.Error:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-    return latest
+    """Apply the migrations an SQLite database lacks, each in its own transaction; returns the version reached.
+
+    Each one runs under BEGIN IMMEDIATE (SQLite's write lock) after checking the version again, so two
+    processes opening one file together apply it once.
+    """
+    for migration in [None, *MIGRATIONS]:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            current = schema_version(db)
+            check_not_newer(current, path)
+            if migration is not None and migration.version > current:
+                for statement in statements(migration.sql["sqlite"]):
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                           (migration.version, migration.name, now_text()))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+    return LATEST

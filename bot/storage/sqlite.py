@@ -3,28 +3,66 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import os
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
+from typing import AsyncIterator, Sequence
+
+from core import ContinuoError
 
 from ..text import count_tokens
-from .base import UNFINISHED, CorpusEntry, CorpusStats, GuildSettings, TrainingJobRecord, utcnow
+from .base import UNFINISHED, CorpusEntry, CorpusStats, GuildData, GuildSettings, ModelPointer, ModelVersion, \
+    TrainingJobRecord, utcnow
 from .migrations import migrate
+
+log = logging.getLogger(__name__)
 
 _SETTINGS = tuple(f.name for f in fields(GuildSettings))
 _JOB_CHANGES = {"status", "started_at", "finished_at", "corpus_tokens", "val_perplexity", "error"}
 
 
+class StoreLocked(ContinuoError):
+    """Another process held the database's lock for longer than the store keeps retrying."""
+
+
 def on_db_thread(method):
-    """Run a synchronous method on the store's own thread, awaited from the event loop."""
+    """Run a synchronous method on the store's own thread, awaited from the event loop.
+
+    Calls run one at a time in the order they were made (a FIFO lock), so a write that waits for
+    another process's lock stays in line ahead of the ones made after it: none is dropped or reordered.
+    While the file is locked, the call is retried with backoff for up to `write_retry_s`.
+    """
     @functools.wraps(method)
     async def run(self: "SQLiteStore", *args, **kwargs):
         call = functools.partial(method, self, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+        loop = asyncio.get_running_loop()
+        async with self._turn:
+            deadline, pause = time.monotonic() + self.write_retry_s, 0.05
+            while True:
+                try:
+                    return await loop.run_in_executor(self._thread, self._guarded, call)
+                except _Locked as e:
+                    if time.monotonic() + pause > deadline:
+                        log.error("%s: %s stayed locked by another process for %.0f s; giving up", self.path,
+                                  method.__name__, self.write_retry_s)
+                        raise StoreLocked(
+                            f"{self.path} stayed locked by another process for {self.write_retry_s:.0f} s, so "
+                            f"{method.__name__.replace('_', ' ')} could not be stored; stop the other program "
+                            "using that file and try again") from None
+                    log.warning("%s is locked by another process (%s); %s waits and retries", self.path, e,
+                                method.__name__)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 5.0)
     return run
+
+
+class _Locked(Exception):
+    """SQLITE_BUSY / SQLITE_LOCKED after the busy timeout: worth another try."""
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -35,13 +73,44 @@ def _when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+def corrupt(path: Path, error: Exception) -> ContinuoError:
+    return ContinuoError(f"{path} is not a usable SQLite database ({error}): stop the bot, restore a backup over it "
+                         "(made by `continuo bot backup`) or move it away to start with an empty one")
+
+
 class SQLiteStore:
     """Store on SQLite. One connection, owned by one thread: writes are serialised without locks."""
 
-    def __init__(self, path: str | Path):
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path, busy_timeout_s: float = 5.0, write_retry_s: float = 600.0):
         self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s  # one try waits this long for another process's lock
+        self.write_retry_s = write_retry_s  # then tries again with backoff for this long before giving up
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="continuo-sqlite")
+        self._turn = asyncio.Lock()
         self._db: sqlite3.Connection | None = None
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    def _guarded(self, call):
+        """Tell a lock held elsewhere (retry) from a damaged file (one line naming it) from everything else."""
+        try:
+            return call()
+        except sqlite3.OperationalError as e:
+            if self._db is not None and self._db.in_transaction:
+                self._db.rollback()
+            if "locked" in str(e) or "busy" in str(e):
+                raise _Locked(str(e)) from None
+            if "malformed" in str(e) or "not a database" in str(e):
+                raise corrupt(self.path, e) from None
+            raise
+        except sqlite3.DatabaseError as e:
+            if type(e) is sqlite3.DatabaseError:  # not an integrity or programming error: the file itself
+                raise corrupt(self.path, e) from None
+            raise
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -52,13 +121,21 @@ class SQLiteStore:
     # --- opening and closing
     @on_db_thread
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer; a crash never loses committed rows
-        db.execute("PRAGMA synchronous=NORMAL")  # durable enough in WAL mode, much faster than FULL
-        db.execute("PRAGMA foreign_keys=ON")
-        migrate(db, str(self.path))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ContinuoError(f"cannot create the database folder {self.path.parent}: {e.strerror}; "
+                                "pick a writable --data folder or --database URL") from None
+        db = sqlite3.connect(self.path, timeout=self.busy_timeout_s)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer; a crash never loses committed rows
+            db.execute("PRAGMA synchronous=NORMAL")  # durable enough in WAL mode, much faster than FULL
+            db.execute("PRAGMA foreign_keys=ON")
+            migrate(db, str(self.path))
+        except BaseException:
+            db.close()
+            raise
         self._db = db
 
     async def close(self) -> None:
@@ -251,3 +328,145 @@ class SQLiteStore:
                             f"error = 'interrupted by a restart' WHERE status IN ({marks})",
                             (_iso(utcnow()), *UNFINISHED))
         return [self._job(i) for i in ids]
+
+    # --- model versions
+    @on_db_thread
+    def add_model_version(self, record: ModelVersion) -> None:
+        with self.db:
+            self._guild(record.guild_id)
+            self.db.execute("INSERT INTO model_versions VALUES (?, ?, ?, ?, ?)",
+                            (record.guild_id, record.version, _iso(record.created_at), record.val_perplexity,
+                             record.tokens))
+
+    @on_db_thread
+    def model_versions(self, guild_id: int) -> list[ModelVersion]:
+        rows = self.db.execute("SELECT * FROM model_versions WHERE guild_id = ? ORDER BY version", (guild_id,))
+        return [ModelVersion(r["guild_id"], r["version"], _when(r["created_at"]), r["val_perplexity"], r["tokens"])
+                for r in rows]
+
+    @on_db_thread
+    def current_model(self, guild_id: int) -> ModelPointer | None:
+        row = self.db.execute("SELECT guild_id, version, seq FROM model_pointers WHERE guild_id = ?",
+                              (guild_id,)).fetchone()
+        return ModelPointer(*row) if row else None
+
+    @on_db_thread
+    def switch_model(self, guild_id: int, version: str | None) -> ModelPointer:
+        """Point the server at one of its versions (None: the default model). Watchers poll for it."""
+        with self.db:
+            self._guild(guild_id)
+            seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM model_pointers").fetchone()[0]
+            self.db.execute("INSERT INTO model_pointers VALUES (?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET"
+                            " version = excluded.version, seq = excluded.seq, switched_at = excluded.switched_at",
+                            (guild_id, version, seq, _iso(utcnow())))
+        return ModelPointer(guild_id, version, seq)
+
+    @on_db_thread
+    def remove_model_versions(self, guild_id: int, versions: Sequence[str]) -> int:
+        with self.db:
+            cur = self.db.executemany(
+                "DELETE FROM model_versions WHERE guild_id = ? AND version = ? AND version IS NOT "
+                "(SELECT version FROM model_pointers WHERE guild_id = model_versions.guild_id)",
+                [(guild_id, v) for v in versions])
+        return cur.rowcount
+
+    @on_db_thread
+    def model_pointers_since(self, seq: int) -> list[ModelPointer]:
+        rows = self.db.execute("SELECT guild_id, version, seq FROM model_pointers WHERE seq > ? ORDER BY seq", (seq,))
+        return [ModelPointer(*r) for r in rows]
+
+    async def watch_models(self, poll_s: float = 2.0) -> AsyncIterator[ModelPointer]:
+        """Switches made from now on by any process on this file: SQLite cannot notify, so it is polled."""
+        seen = max((p.seq for p in await self.model_pointers_since(0)), default=0)
+        while True:
+            await asyncio.sleep(poll_s)
+            try:
+                changed = await self.model_pointers_since(seen)
+            except ContinuoError as e:  # locked for long, or damaged: said in the log, tried again later
+                log.warning("%s", e)
+                continue
+            for pointer in changed:
+                seen = max(seen, pointer.seq)
+                yield pointer
+
+    # --- whole servers and the whole store
+    @on_db_thread
+    def guild_ids(self) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT id FROM guilds ORDER BY id")]
+
+    @on_db_thread
+    def export_guild(self, guild_id: int) -> GuildData:
+        db = self.db
+        guild = db.execute("SELECT * FROM guilds WHERE id = ?", (guild_id,)).fetchone()
+        if guild is None:
+            raise ContinuoError(f"server {guild_id} has no data in {self.path}")
+        settings = db.execute("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,)).fetchone()
+        stored = {k: settings[k] for k in _SETTINGS if settings and settings[k] is not None}
+        if "reply_on_mention" in stored:
+            stored["reply_on_mention"] = bool(stored["reply_on_mention"])
+        corpus = [CorpusEntry(r["guild_id"], r["author_id"], r["text"], r["message_id"], r["channel_id"], r["name"],
+                              _when(r["created_at"]))
+                  for r in db.execute("SELECT * FROM corpus_messages WHERE guild_id = ? ORDER BY created_at, "
+                                      "message_id, id", (guild_id,))]
+        pointer = db.execute("SELECT version FROM model_pointers WHERE guild_id = ?", (guild_id,)).fetchone()
+        return GuildData(
+            guild_id, _when(guild["created_at"]), guild["base_corpus"], stored,
+            [(r[0], _when(r[1])) for r in db.execute("SELECT channel_id, added_at FROM learned_channels WHERE "
+                                                     "guild_id = ? ORDER BY added_at, channel_id", (guild_id,))],
+            corpus,
+            [self._to_job(r) for r in db.execute("SELECT * FROM training_jobs WHERE guild_id = ? ORDER BY id",
+                                                 (guild_id,))],
+            [ModelVersion(r["guild_id"], r["version"], _when(r["created_at"]), r["val_perplexity"], r["tokens"])
+             for r in db.execute("SELECT * FROM model_versions WHERE guild_id = ? ORDER BY version", (guild_id,))],
+            pointer[0] if pointer else None)
+
+    @on_db_thread
+    def import_guild(self, data: GuildData) -> None:
+        """Add one server's data in one transaction; a server already here is refused, never merged."""
+        db, g = self.db, data.guild_id
+        with db:
+            if db.execute("SELECT 1 FROM guilds WHERE id = ?", (g,)).fetchone():
+                raise ContinuoError(f"server {g} already has data in {self.path}; nothing of it was copied")
+            db.execute("INSERT INTO guilds (id, base_corpus, created_at) VALUES (?, ?, ?)",
+                       (g, data.base_corpus, _iso(data.created_at)))
+            if data.settings:
+                names = [k for k in _SETTINGS if k in data.settings]
+                db.execute(f"INSERT INTO guild_settings (guild_id, {', '.join(names)}) VALUES "
+                           f"(?, {', '.join('?' for _ in names)})", (g, *(data.settings[k] for k in names)))
+            db.executemany("INSERT INTO learned_channels VALUES (?, ?, ?)",
+                           [(g, c, _iso(when)) for c, when in data.channels])
+            db.executemany("INSERT INTO corpus_messages (guild_id, message_id, channel_id, author_id, kind, name, text,"
+                           " tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(g, e.message_id, e.channel_id, e.author_id, e.kind, e.name, e.text, count_tokens(e.text),
+                             _iso(e.created_at)) for e in data.corpus])
+            db.executemany("INSERT INTO training_jobs (guild_id, status, epochs, requested_by, channel_id, created_at,"
+                           " started_at, finished_at, corpus_tokens, val_perplexity, error) VALUES"
+                           " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(g, j.status, j.epochs, j.requested_by, j.channel_id, _iso(j.created_at),
+                             _iso(j.started_at), _iso(j.finished_at), j.corpus_tokens, j.val_perplexity, j.error)
+                            for j in data.jobs])
+            db.executemany("INSERT INTO model_versions VALUES (?, ?, ?, ?, ?)",
+                           [(g, m.version, _iso(m.created_at), m.val_perplexity, m.tokens) for m in data.models])
+            if data.current_model is not None:
+                seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM model_pointers").fetchone()[0]
+                db.execute("INSERT INTO model_pointers VALUES (?, ?, ?, ?)", (g, data.current_model, seq, _iso(utcnow())))
+
+    @on_db_thread
+    def backup(self, path: str) -> None:
+        """A consistent copy made with SQLite's online backup while the bot may keep writing."""
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        if not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
+            raise ContinuoError(f"cannot write the backup {target}: its folder is missing or not writable; "
+                                "pick another path")
+        try:
+            copy = sqlite3.connect(tmp)
+            try:
+                self.db.backup(copy)
+            finally:
+                copy.close()
+            os.replace(tmp, target)
+        except OSError as e:
+            raise ContinuoError(f"cannot write the backup {target}: {e.strerror}; pick another path") from None
+        finally:
+            tmp.unlink(missing_ok=True)

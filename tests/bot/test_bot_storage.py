@@ -1,24 +1,41 @@
-"""The SQLite store: migrations, WAL, per-server isolation, corpus edits and deletions, jobs across restarts."""
+"""The store on SQLite and on a real PostgreSQL server: migrations, per-server isolation, corpus edits and
+deletions, jobs across restarts, model version pointers and their notifications."""
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.storage import CorpusEntry, GuildSettings, SQLiteStore
-from bot.storage.migrations import MIGRATIONS
+from bot.storage import CorpusEntry, GuildSettings, ModelVersion, SQLiteStore, open_store, sqlite_url
+from bot.storage.migrations import LATEST, MIGRATIONS
 from core import ContinuoError
 
 A, B = 111, 222  # two servers
+BIG = 1_234_567_890_123_456_789  # a real Discord id needs 64 bits
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """The same tests on each dialect: an SQLite file, or a new database on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "bot.sqlite3")
+    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture
-async def store(tmp_path):
-    store = SQLiteStore(tmp_path / "bot.sqlite3")
+async def store(store_url):
+    store = open_store(store_url)
     await store.open()
     yield store
     await store.close()
+
+
+async def reopened(url):
+    store = open_store(url)
+    await store.open()
+    return store
 
 
 def message(guild, message_id, text, author=7, channel=70, minutes=0):
@@ -35,20 +52,44 @@ async def test_open_applies_migrations_once_in_wal_mode(tmp_path):
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     versions = [r[0] for r in db.execute("SELECT version FROM schema_migrations")]
-    assert versions == [v for v, _, _ in MIGRATIONS]
+    assert versions == [m.version for m in MIGRATIONS]
 
 
-async def test_a_database_newer_than_the_bot_is_refused(tmp_path):
-    path = tmp_path / "bot.sqlite3"
-    store = SQLiteStore(path)
-    await store.open()
+async def schema_versions(url) -> list[int]:
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url[len("sqlite:///"):]) as db:
+            return [r[0] for r in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(url) as db:
+        return [r[0] for r in await (await db.execute("SELECT version FROM schema_migrations ORDER BY version"))
+                .fetchall()]
+
+
+async def test_processes_starting_together_migrate_once(store_url):
+    """Five stores open one new database at once: the lock lets one migrate and the others find it done."""
+    stores = [open_store(store_url) for _ in range(5)]
+    await asyncio.gather(*(s.open() for s in stores))
+    await stores[0].record([message(A, 1, "written after the race")])
+    assert await stores[4].corpus_texts(A) == ["written after the race"]
+    await asyncio.gather(*(s.close() for s in stores))
+    assert await schema_versions(store_url) == [m.version for m in MIGRATIONS]
+
+
+async def test_a_database_newer_than_the_bot_is_refused(store_url):
+    store = await reopened(store_url)
     await store.close()
-    db = sqlite3.connect(path)
-    db.execute("INSERT INTO schema_migrations VALUES (999, 'future', '2099-01-01')")
-    db.commit()
-    db.close()
-    with pytest.raises(ContinuoError, match="newer than this bot knows"):
-        await SQLiteStore(path).open()
+    if store_url.startswith("sqlite"):
+        with sqlite3.connect(store_url[len("sqlite:///"):]) as db:
+            db.execute("INSERT INTO schema_migrations VALUES (999, 'future', '2099-01-01')")
+    else:
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(store_url) as db:
+            await db.execute("INSERT INTO schema_migrations VALUES (999, 'future', now())")
+    with pytest.raises(ContinuoError, match=f"schema version 999 is newer than this bot knows \\({LATEST}\\)") as e:
+        await open_store(store_url).open()
+    assert "\n" not in str(e.value) and "upgrade Continuo" in str(e.value)
 
 
 async def test_corpus_is_kept_per_server_in_time_order(store):
@@ -119,10 +160,8 @@ async def test_clear_empties_one_server(store):
     assert await store.corpus_texts(B) == ["b"]
 
 
-async def test_a_restart_finds_unfinished_jobs_and_keeps_the_corpus(tmp_path):
-    path = tmp_path / "bot.sqlite3"
-    store = SQLiteStore(path)
-    await store.open()
+async def test_a_restart_finds_unfinished_jobs_and_keeps_the_corpus(store_url):
+    store = await reopened(store_url)
     await store.record([message(A, 1, "kept across restarts")])
     running = await store.add_job(A, requested_by=5, channel_id=70, epochs=3, corpus_tokens=2500)
     await store.update_job(running.id, status="running")
@@ -130,8 +169,7 @@ async def test_a_restart_finds_unfinished_jobs_and_keeps_the_corpus(tmp_path):
     await store.update_job(done.id, status="succeeded", val_perplexity=42.0)
     await store.close()  # the process dies here
 
-    store = SQLiteStore(path)
-    await store.open()
+    store = await reopened(store_url)
     interrupted = await store.interrupt_unfinished_jobs()
     assert [(j.id, j.guild_id, j.status, j.channel_id) for j in interrupted] == [(running.id, A, "interrupted", 70)]
     assert (await store.last_job(A)).status == "interrupted"
@@ -139,3 +177,75 @@ async def test_a_restart_finds_unfinished_jobs_and_keeps_the_corpus(tmp_path):
     assert await store.interrupt_unfinished_jobs() == []
     assert await store.corpus_texts(A) == ["kept across restarts"]
     await store.close()
+
+
+async def test_job_fields_round_trip(store):
+    job = await store.add_job(BIG, requested_by=BIG - 1, channel_id=BIG - 2, epochs=4, corpus_tokens=1234)
+    started = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+    await store.update_job(job.id, status="failed", started_at=started, finished_at=started + timedelta(seconds=9),
+                           error="out of memory")
+    last = await store.last_job(BIG)
+    assert (last.guild_id, last.requested_by, last.channel_id, last.epochs, last.corpus_tokens) == \
+        (BIG, BIG - 1, BIG - 2, 4, 1234)
+    assert (last.status, last.started_at, last.finished_at, last.error) == \
+        ("failed", started, started + timedelta(seconds=9), "out of memory")
+    assert last.created_at.tzinfo is not None and await store.last_job(BIG, "succeeded") is None
+    with pytest.raises(ValueError):
+        await store.update_job(job.id, guild_id=A)
+
+
+async def test_files_sort_with_messages_of_the_same_moment_as_sqlite_does(store):
+    when = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    await store.record([CorpusEntry(A, 1, "upload", name="u.txt", created_at=when),
+                        CorpusEntry(A, 1, "message", 5, 70, created_at=when)])
+    assert await store.corpus_texts(A) == ["upload", "message"]
+
+
+def version(guild, name, ppl=None):
+    return ModelVersion(guild, name, datetime(2026, 1, 1, tzinfo=timezone.utc), ppl, 3000)
+
+
+async def test_model_versions_switch_roll_back_and_keep_the_current_one(store):
+    assert await store.current_model(A) is None and await store.model_versions(A) == []
+    await store.add_model_version(version(A, "v1", 50.0))
+    await store.add_model_version(version(A, "v2", 40.0))
+    await store.add_model_version(version(B, "v1"))
+    first = await store.switch_model(A, "v1")
+    second = await store.switch_model(A, "v2")
+    assert second.seq > first.seq and (await store.current_model(A)).version == "v2"
+    assert [v.version for v in await store.model_versions(A)] == ["v1", "v2"]
+    assert (await store.model_versions(A))[1] == version(A, "v2", 40.0)
+    assert await store.current_model(B) is None  # B published but never switched
+    assert await store.remove_model_versions(A, ["v1", "v2"]) == 1  # the current one stays
+    assert [v.version for v in await store.model_versions(A)] == ["v2"]
+    assert [v.version for v in await store.model_versions(B)] == ["v1"]
+    gone = await store.switch_model(A, None)  # back to the default model
+    assert (await store.current_model(A)).version is None
+    assert await store.model_pointers_since(second.seq) == [gone]
+    with pytest.raises(Exception):
+        await store.switch_model(A, "never-published")
+
+
+async def test_another_process_learns_of_a_switch(store_url):
+    """One store switches; another (as another process or machine would) is told by NOTIFY or polling."""
+    writer, watcher = await reopened(store_url), await reopened(store_url)
+    await writer.add_model_version(version(A, "v1"))
+    await writer.switch_model(A, "v1")  # before watching: not reported
+    seen = []
+
+    async def watch():
+        async for pointer in watcher.watch_models(poll_s=0.05):
+            seen.append((pointer.guild_id, pointer.version))
+            if len(seen) == 2:
+                return
+
+    task = asyncio.create_task(watch())
+    await asyncio.sleep(0.5)  # the watcher is listening
+    await writer.add_model_version(version(A, "v2"))
+    await writer.switch_model(A, "v2")
+    await writer.add_model_version(version(B, "v9"))
+    await writer.switch_model(B, "v9")
+    await asyncio.wait_for(task, 10)
+    assert seen == [(A, "v2"), (B, "v9")]
+    await writer.close()
+    await watcher.close()
