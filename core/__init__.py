@@ -13,6 +13,7 @@ _EXPORTS = {
     "generate": ["Candidate", "Evaluation", "GenerationConfig", "LanguageModel"],
     "jobs": ["Job", "JobRunner", "LocalProcessRunner", "TrainRequest", "run_request"],
     "model": ["ModelConfig"],
+    "ray_runner": ["RayConfig", "RayRunner"],  # needs the `scale` extra (ray) once a job is submitted
     "settings": ["Settings", "get_settings"],
     "store": ["DEFAULT_MODEL", "ModelStore", "StoredModel"],
     "tokenizer": ["Tokenizer", "count_tokens"],

@@ -15,20 +15,23 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 _M_ARENA_MAX = -8  # glibc mallopt() parameter
 _MAX_REPLICAS = 8  # training replicas, one per CPU core, up to this many
 _replicas = 1  # set by use_a_replica_per_core() before TensorFlow starts
+_training_process = False  # set by it too: each op then runs on one thread
 
 
-def use_a_replica_per_core() -> None:
+def use_a_replica_per_core(cores: int | None = None) -> None:
     """In a process about to train, before TensorFlow starts: run each op on one thread and let
     training split every batch into one replica per core, computed side by side.
 
     An LSTM runs step by step as small operations that two threads each share poorly; a replica
     per core keeps every core busy instead (about 1.2x the examples per second on 2 cores).
     Has no effect once TensorFlow has started, so processes that only generate are left alone.
+    `cores`: the cores this process may use (a Ray task's share of its machine); default: all it can run on.
     """
-    global _replicas
+    global _replicas, _training_process
     if load_keras.cache_info().currsize == 0:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        _replicas = max(1, min(cores, _MAX_REPLICAS))
+        if cores is None:
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        _replicas, _training_process = max(1, min(cores, _MAX_REPLICAS)), True
 
 
 def training_replicas() -> int:
@@ -60,7 +63,7 @@ def load_keras():
             import tensorflow as tf
             import keras
 
-            if _replicas > 1:
+            if _training_process:  # TensorFlow would otherwise size its pools to the whole machine
                 tf.config.threading.set_intra_op_parallelism_threads(1)
                 tf.config.threading.set_inter_op_parallelism_threads(_replicas)
             tf.constant(0)  # initialises the devices, which logs too
