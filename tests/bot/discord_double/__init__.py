@@ -1,0 +1,111 @@
+"""A local Discord double: REST and gateway on 127.0.0.1 that the real, unpatched discord.py client talks to.
+
+Only two URL constants of discord.py are changed (``discord.http.Route.BASE`` and
+``discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY``), by ``double.patch_discord()`` or the
+``discord_double`` fixture. Modules: ``world`` (users, servers, channels, messages as Discord's JSON),
+``gateway`` (HELLO, IDENTIFY, RESUME, dispatches), ``rest`` (the routes the bot calls),
+``interactions`` (what users start and the record of the bot's answers), ``double`` (all of it on one
+server, and the waits), ``client`` (running a discord.py client against it).
+
+Test API (everything is async-safe on the test's event loop; the double runs in that same loop)
+---------------------------------------------------------------------------------------------
+Setup::
+
+    double = DiscordDouble(heartbeat_interval=0.2)   # seconds; Discord's is 41.25
+    await double.start()                             # random port on 127.0.0.1
+    with double.patch_discord():                     # points discord.py here, restores afterwards
+        async with run_client(bot, double):          # bot.start(double.token), waits for on_ready
+            ...
+    await double.stop()
+
+In tests use the fixtures of tests/bot/conftest.py instead: ``discord_double`` (started and patched)
+and ``start_client`` (``bot = await start_client(bot)``; closed at teardown, where ``assert_clean()``
+fails the test on ERROR records of the ``discord`` logger, unknown routes and refused requests).
+Outside tests (bench/), put tests/bot on sys.path and use ``DiscordDouble`` and ``run_client`` directly.
+
+The world (build it before the client connects; ids are snowflakes; ``.mention`` gives ``<@id>``)::
+
+    alpha = double.add_guild("Alpha")                # an @everyone role, a #general channel, the bot
+    general = alpha.channel("general"); ideas = alpha.add_channel("ideas")
+    mods = alpha.add_role("mods", permissions=discord.Permissions(manage_guild=True))
+    ann = double.user("ann"); alpha.add_member(ann, roles=[mods])    # users join guilds on first use
+    double.bot_user, double.application_id, double.token, double.owner, double.dm_channel(ann)
+    await double.announce_guild(beta); await double.remove_guild(alpha)   # join/leave while connected
+    channel.history(), guild.messages()              # visible messages, oldest first
+
+Events to the connected client (each returns what it created)::
+
+    rec = await double.slash_command(channel, ann, "continue", {"seed": "Once", "words": 5})
+    rec = await double.slash_command(channel, ann, "corpus add", {"file": ("a.txt", b"text")})
+    rec = await double.message_command(channel, ann, "Continue this message", message)
+    rec = await double.click_button(message, "confirm", ann)          # custom_id of a button on it
+    choices = await double.autocomplete(channel, ann, "corpus use", {"base": "ve"}, focused="base")
+    msg = await double.send_message(channel, ann, f"{double.bot_user.mention} hi")  # MESSAGE_CREATE
+    await double.edit_message(msg, "new text"); await double.delete_message(msg)
+    msg = await double.send_message(channel, ann, "old", dispatch=False)  # history only (backfill)
+
+Slash options are typed from the synced command (so a test cannot send what Discord would not):
+str/int/float/bool values; a ``User``, ``Channel`` or ``Role`` for those types; an attachment is
+``(filename, bytes)`` or ``(filename, bytes, content_type)`` and is served back by the double at
+its ``url``. Sub-commands and groups are spaces in the name (``"corpus add"``). Unknown commands,
+unknown or missing required options, values outside min/max/choices, and commands whose
+``default_member_permissions`` the user lacks raise ``CommandRefused`` (Discord's client would not
+send them); pass ``permissions=`` to override the member's computed permissions, and
+``enforce_permissions=False`` to reach the bot's own permission checks.
+
+Interaction records (``InteractionRecord``)::
+
+    body = await rec.wait_response(timeout)     # the callback body {"type": 4/5/6/7/8, "data": {...}}
+    msgs = await rec.wait_followups(n, timeout) # the n first followup Messages
+    edits = await rec.wait_edits(n, timeout)    # PATCH bodies of @original
+    await rec.wait_done(timeout)                # answered with content (deferred ones edited/followed up)
+    await rec.wait_content("perplexity")        # the response's content once it contains that (or a predicate)
+    rec.original (Message), rec.content, rec.ephemeral, rec.response_type, rec.followups, rec.edits,
+    rec.choices, rec.latency (dispatch to callback, s), rec.done_latency (to an answer with content)
+
+``Message`` has content, embeds, components, attachments (``Attachment.data`` holds the bytes),
+flags, ephemeral, allowed_mentions, pings (what it would notify), edits (bodies), deleted, author.
+
+Bookkeeping a test asserts on::
+
+    double.sent_messages        # every Message the bot created, on any route, in order
+    double.pings                # (message, "@everyone" | "user:ID" | "role:ID" | "reply:ID") it would notify
+    double.unknown_routes       # requests to routes the double does not know (answered with a JSON 404)
+    double.rejected_requests    # requests Discord would refuse (limits, empty message, late answers...)
+    double.ignored_requests     # what Discord would silently do otherwise (an ephemeral followup after a public defer)
+    double.rate_limited         # edits answered with 429 under DiscordDouble(edit_rate_limit=(5, 5.0)) (opt-in)
+    double.unanswered           # interactions without an accepted callback ("The application did not respond")
+    double.synced_commands      # {None: [global commands], guild_id: [guild commands]}
+    double.identifies           # IDENTIFY payloads; double.intents is the last one's intents
+    double.heartbeats           # monotonic times of heartbeats received
+    double.max_heartbeat_gap(since)  # longest gap between heartbeats since then, including up to now
+    await double.ping_client()  # round trip of a server-requested heartbeat (event-loop lag)
+    await double.reconnect_client()  # op 7: the client resumes and gets the events it missed
+    await double.wait_for(predicate, timeout, what)  # generic wait, fails fast if the client died or
+                                # logged an error; polls every 50 ms, so it sees the client's own state
+    double.assert_clean()       # none of the above lists, client errors or errors of the double itself
+
+Fidelity: MESSAGE_CREATE content is blanked without the message-content intent (except mentions of
+the bot, DMs and the bot's own messages), guild message events need the GUILD_MESSAGES intent, the
+bot receives its own non-ephemeral messages, privileged intents not enabled are refused with close
+code 4014, a wrong token gets 401 / close 4004, callbacks later than ``interaction_timeout`` (3 s)
+get "Unknown interaction", a second callback gets "already acknowledged", messages over Discord's
+limits (2000 characters, 10 embeds, 6000 embed characters, 25 MiB of files) get 400 like Discord,
+and the first followup after a defer fills the deferred message and keeps the defer's ephemerality, as
+on Discord (so ``defer(ephemeral=True)`` decides whether an error sent as that followup is private).
+Only what the bot uses is served (no reactions, modals, selects, member or role routes): anything
+else is an unknown route, which fails the test.
+"""
+from .client import run_client
+from .double import DiscordDouble
+from .gateway import GatewaySession
+from .interactions import CommandRefused, InteractionRecord, command_schema_errors
+from .rest import Rejection, RequestRecord
+from .world import (DIRECT_MESSAGES, GUILD_MESSAGES, GUILDS, MESSAGE_CONTENT, Attachment, Channel, Guild, Member,
+                    Message, Role, User, would_ping)
+
+__all__ = [
+    "DIRECT_MESSAGES", "GUILD_MESSAGES", "GUILDS", "MESSAGE_CONTENT", "Attachment", "Channel", "CommandRefused",
+    "DiscordDouble", "GatewaySession", "Guild", "InteractionRecord", "Member", "Message", "Rejection",
+    "RequestRecord", "Role", "User", "command_schema_errors", "run_client", "would_ping",
+]
