@@ -274,6 +274,20 @@ class PostgresStore:
                                 (utcnow(), list(UNFINISHED)))
         return [_job(r) for r in sorted(rows, key=lambda r: r["id"])]
 
+    async def unfinished_jobs(self) -> list[TrainingJobRecord]:
+        rows = await self._rows("SELECT * FROM training_jobs WHERE status = ANY(%s) ORDER BY id", (list(UNFINISHED),))
+        return [_job(r) for r in rows]
+
+    async def set_job_progress(self, job_id: int, progress: str) -> None:
+        async with self._connection() as conn:
+            await conn.execute("INSERT INTO job_progress VALUES (%s, %s, %s) ON CONFLICT (job_id) DO UPDATE SET "
+                               "progress = excluded.progress, updated_at = excluded.updated_at",
+                               (job_id, progress, utcnow()))
+
+    async def job_progress(self, job_id: int) -> str | None:
+        row = await self._one("SELECT progress FROM job_progress WHERE job_id = %s", (job_id,))
+        return row["progress"] if row else None
+
     # --- model versions
     async def add_model_version(self, record: ModelVersion) -> None:
         async with self._connection() as conn:

@@ -329,6 +329,24 @@ class SQLiteStore:
                             (_iso(utcnow()), *UNFINISHED))
         return [self._job(i) for i in ids]
 
+    @on_db_thread
+    def unfinished_jobs(self) -> list[TrainingJobRecord]:
+        marks = ", ".join("?" for _ in UNFINISHED)
+        rows = self.db.execute(f"SELECT * FROM training_jobs WHERE status IN ({marks}) ORDER BY id", UNFINISHED)
+        return [self._to_job(r) for r in rows]
+
+    @on_db_thread
+    def set_job_progress(self, job_id: int, progress: str) -> None:
+        with self.db:
+            self.db.execute("INSERT INTO job_progress VALUES (?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET "
+                            "progress = excluded.progress, updated_at = excluded.updated_at",
+                            (job_id, progress, _iso(utcnow())))
+
+    @on_db_thread
+    def job_progress(self, job_id: int) -> str | None:
+        row = self.db.execute("SELECT progress FROM job_progress WHERE job_id = ?", (job_id,)).fetchone()
+        return row[0] if row else None
+
     # --- model versions
     @on_db_thread
     def add_model_version(self, record: ModelVersion) -> None:
