@@ -12,9 +12,10 @@ from core import JobRunner, LocalProcessRunner, ModelStore
 from .cooldowns import Cooldowns
 from .models import ModelService
 from .replies import ChannelDisplay
+from .server_corpus import ServerCorpus
 from .settings import BotSettings
 from .storage import SQLiteStore, Store, TrainingJobRecord
-from .training import TrainingQueue
+from .training import RetrainPolicy, TrainingQueue
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,11 @@ class ContinuoBot(commands.Bot):
         default = default_model or self.settings.default_model or ModelStore().resolve(None)
         self.models = ModelService(self.settings.guilds_dir, default, self.settings.model_cache_size,
                                    self.settings.inference_threads, self.settings.max_batch_rows)
+        self.corpus = ServerCorpus(self.store)
         self.training = TrainingQueue(self.store, self.models, self.settings, runner or LocalProcessRunner(),
-                                      lambda channel_id: ChannelDisplay(self.get_partial_messageable(channel_id)))
+                                      self.corpus)
+        self.retraining = RetrainPolicy(self.store, self.corpus, self.training, self.settings.retrain_check_s,
+                                        lambda channel_id: ChannelDisplay(self.get_partial_messageable(channel_id)))
         self.cooldowns = Cooldowns(self.settings.cooldown_uses, self.settings.cooldown_seconds)
         self.interrupted_jobs: list[TrainingJobRecord] = []  # found at start-up; reported once connected
 

@@ -7,7 +7,8 @@ from importlib import import_module
 
 _EXPORTS = {
     "bundle": ["ModelCard", "read_card"],
-    "data": ["Corpus", "bundled_corpora", "decode_text", "find_corpus", "read_text"],
+    "data": ["MIN_TOKENS", "Corpus", "bundled_corpora", "check_corpus_size", "decode_text", "find_corpus",
+             "read_text"],
     "errors": ["BundleError", "Cancelled", "ContinuoError", "CorpusTooSmall", "DecodingError", "InputFileError",
                "SeedError"],
     "generate": ["Candidate", "Evaluation", "GenerationConfig", "LanguageModel"],
@@ -17,7 +18,7 @@ _EXPORTS = {
     "settings": ["Settings", "get_settings"],
     "store": ["DEFAULT_MODEL", "ModelStore", "StoredModel"],
     "tokenizer": ["Tokenizer", "count_tokens"],
-    "training": ["MIN_TOKENS", "Progress", "TrainConfig", "TrainResult", "train"],
+    "training": ["Progress", "TrainConfig", "TrainResult", "train"],
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted([*_HOME, "load"])

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError
+from .errors import CorpusTooSmall, InputFileError
 from .settings import get_settings
 
+MIN_TOKENS = 2000  # below this there is too little text to learn from (about 1,500 words)
 _SNIFF_BYTES = 8192  # bytes looked at to tell text from binary
 _PREFETCH_BATCHES = 2  # windows gathered ahead of the training step
 
@@ -46,6 +47,13 @@ def decode_text(data: bytes, name: str = "text") -> str:
     if not text.strip():
         raise InputFileError(f"{name}: holds only whitespace; give a file with some text")
     return text
+
+
+def check_corpus_size(tokens: int, how_to_add: str = "") -> None:
+    """Raise the one "corpus too small" error, saying how much more text is needed (and, where given, how to add it)."""
+    if tokens < MIN_TOKENS:
+        raise CorpusTooSmall(f"the corpus has {tokens:,} tokens; at least {MIN_TOKENS:,} are needed "
+                             f"(about {MIN_TOKENS - tokens:,} more words of text{how_to_add})")
 
 
 @dataclass

@@ -12,11 +12,11 @@ import numpy as np
 from .backend import load_keras, training_replicas
 from .bundle import ModelCard, save_bundle
 from .checkpoint import EpochCheckpoint, TrainingState
-from .errors import Cancelled, ContinuoError, CorpusTooSmall
+from .data import check_corpus_size
+from .errors import Cancelled, ContinuoError
 from .model import ModelConfig, build_model
 from .tokenizer import Tokenizer
 
-MIN_TOKENS = 2000  # below this there is too little text to learn from (about 1,500 words)
 CANCELLED = "training cancelled; the previous model is unchanged"
 
 
@@ -91,9 +91,7 @@ class TrainResult:
 def prepare(text: str, cfg: TrainConfig, valid_text: str | None = None):
     """(tokenizer, train ids, validation ids); refuses a corpus too small to learn from."""
     tokens = Tokenizer(mode=cfg.tokenizer).split(text)
-    if len(tokens) < MIN_TOKENS:
-        raise CorpusTooSmall(f"the corpus has {len(tokens):,} tokens; at least {MIN_TOKENS:,} are needed "
-                             f"(about {MIN_TOKENS - len(tokens):,} more words of text)")
+    check_corpus_size(len(tokens))
     if valid_text is None:
         cut = int(len(tokens) * (1 - cfg.validation_split))
         train_tokens, valid_tokens = tokens[:cut], tokens[cut:]

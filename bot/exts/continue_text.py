@@ -8,8 +8,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from core import ContinuoError, GenerationConfig
+from core import ContinuoError
 
+from ..bot import ContinuoBot
+from ..checks import cooldown
+from ..decoding import decoding
 from ..replies import answer
 from ..text import format_continuations
 
@@ -23,7 +26,7 @@ class NothingToContinue(ContinuoError):
 
 
 class ContinueText(commands.Cog):
-    def __init__(self, bot):
+    def __init__(self, bot: ContinuoBot):
         self.bot = bot
         self.menu = app_commands.ContextMenu(name="Continue this message", callback=self.continue_message)
         self.menu.guild_only = True
@@ -41,13 +44,9 @@ class ContinueText(commands.Cog):
         seed = seed.strip()[-MAX_SEED_CHARS:].rstrip()
         if not seed:
             raise NothingToContinue("there is no text to continue: give a few words")
-        defaults = await self.bot.store.guild_settings(guild_id)
-        settings = self.bot.settings
-        config = GenerationConfig.make(
-            max_new_tokens=words or defaults.words, do_sample=True,
-            temperature=temperature if temperature is not None else defaults.temperature,
-            top_p=top_p if top_p is not None else 1.0, top_k=settings.top_k, num_return_sequences=variants,
-            no_repeat_ngram_size=settings.no_repeat_ngram_size)
+        server = await self.bot.store.guild_settings(guild_id)
+        config = decoding(self.bot.settings, server, words=words, temperature=temperature, top_p=top_p,
+                          variants=variants)
         return format_continuations(seed, await self.bot.models.generate(guild_id, seed, config))
 
     async def answer(self, interaction: discord.Interaction, reply) -> None:
@@ -59,7 +58,7 @@ class ContinueText(commands.Cog):
                            top_p="only sample among the likeliest words holding this much probability",
                            variants="how many different continuations to show")
     @app_commands.guild_only()
-    @app_commands.check(lambda interaction: interaction.client.cooldowns.check(interaction))
+    @app_commands.check(cooldown)
     async def continue_(self, interaction: discord.Interaction, seed: app_commands.Range[str, 1, MAX_SEED_CHARS],
                         words: app_commands.Range[int, 1, 200] | None = None,
                         temperature: app_commands.Range[float, 0.05, 3.0] | None = None,
@@ -96,5 +95,5 @@ class ContinueText(commands.Cog):
             log.warning("could not reply to a mention in channel %s: %s", message.channel.id, e)
 
 
-async def setup(bot) -> None:
+async def setup(bot: ContinuoBot) -> None:
     await bot.add_cog(ContinueText(bot))

@@ -10,15 +10,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from core import MIN_TOKENS, ContinuoError, bundled_corpora, decode_text, find_corpus
+from core import ContinuoError, CorpusTooSmall, bundled_corpora, check_corpus_size, decode_text, find_corpus
 
+from ..bot import ContinuoBot
+from ..checks import manage_server
 from ..replies import InteractionDisplay, answer
 from ..storage import CorpusEntry
 from ..text import corpus_text, safe
+from ..training.queue import HOW_TO_ADD_TEXT
 
 log = logging.getLogger(__name__)
 
-manage_server = app_commands.checks.has_permissions(manage_guild=True)  # checked by the bot, whatever Discord shows
 NO_BASE = "none"
 
 
@@ -58,7 +60,7 @@ class Corpus(commands.Cog):
     corpus = app_commands.Group(name="corpus", description="This server's text, which its model learns from",
                                 guild_only=True, default_permissions=discord.Permissions(manage_guild=True))
 
-    def __init__(self, bot):
+    def __init__(self, bot: ContinuoBot):
         self.bot = bot
         self._learned: dict[int, set[int]] = {}  # guild -> learned channels, read once from the store
 
@@ -90,7 +92,7 @@ class Corpus(commands.Cog):
         text = await asyncio.to_thread(decode_text, data, file.filename)
         await self.check_room(interaction.guild_id, len(text))
         await self.bot.store.record([CorpusEntry(interaction.guild_id, interaction.user.id, text, name=file.filename)])
-        tokens = await self.bot.training.corpus_tokens(interaction.guild_id)
+        tokens = await self.bot.corpus.tokens(interaction.guild_id)
         return f"Added **{safe(file.filename)}** ({megabytes(len(data))}). {readiness(tokens)}"
 
     @corpus.command(name="use", description="Start this server's corpus from a bundled one")
@@ -106,7 +108,7 @@ class Corpus(commands.Cog):
             names = ", ".join(c.name for c in bundled_corpora())
             raise ContinuoError(f"there is no bundled corpus named {base!r}; pick one of: {names}")
         await self.bot.store.set_base_corpus(interaction.guild_id, corpus.name)
-        tokens = await self.bot.training.corpus_tokens(interaction.guild_id)
+        tokens = await self.bot.corpus.tokens(interaction.guild_id)
         await interaction.response.send_message(f"This server's corpus now starts from **{corpus.name}** "
                                                 f"({safe(corpus.summary)}). {readiness(tokens)}")
 
@@ -131,7 +133,7 @@ class Corpus(commands.Cog):
         display = InteractionDisplay(interaction, f"{note}\nReading its history…")
         await display.open()
         read, kept = await self.backfill(channel, min(backfill, self.bot.settings.max_backfill), note, display)
-        tokens = await self.bot.training.corpus_tokens(interaction.guild_id)
+        tokens = await self.bot.corpus.tokens(interaction.guild_id)
         await display.show(f"{note}\nRead {read:,} past messages, recorded {kept:,}. {readiness(tokens)}")
 
     async def backfill(self, channel: discord.TextChannel, limit: int, note: str,
@@ -179,7 +181,7 @@ class Corpus(commands.Cog):
     @manage_server
     async def stats(self, interaction: discord.Interaction) -> None:
         stats = await self.bot.store.corpus_stats(interaction.guild_id)
-        tokens = await self.bot.training.corpus_tokens(interaction.guild_id)
+        tokens = await self.bot.corpus.tokens(interaction.guild_id)
         channels = ", ".join(f"<#{c}>" for c in stats.channels) or "none (use /corpus learn)"
         lines = [
             f"**Corpus of {safe(interaction.guild.name)}**",
@@ -196,7 +198,7 @@ class Corpus(commands.Cog):
     @manage_server
     async def export(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        text, _ = await self.bot.training.corpus(interaction.guild_id)
+        text, _ = await self.bot.corpus.text(interaction.guild_id)
         if not text:
             raise ContinuoError("this server's corpus is empty; add text with /corpus add or /corpus learn")
         data = text.encode("utf-8")
@@ -251,7 +253,7 @@ class Corpus(commands.Cog):
         if entry is None:
             return
         await self.bot.store.record([entry])
-        await self.bot.training.maybe_retrain(message.guild.id, message.guild.name)
+        await self.bot.retraining.corpus_grew(message.guild.id, message.guild.name)
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
@@ -280,10 +282,14 @@ class Corpus(commands.Cog):
 
 
 def readiness(tokens: int) -> str:
-    if tokens >= MIN_TOKENS:
-        return f"The corpus has {tokens:,} tokens: enough to /train."
-    return f"The corpus has {tokens:,} tokens; training needs {MIN_TOKENS:,}, so add about {MIN_TOKENS - tokens:,} more."
+    """Whether the corpus is big enough to train on, as a sentence; core words the shortfall."""
+    try:
+        check_corpus_size(tokens, HOW_TO_ADD_TEXT)
+    except CorpusTooSmall as e:
+        line = str(e)
+        return f"{line[:1].upper()}{line[1:]}."
+    return f"The corpus has {tokens:,} tokens: enough to /train."
 
 
-async def setup(bot) -> None:
+async def setup(bot: ContinuoBot) -> None:
     await bot.add_cog(Corpus(bot))

@@ -9,6 +9,8 @@ from discord.ext import commands
 
 from core import ContinuoError
 
+from ..bot import ContinuoBot
+
 log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong on my side; it has been logged. Please try again later."
@@ -40,7 +42,7 @@ def describe(error: app_commands.AppCommandError, interaction: discord.Interacti
 
 
 class Errors(commands.Cog):
-    def __init__(self, bot: commands.Bot):
+    def __init__(self, bot: ContinuoBot):
         self.bot = bot
         self._previous = bot.tree.on_error
 
@@ -70,5 +72,5 @@ async def tell(interaction: discord.Interaction, message: str) -> None:
         log.warning("could not tell the user about an error: %s", message)
 
 
-async def setup(bot: commands.Bot) -> None:
+async def setup(bot: ContinuoBot) -> None:
     await bot.add_cog(Errors(bot))

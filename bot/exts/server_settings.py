@@ -5,9 +5,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from ..bot import ContinuoBot
+from ..checks import manage_server
 from ..storage import GuildSettings
 from ..text import safe
-from .corpus import manage_server
 
 
 def describe(settings: GuildSettings) -> str:
@@ -22,7 +23,7 @@ def describe(settings: GuildSettings) -> str:
 
 
 class ServerSettings(commands.Cog):
-    def __init__(self, bot):
+    def __init__(self, bot: ContinuoBot):
         self.bot = bot
 
     @app_commands.command(name="settings", description="Show or change this server's settings")
@@ -51,5 +52,5 @@ class ServerSettings(commands.Cog):
         await interaction.response.send_message(f"{title}\n{describe(current)}", ephemeral=True)
 
 
-async def setup(bot) -> None:
+async def setup(bot: ContinuoBot) -> None:
     await bot.add_cog(ServerSettings(bot))

@@ -10,16 +10,18 @@ from discord.ext import commands
 
 from core import BundleError, read_card
 
+from ..bot import ContinuoBot
+from ..checks import manage_server
 from ..replies import InteractionDisplay
 from ..text import duration, safe
-from .corpus import manage_server
 
 log = logging.getLogger(__name__)
+
 
 class Training(commands.Cog):
     model = app_commands.Group(name="model", description="This server's model", guild_only=True)
 
-    def __init__(self, bot):
+    def __init__(self, bot: ContinuoBot):
         self.bot = bot
 
     @app_commands.command(name="train", description="Train this server's model on its corpus, in the background")
@@ -54,7 +56,7 @@ class Training(commands.Cog):
                 f"Validation perplexity: {ppl} (lower is better)",
             ]
             if own:
-                now = await self.bot.training.corpus_tokens(guild_id)
+                now = await self.bot.corpus.tokens(guild_id)
                 growth = (now / card.tokens - 1) if card.tokens else 0
                 lines.append(f"The corpus now holds {now:,} tokens ({growth:+.0%} since then)")
         lines.append(await self.job_line(guild_id))
@@ -89,5 +91,5 @@ class Training(commands.Cog):
                 log.warning("could not report the interrupted training of guild %s", job.guild_id)
 
 
-async def setup(bot) -> None:
+async def setup(bot: ContinuoBot) -> None:
     await bot.add_cog(Training(bot))

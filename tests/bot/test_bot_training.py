@@ -80,7 +80,7 @@ async def test_a_corpus_too_small_is_refused_with_how_much_more_is_needed(world,
     double = world.double
     await answer(await double.slash_command(world.general, world.ann, "corpus add", {"file": ("a.txt", b"a few words")}))
     refused = await answer(await double.slash_command(world.general, world.ann, "train"))
-    assert refused.ephemeral and "training needs at least 2,000" in refused.content and "more words" in refused.content
+    assert refused.ephemeral and "at least 2,000 are needed" in refused.content and "/corpus add" in refused.content
     assert await bot.store.last_job(world.alpha.id) is None
 
 

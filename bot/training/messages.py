@@ -1,0 +1,58 @@
+"""What a training job shows in Discord: its place in line, its progress, and how it ended."""
+from __future__ import annotations
+
+from core import ContinuoError, GenerationConfig, ModelCard, Progress
+
+from ..models import ModelService
+from ..text import duration, format_continuations, progress_bar
+
+SAMPLE_LINES = 5  # a line may hold only words the model does not know: try a few
+SAMPLE_CHARS = 1500  # room left for the sample in the final message
+
+
+def queued(guild_name: str, place: int, at_a_time: int) -> str:
+    return (f"⏳ Training of **{guild_name}**'s model is queued: place {place} "
+            f"(the machine trains {at_a_time} at a time).")
+
+
+def starting(guild_name: str, automatic: bool) -> str:
+    why = " (automatic: the corpus has grown)" if automatic else ""
+    return f"🏋️ Training **{guild_name}**'s model{why}: starting…"
+
+
+def progress(guild_name: str, p: Progress | None) -> str:
+    if p is None:
+        return f"🏋️ Training **{guild_name}**'s model: starting…"
+    ppl = f" · validation perplexity {p.val_perplexity:.1f}" if p.val_perplexity is not None else ""
+    eta = f" · ETA {duration(p.eta_s)}" if p.eta_s is not None else ""
+    return (f"🏋️ Training **{guild_name}**'s model\n`{progress_bar(p.fraction)}` {p.fraction:.0%} · epoch "
+            f"{p.epoch}/{p.epochs}{ppl}{eta}")
+
+
+def succeeded(guild_name: str, card: ModelCard, sample: str) -> str:
+    epochs = f"{card.epochs} epoch{'s' if card.epochs != 1 else ''}"
+    return (f"✅ **{guild_name}**'s new model is in use: validation perplexity **{card.val_perplexity:.1f}** "
+            f"({card.tokens:,} tokens, {card.vocab_size:,} words known, {epochs}, {duration(card.train_seconds)})."
+            f"\n{sample}")
+
+
+def failed(guild_name: str, reason: str) -> str:
+    return f"❌ Training **{guild_name}**'s model failed: {reason}. The previous model stays in use."
+
+
+def interrupted(guild_name: str) -> str:
+    return (f"⚠️ Training **{guild_name}**'s model was interrupted by a shutdown; the previous model stays in use. "
+            "Run /train to start again.")
+
+
+async def sample(models: ModelService, guild_id: int, corpus: str, config: GenerationConfig, words: int = 3) -> str:
+    """A continuation by the server's new model of the first words of one of the corpus's last lines."""
+    lines = [line.split() for line in corpus[-20_000:].splitlines() if len(line.split()) >= words]
+    problem = f"the corpus has no line of {words} words or more"
+    for line in lines[::-1][:SAMPLE_LINES]:
+        seed = " ".join(line[:words])
+        try:
+            return "Sample: " + format_continuations(seed, await models.generate(guild_id, seed, config), SAMPLE_CHARS)
+        except ContinuoError as e:
+            problem = str(e)
+    return f"(no sample: {problem})"
