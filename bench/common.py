@@ -50,4 +50,10 @@ def write_results(name: str, results: dict, table: str) -> None:
 
 
 def machine() -> dict:
-    return {"cpus": os.cpu_count(), "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d %H:%M")}
+    """Where a result was measured: machines differ by 4-5x here, so results are read as same-run ratios."""
+    from core.backend import cpu_features
+
+    cpu = cpu_features()
+    return {"cpus": os.cpu_count(), "cpu_model": cpu["model"], "avx2": cpu["avx2"], "avx512": cpu["avx512"],
+            "native_bfloat16": cpu["bfloat16"], "load_average": os.getloadavg()[0],
+            "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d %H:%M")}

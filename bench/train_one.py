@@ -16,6 +16,30 @@ from bench.common import peak_rss_mb  # noqa: E402
 from core import LocalProcessRunner, ModelConfig, TrainConfig, TrainRequest, load, read_text  # noqa: E402
 
 
+def test_scores(model, train_text: str, test_text: str) -> dict:
+    """Test perplexity of the neural model alone, the n-gram model alone and what Continuo serves, beside a
+    Kneser-Ney 5-gram counted from the very same training tokens and vocabulary."""
+    import numpy as np
+
+    from core import NGramModel
+
+    ids = np.array(model.tokenizer.encode(test_text), np.int32)
+    ppl = lambda log_p: round(float(np.exp(-log_p.mean())), 2)  # noqa: E731
+    train_ids = np.array(model.tokenizer.encode(train_text), np.int32)
+    t = time.perf_counter()
+    kn5 = NGramModel.fit(train_ids, len(model.tokenizer), 5)
+    kn5_s = time.perf_counter() - t
+    scores = {"test_tokens": int(len(ids)), "test_unknown": int((ids == 1).sum()),
+              "test_ppl": ppl(model.target_log_probs(ids)),
+              "test_ppl_kn5": ppl(np.log(kn5.target_probabilities(ids))), "kn5_build_s": round(kn5_s, 2),
+              "kn5_tokens": int(len(train_ids))}
+    if model.model is not None:
+        scores["test_ppl_neural"] = ppl(model.target_log_probs(ids, neural_weight=1.0))
+    if model.ngram is not None:
+        scores["test_ppl_ngram"] = ppl(model.target_log_probs(ids, neural_weight=0.0))
+    return scores
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("train")
@@ -41,10 +65,11 @@ def main() -> None:
            "val_ppl": card.val_perplexity, "stopped": card.stopped,
            "peak_rss_train_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
            "total_s": round(train_s, 2)}
+    out.update(val_ppl_neural=card.neural_val_perplexity, val_ppl_ngram=card.ngram_val_perplexity,
+               ngram_order=card.ngram_order, neural_weight=card.neural_weight)
     model = load(result.path)
     if a.test:
-        ev = model.perplexity(read_text(a.test))
-        out.update(test_ppl=round(ev.perplexity, 2), test_tokens=ev.tokens, test_unknown=ev.unknown)
+        out.update(test_scores(model, read_text(a.train), read_text(a.test)))
     seed = " ".join(read_text(a.train).split()[:3])
     model.generate(seed, max_new_tokens=5)  # compile outside the timing
     t = time.perf_counter()

@@ -7,10 +7,11 @@ from importlib import import_module
 
 _EXPORTS = {
     "bundle": ["ModelCard", "read_card"],
+    "bundle_storage": ["BundleStorage", "FsspecBundleStorage", "LocalBundleStorage", "open_bundle_storage"],
     "data": ["MIN_TOKENS", "Corpus", "bundled_corpora", "check_corpus_size", "decode_text", "find_corpus",
              "read_text"],
-    "errors": ["BundleError", "Cancelled", "ContinuoError", "CorpusTooSmall", "DecodingError", "InputFileError",
-               "SeedError"],
+    "errors": ["BundleError", "Cancelled", "ConfigError", "ContinuoError", "CorpusTooSmall", "DecodingError",
+               "InputFileError", "SeedError"],
     "generate": ["Candidate", "Evaluation", "GenerationConfig", "LanguageModel"],
     "jobs": ["Job", "JobRunner", "LocalProcessRunner", "TrainRequest", "run_request"],
     "model": ["ModelConfig"],
@@ -18,7 +19,8 @@ _EXPORTS = {
     "settings": ["Settings", "get_settings"],
     "store": ["DEFAULT_MODEL", "ModelStore", "StoredModel"],
     "tokenizer": ["Tokenizer", "count_tokens"],
-    "training": ["Progress", "TrainConfig", "TrainResult", "train"],
+    "ngram": ["NGramModel"],
+    "training": ["Progress", "TrainConfig", "TrainResult", "build_instant", "train"],
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted([*_HOME, "load"])

@@ -34,6 +34,25 @@ def use_a_replica_per_core(cores: int | None = None) -> None:
         _replicas, _training_process = max(1, min(cores, _MAX_REPLICAS)), True
 
 
+@lru_cache(maxsize=None)
+def cpu_features() -> dict:
+    """The CPU's model name and the vector features that decide training speed (Linux; unknown elsewhere)."""
+    model, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    return {"model": model, "avx2": "avx2" in flags, "avx512": "avx512f" in flags,
+            "bfloat16": bool(flags & {"avx512_bf16", "amx_bf16"})}
+
+
 def training_replicas() -> int:
     """Into how many replicas training splits each batch (1 unless use_a_replica_per_core() came first)."""
     return _replicas

@@ -1,12 +1,15 @@
 """A model bundle: one directory with the Keras model, the vocabulary, the config and a model card.
 
-Bundles are written to a temporary sibling directory and renamed into place, so a reader sees
-either the old bundle or the new one, never half of one.
+A bundle holds a neural model, a Kneser-Ney n-gram model, or both with the weight they are mixed
+by. Bundles are written to a temporary sibling directory and renamed into place, so a reader sees
+either the old bundle or the new one, never half of one. Format 1 (neural only) still loads.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -16,10 +19,13 @@ from pathlib import Path
 
 from .errors import BundleError
 from .model import ModelConfig
+from .ngram import NGramModel
 from .tokenizer import Tokenizer
 
-FORMAT_VERSION = 1  # bump when the files of a bundle change meaning
+FORMAT_VERSION = 2  # bump when the files of a bundle change meaning
+READABLE_VERSIONS = (1, 2)  # 1: neural model only
 MODEL_FILE, VOCAB_FILE, CONFIG_FILE, CARD_FILE = "model.keras", "vocab.json", "config.json", "card.json"
+NGRAM_FILE = "ngram.npz"
 
 
 @dataclass
@@ -30,7 +36,11 @@ class ModelCard:
     corpus: str = ""  # where the text came from
     tokens: int = 0  # tokens of training text
     vocab_size: int = 0
-    val_perplexity: float | None = None  # on the held-out split; lower is better
+    val_perplexity: float | None = None  # of what is served (the mixture, if any) on the held-out split; lower is better
+    neural_val_perplexity: float | None = None  # the neural model alone
+    ngram_val_perplexity: float | None = None  # the n-gram model alone
+    ngram_order: int = 0  # 0: no n-gram model
+    neural_weight: float = 1.0  # the neural model's share of the served mixture, chosen on the held-out split
     epochs: int = 0  # epochs trained
     examples: int = 0  # training windows seen, over all epochs
     train_seconds: float = 0.0
@@ -45,19 +55,46 @@ class ModelCard:
         return cls(**known)
 
 
-def save_bundle(path: str | Path, model, tokenizer: Tokenizer, config: ModelConfig, card: ModelCard) -> Path:
-    """Write the bundle atomically at `path`, replacing any bundle there."""
+@dataclass
+class Bundle:
+    """What a bundle holds, loaded."""
+
+    model: object | None  # the keras model, or None for an n-gram-only bundle
+    tokenizer: Tokenizer
+    config: ModelConfig | None  # the neural model's config
+    card: ModelCard
+    ngram: NGramModel | None = None
+    neural_weight: float = 1.0  # P = w * P_neural + (1 - w) * P_ngram
+
+
+def save_bundle(path: str | Path, model, tokenizer: Tokenizer, config: ModelConfig | None, card: ModelCard,
+                ngram: NGramModel | None = None) -> Path:
+    """Write the bundle atomically at `path`, replacing any bundle there. `model` may be None if `ngram` is not."""
+    if model is None and ngram is None:
+        raise ValueError("a bundle needs a neural model, an n-gram model or both")
+    from .locks import storage_error
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        model.save(tmp / MODEL_FILE)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as e:
+        raise storage_error(e, "save the model", path.parent) from None
+    try:
+        if model is not None:
+            model.save(tmp / MODEL_FILE)
+        if ngram is not None:
+            (tmp / NGRAM_FILE).write_bytes(ngram.to_bytes())
         (tmp / VOCAB_FILE).write_text(tokenizer.to_json(), "utf-8")
-        (tmp / CONFIG_FILE).write_text(json.dumps({"format_version": FORMAT_VERSION, "model": config.to_dict()},
-                                                  indent=2), "utf-8")
+        meta = {"format_version": FORMAT_VERSION, "model": config.to_dict() if model is not None else None,
+                "ngram": ngram is not None, "neural_weight": card.neural_weight if model is not None else 0.0}
+        (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2), "utf-8")
         (tmp / CARD_FILE).write_text(json.dumps(asdict(card), indent=2, ensure_ascii=False), "utf-8")
         _fsync_dir(tmp)
         replace_dir(tmp, path)
+    except OSError as e:  # a full disk, say: no half-written bundle stays behind to keep it full
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise storage_error(e, "save the model", path.parent) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -65,7 +102,16 @@ def save_bundle(path: str | Path, model, tokenizer: Tokenizer, config: ModelConf
 
 
 def replace_dir(new: Path, target: Path) -> None:
-    """Move directory `new` to `target`; an old `target` is swapped out first, then removed."""
+    """Move directory `new` to `target`, replacing any bundle there; a reader always finds one of them.
+
+    On Linux the two are swapped by one atomic rename (RENAME_EXCHANGE). Elsewhere the old one is
+    first moved to a `.NAME.PID.old` sibling, and until the new one is in place readers take that
+    sibling (see `existing`), and the next training of that name puts it back (see `recover`).
+    """
+    if target.exists() and _exchange(new, target):
+        _fsync_dir(target.parent)
+        shutil.rmtree(new, ignore_errors=True)  # `new` now holds the old bundle
+        return
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.{os.getpid()}.old")
@@ -74,6 +120,76 @@ def replace_dir(new: Path, target: Path) -> None:
     _fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    global _renameat2
+    if _renameat2 is None:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            _renameat2 = libc.renameat2
+            _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        except (OSError, AttributeError):
+            _renameat2 = False
+    if not _renameat2:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if _renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    import ctypes
+
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EXDEV):
+        return False  # this file system cannot: fall back to two renames
+    raise OSError(err, os.strerror(err), str(b))
+
+
+_renameat2 = None  # the libc function, looked up once; False where there is none
+
+
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:[a-z0-9_]+\.tmp|\d+\.old|deleted)$")  # save_bundle, replace_dir, delete
+
+
+def leftover_names(folder: Path) -> set[str]:
+    """Names of the bundles in `folder` that interrupted saves or deletions left something of."""
+    if not folder.is_dir():
+        return set()
+    return {m["name"] for p in folder.iterdir() if (m := _LEFTOVER.match(p.name)) and p.is_dir()}
+
+
+def leftovers(target: Path) -> list[Path]:
+    """What interrupted saves or deletions of `target` left beside it, oldest first."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    found = [p for p in target.parent.iterdir()
+             if (m := _LEFTOVER.match(p.name)) and m["name"] == target.name and p.is_dir()]
+    return sorted(found, key=lambda p: p.stat().st_mtime)
+
+
+def existing(target: Path) -> Path:
+    """`target`, or while a killed swap left it missing, the bundle it swapped out (readers never find none)."""
+    target = Path(target)
+    if target.is_dir():
+        return target
+    olds = [p for p in leftovers(target) if p.name.endswith(".old")]
+    return olds[-1] if olds else target
+
+
+def recover(target: Path) -> list[Path]:
+    """Put back a bundle a killed swap left aside, and remove other leftovers; the caller holds the name's lock."""
+    target = Path(target)
+    found = leftovers(target)
+    olds = [p for p in found if p.name.endswith(".old")]
+    if not target.exists() and olds:
+        os.replace(olds[-1], target)
+        found.remove(olds[-1])
+    for path in found:
+        shutil.rmtree(path, ignore_errors=True)
+    return found
 
 
 def _fsync_dir(path: Path) -> None:
@@ -95,37 +211,47 @@ def read_card(path: str | Path) -> ModelCard:
 
 
 def check_bundle(path: Path) -> dict:
-    """The bundle's config, after checking its files are there and of our format version."""
+    """The bundle's config, after checking its files are there and of a format this version reads."""
     if not path.is_dir():
         raise BundleError(f"{path}: no model bundle there; train one with `continuo train` or pick another")
-    missing = [f for f in (MODEL_FILE, VOCAB_FILE, CONFIG_FILE, CARD_FILE) if not (path / f).is_file()]
+    missing = [f for f in (CONFIG_FILE, VOCAB_FILE, CARD_FILE) if not (path / f).is_file()]
     if missing:
         raise BundleError(f"{path}: not a complete model bundle (missing {', '.join(missing)}); retrain it")
     try:
         config = json.loads((path / CONFIG_FILE).read_text("utf-8"))
     except ValueError:
         raise BundleError(f"{path}: corrupt {CONFIG_FILE}; retrain the model") from None
-    version = config.get("format_version")
-    if version != FORMAT_VERSION:
-        raise BundleError(f"{path}: bundle format {version}, this Continuo reads format {FORMAT_VERSION}; "
-                          "retrain the model with this version")
+    version = config.get("format_version") if isinstance(config, dict) else None
+    if version not in READABLE_VERSIONS:
+        raise BundleError(f"{path}: bundle format {version}, this Continuo reads formats "
+                          f"{', '.join(map(str, READABLE_VERSIONS))}; retrain the model with this version")
+    needed = [MODEL_FILE] if version == 1 or config.get("model") is not None else []
+    needed += [NGRAM_FILE] if config.get("ngram") else []
+    missing = [f for f in needed if not (path / f).is_file()]
+    if missing:
+        raise BundleError(f"{path}: not a complete model bundle (missing {', '.join(missing)}); retrain it")
     return config
 
 
-def load_bundle(path: str | Path):
-    """(keras model, tokenizer, model config, card) of the bundle at `path`."""
-    from .backend import load_keras
-
-    keras = load_keras()
-
+def load_bundle(path: str | Path) -> Bundle:
+    """Everything in the bundle at `path`."""
     path = Path(path)
     config = check_bundle(path)
     try:
         tokenizer = Tokenizer.from_json((path / VOCAB_FILE).read_text("utf-8"))
-        model_config = ModelConfig(**config["model"])
-        model = keras.models.load_model(path / MODEL_FILE, compile=False, safe_mode=True)
+        model = model_config = ngram = None
+        if config.get("model") is not None:
+            from .backend import load_keras
+
+            model_config = ModelConfig(**config["model"])
+            model = load_keras().models.load_model(path / MODEL_FILE, compile=False, safe_mode=True)
+        if config.get("ngram"):
+            ngram = NGramModel.from_bytes((path / NGRAM_FILE).read_bytes())
     except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as e:
         raise BundleError(f"{path}: corrupt model bundle ({type(e).__name__}); retrain the model") from None
-    if model.output_shape[-1] != len(tokenizer):
+    sizes = [model.output_shape[-1]] if model is not None else []
+    sizes += [ngram.vocab_size] if ngram is not None else []
+    if any(size != len(tokenizer) for size in sizes):
         raise BundleError(f"{path}: model and vocabulary do not match; retrain the model")
-    return model, tokenizer, model_config, read_card(path)
+    weight = float(config.get("neural_weight", 1.0)) if model is not None else 0.0
+    return Bundle(model, tokenizer, model_config, read_card(path), ngram, weight if ngram is not None else 1.0)

@@ -5,7 +5,6 @@ import hashlib
 import json
 import os
 import shutil
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,7 @@ class TrainingState:
     best_loss: float = float("inf")  # best validation loss (nats per token)
     epochs_since_best: int = 0  # for early stopping
     stopped_early: bool = False
+    train_seconds: float = 0.0  # time spent by the runs before, so a resumed run's card counts the whole training
     history: dict = field(default_factory=lambda: {"loss": [], "val_perplexity": [], "epoch_seconds": []})
     best_weights: list | None = None  # the model's weights at its best validation loss
 
@@ -31,12 +31,20 @@ class EpochCheckpoint:
     """One file in a folder keyed by a fingerprint of the data and settings; replaced atomically each epoch."""
 
     def __init__(self, folder: Path, fingerprint: str):
+        from .locks import storage_error
+
         self.folder = folder
+        self.notice = ""  # one line on what restore() found: resumed from an epoch, or a checkpoint unreadable
         stamp = folder / "fingerprint"
-        if folder.exists() and (not stamp.exists() or stamp.read_text() != fingerprint):
-            shutil.rmtree(folder)  # another corpus or other settings: start afresh
-        folder.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(fingerprint)
+        try:
+            if folder.exists() and (not stamp.is_file() or stamp.read_text() != fingerprint):
+                shutil.rmtree(folder)  # another corpus or other settings: start afresh
+            folder.mkdir(parents=True, exist_ok=True)
+            for leftover in folder.glob(f".{STATE_FILE}*.tmp"):  # of a save killed half-way
+                leftover.unlink()
+            stamp.write_text(fingerprint)
+        except OSError as e:
+            raise storage_error(e, "write the training checkpoint", folder) from None
 
     @staticmethod
     def fingerprint(train_ids: np.ndarray, *configs) -> str:
@@ -50,12 +58,21 @@ class EpochCheckpoint:
         arrays |= {f"w{i}": w for i, w in enumerate(model.get_weights())}
         arrays |= {f"o{i}": v.numpy() for i, v in enumerate(optimizer.variables)}
         arrays |= {f"b{i}": w for i, w in enumerate(state.best_weights or [])}
-        tmp = self.folder / f".{STATE_FILE}.tmp"
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.folder / STATE_FILE)
+        tmp = self.folder / f".{STATE_FILE}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.folder / STATE_FILE)
+        except OSError as e:  # a full disk, say: the half-written file must not keep it full
+            tmp.unlink(missing_ok=True)
+            from .locks import storage_error
+
+            raise storage_error(e, "save the training checkpoint", self.folder) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def restore(self, model, optimizer) -> TrainingState:
         """The saved state, with the model's and optimizer's variables set from it; a fresh state if none."""
@@ -69,10 +86,16 @@ class EpochCheckpoint:
             if len(optimizer_values) != len(optimizer.variables):
                 raise ValueError("optimizer state does not match")
             model.set_weights(weights)
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
-            return TrainingState()  # unreadable: a checkpoint only saves time, so start afresh
+        except Exception as e:  # noqa: BLE001 - any damage (empty, cut short, foreign file): a checkpoint only saves time
+            self.notice = (f"the checkpoint in {self.folder} is unreadable ({type(e).__name__}); "
+                           "starting afresh from epoch 1")
+            path.unlink(missing_ok=True)
+            return TrainingState()
         for variable, value in zip(optimizer.variables, optimizer_values):
             variable.assign(value)
+        if state.epochs_done:
+            done = f"epochs 1-{state.epochs_done}" if state.epochs_done > 1 else "epoch 1"
+            self.notice = f"resuming from epoch {state.epochs_done + 1} ({done} came from the checkpoint)"
         return state
 
     def remove(self) -> None:

@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     except ContinuoError as e:
         print(f"continuo: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as e:  # a disk that filled up or went read-only under a command: its folder and why, no traceback
+        where = e.filename or "a file"
+        print(f"continuo: error: {where}: {e.strerror or e}; check that folder (free space, permissions) and "
+              "try again", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("continuo: interrupted", file=sys.stderr)
         return 130
@@ -81,6 +86,7 @@ def _add_train(commands) -> None:
 def run_train(args) -> int:
     from .backend import use_a_replica_per_core
     from .data import read_text, resolve_text_source
+    from .locks import training_guard
     from .model import ModelConfig
     from .settings import get_settings
     from .store import ModelStore, check_name
@@ -90,13 +96,14 @@ def run_train(args) -> int:
     corpus_name, text = resolve_text_source(args.source)
     name = args.name or Path(corpus_name).stem
     out = args.out or ModelStore().path(check_name(name))
-    model_config = ModelConfig(**_dataclass_values(args, ModelConfig, skip={"vocab_size"}))
-    train_config = TrainConfig(**_dataclass_values(args, TrainConfig))
+    model_config = ModelConfig(**_dataclass_values(args, ModelConfig, skip={"vocab_size"})).validate()
+    train_config = TrainConfig(**_dataclass_values(args, TrainConfig)).validate()
     valid_text = read_text(args.valid) if args.valid else None
     checkpoints = get_settings().checkpoints_dir / Path(out).name
-    if args.no_resume:
-        shutil.rmtree(checkpoints, ignore_errors=True)
-    with _ProgressBar(enabled=not args.quiet) as bar:
+    # checked before any work: the folders are writable with room, and no other run trains this name
+    with training_guard(out, checkpoints, model_config, train_config), _ProgressBar(enabled=not args.quiet) as bar:
+        if args.no_resume:
+            shutil.rmtree(checkpoints, ignore_errors=True)
         result = train(text, out, model_config, train_config, name=name, corpus_name=corpus_name, valid_text=valid_text,
                        on_progress=bar.update, checkpoint_dir=checkpoints)
     card = result.card
@@ -125,6 +132,8 @@ class _ProgressBar:
             self.task = self.progress.add_task("train", total=1.0, epoch="-", stats="")
 
     def update(self, p) -> None:
+        if p.phase == "start":  # what training found first (a checkpoint it resumes, or an unreadable one)
+            print(f"continuo: {p.message}", file=sys.stderr, flush=True)
         if not self.enabled:
             return
         self._start()
@@ -206,13 +215,13 @@ def run_eval(args) -> int:
 def run_corpora(args) -> int:
     from .data import bundled_corpora
 
-    corpora = bundled_corpora()
+    corpora = [(c, len(c.text().split())) for c in bundled_corpora()]
     if args.json:
-        print(json.dumps([{"name": c.name, "path": str(c.path), "words": len(c.path.read_text("utf-8").split()),
-                           "summary": c.summary} for c in corpora]))
+        print(json.dumps([{"name": c.name, "path": str(c.path), "words": words, "summary": c.summary}
+                          for c, words in corpora]))
         return 0
-    for c in corpora:
-        print(f"{c.name:<12} {len(c.path.read_text('utf-8').split()):>8,} words  {c.summary}")
+    for c, words in corpora:
+        print(f"{c.name:<12} {words:>8,} words  {c.summary}")
     return 0
 
 
@@ -240,18 +249,31 @@ def run_models(args) -> int:
 # --- dataclass fields as options
 def _add_dataclass_options(parser, cls, skip: set[str] = frozenset()) -> None:
     group = parser.add_argument_group(cls.__name__)
+    described = _field_comments(cls)
     for f in fields(cls):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = f.default
+        shown = "chosen for the corpus size" if f.default is None and cls.__name__ == "ModelConfig" else f.default
+        help_text = f"{described.get(f.name, '')} (default: {shown})".strip().replace("%", "%%")
         kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0].split("|")[0].strip())
         if f.type in ("bool", bool):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                               help=f"(default: {default})")
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             group.add_argument(flag, type=_number_or_none(kind or str), default=None, metavar=f.name.upper(),
-                               help=f"(default: {default})")
+                               help=help_text)
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """Each field's trailing comment in the dataclass's source: the one description of the setting."""
+    import inspect
+    import re
+
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    return {m[1]: m[2].strip() for m in re.finditer(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, re.M)}
 
 
 def _number_or_none(kind):

@@ -1,7 +1,10 @@
 """Text files in, training windows out: validated reading, bundled corpora, streamed tf.data windows."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import numpy as np
@@ -58,24 +61,39 @@ def check_corpus_size(tokens: int, how_to_add: str = "") -> None:
 
 @dataclass
 class Corpus:
-    """A corpus bundled with the project: corpora/<name>/corpus.txt and its CARD.md."""
+    """A corpus bundled with the package: corpora/<name>/corpus.txt and its CARD.md, read as package data."""
 
     name: str
-    path: Path
-    card: str
+    path: Traversable  # corpus.txt, wherever the package is installed (a checkout, a wheel, site-packages)
+    card: str  # the corpus card, in markdown
+
+    def text(self) -> str:
+        return self.path.read_text("utf-8")
 
     @property
     def summary(self) -> str:
-        lines = [l.strip() for l in self.card.splitlines() if l.strip() and not l.startswith("#")]
-        return lines[0] if lines else ""
+        """The card's first sentence as plain text, e.g. "A collection of short conversational messages ..."."""
+        paragraph = []
+        for line in self.card.splitlines():
+            if line.strip() and not line.startswith("#"):
+                paragraph.append(line.strip())
+            elif paragraph:
+                break
+        text = re.sub(r"^\*\*[^*]+\*\*\s*", "", " ".join(paragraph))  # a bold label such as "**What it is.**"
+        text = re.sub(r"\*\*|__|`", "", text)  # emphasis and code marks
+        text = re.sub(r"^corpus\.txt is (an? )", lambda m: m.group(1).capitalize(), text)  # cards describe their file
+        sentence = re.match(r".*?[.!?](?=\s|$)", text)
+        return sentence.group() if sentence else text
 
 
 def bundled_corpora() -> list[Corpus]:
-    root = get_settings().corpora
+    """The corpora shipped in the `corpora` package, by name."""
     found = []
-    for folder in sorted(p for p in root.glob("*") if (p / "corpus.txt").is_file()):
-        card = folder / "CARD.md"
-        found.append(Corpus(folder.name, folder / "corpus.txt", card.read_text("utf-8") if card.exists() else ""))
+    for folder in sorted(resources.files("corpora").iterdir(), key=lambda f: f.name):
+        text = folder / "corpus.txt"
+        if folder.is_dir() and text.is_file():
+            card = folder / "CARD.md"
+            found.append(Corpus(folder.name, text, card.read_text("utf-8") if card.is_file() else ""))
     return found
 
 
@@ -87,7 +105,7 @@ def resolve_text_source(source: str | Path) -> tuple[str, str]:
     """(name, text) for a bundled corpus name or a path to a text file."""
     corpus = find_corpus(str(source)) if not Path(source).exists() else None
     if corpus is not None:
-        return corpus.name, read_text(corpus.path)
+        return corpus.name, corpus.text()
     return Path(source).name, read_text(source)
 
 

@@ -21,6 +21,10 @@ class SeedError(ContinuoError):
     """A seed the model cannot continue (empty, or only unknown words)."""
 
 
+class ConfigError(ContinuoError, ValueError):
+    """A model or training setting out of range."""
+
+
 class DecodingError(ContinuoError, ValueError):
     """An invalid generation option."""
 

@@ -13,6 +13,7 @@ from .bundle import ModelCard, load_bundle
 from .data import context_windows
 from .errors import DecodingError, SeedError
 from .model import ModelConfig
+from .ngram import NGramModel
 from .tokenizer import NEWLINE, Tokenizer
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)  # batch sizes compiled for; others are padded up
@@ -84,23 +85,46 @@ class Evaluation:
 
 
 class LanguageModel:
-    """A trained bundle, ready to continue text. Safe to call from several threads."""
+    """A trained bundle, ready to continue text. Safe to call from several threads.
 
-    def __init__(self, model, tokenizer: Tokenizer, config: ModelConfig, card: ModelCard, path: Path | None = None):
+    What it serves is the bundle's neural model, its n-gram model, or their mixture
+    P = w * P_neural + (1 - w) * P_ngram with the weight w chosen on held-out text.
+    """
+
+    def __init__(self, model, tokenizer: Tokenizer, config: ModelConfig | None, card: ModelCard,
+                 path: Path | None = None, ngram: NGramModel | None = None, neural_weight: float = 1.0):
         self.model, self.tokenizer, self.config, self.card, self.path = model, tokenizer, config, card, path
-        self.window = config.window
+        self.ngram = ngram
+        self.neural_weight = neural_weight if model is not None and ngram is not None else float(model is not None)
+        self.window = config.window if config is not None else max(1, ngram.order - 1)
         self._compiled: dict[int, object] = {}
         self._lock = threading.Lock()
         self._banned = np.array([0, 1])  # padding and unknown are never generated
 
     @classmethod
     def load(cls, path: str | Path) -> "LanguageModel":
-        return cls(*load_bundle(path), path=Path(path))
+        b = load_bundle(path)
+        return cls(b.model, b.tokenizer, b.config, b.card, Path(path), b.ngram, b.neural_weight)
 
     def warm_up(self) -> "LanguageModel":
         """Compile the single-sequence forward pass now, so the first suggestion comes at full speed."""
-        self._function(1)
+        if self.model is not None:
+            self._function(1)
         return self
+
+    # --- what is served: the log-probability of every next token
+    def next_log_probs(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
+        """log P(next token | row) (rows, vocab) for each row of token ids, from the neural model, the
+        n-gram model or their mixture."""
+        w = self.neural_weight
+        neural = _log_softmax(self.logits(self._windows(rows)).astype(np.float64)) if w > 0 else None
+        if w >= 1:
+            return neural
+        with np.errstate(divide="ignore"):
+            ngram = np.log(self.ngram.distributions([list(r) for r in rows]))
+        if w <= 0:
+            return ngram
+        return np.logaddexp(math.log(w) + neural, math.log1p(-w) + ngram)
 
     # --- the forward pass
     def logits(self, windows: np.ndarray) -> np.ndarray:
@@ -216,8 +240,8 @@ class LanguageModel:
         rng = np.random.default_rng(cfg.seed)
         live = list(range(len(rows)))
         for _ in range(cfg.max_new_tokens):
-            # 1. one forward pass over the last `window` tokens of every live row
-            scores = self.logits(self._windows([rows[i] for i in live])).astype(np.float64)
+            # 1. one forward pass over the last `window` tokens of every live row (mixed with the n-gram model)
+            scores = self.next_log_probs([rows[i] for i in live])
             # 2. shape the scores: banned tokens, repetition penalty, n-gram blocking
             self._process(scores, [rows[i] for i in live], cfg)
             # 3. choose each row's next token: sampled, or the likeliest
@@ -256,7 +280,7 @@ class LanguageModel:
         finished: list[tuple[list[int], float]] = []
         for _ in range(cfg.max_new_tokens):
             # 1. score every continuation of every beam
-            scores = self.logits(self._windows([ids for ids, _ in beams])).astype(np.float64)
+            scores = self.next_log_probs([ids for ids, _ in beams])
             self._process(scores, [ids for ids, _ in beams], cfg)
             logp = scores - _logsumexp(scores)
             total = np.array([s for _, s in beams])[:, None] + logp
@@ -292,8 +316,7 @@ class LanguageModel:
         if partial and tokens and text[-1:].isalnum() and tokens[-1][-1:].isalnum():
             stem = tokens.pop()
         ids = self.tokenizer.encode(tokens)  # unknown words are context too: no refusal here
-        scores = self.logits(self._windows([ids]))[0].astype(np.float64)
-        probs = np.exp(scores - _logsumexp(scores[None])[0, 0])
+        probs = np.exp(self.next_log_probs([ids])[0])
         probs[self._banned] = 0.0
         if stem:
             allowed = np.array([w.startswith(stem) for w in self.tokenizer.vocab])
@@ -326,17 +349,35 @@ class LanguageModel:
 
     # --- evaluation
     def perplexity(self, text: str, batch_size: int = 512) -> Evaluation:
-        """Perplexity of the model on `text`: every token scored from the window before it."""
+        """Perplexity of what is served on `text`: every token scored from the tokens before it."""
         ids = np.array(self.tokenizer.encode(text), np.int32)
         if len(ids) == 0:
             raise SeedError("the text to evaluate is empty")
+        log_p = self.target_log_probs(ids, batch_size)
+        return Evaluation(int(len(ids)), math.exp(-float(log_p.mean())), int((ids == 1).sum()))
+
+    def target_log_probs(self, ids: np.ndarray, batch_size: int = 512, neural_weight: float | None = None) -> np.ndarray:
+        """log P(ids[i] | ids[:i]) for every position; `neural_weight` overrides the served mixture's."""
+        w = self.neural_weight if neural_weight is None else neural_weight
+        neural = self.neural_target_log_probs(ids, batch_size) if w > 0 else None
+        if w >= 1:
+            return neural
+        with np.errstate(divide="ignore"):
+            ngram = np.log(self.ngram.target_probabilities(ids))
+        return ngram if w <= 0 else np.logaddexp(math.log(w) + neural, math.log1p(-w) + ngram)
+
+    def neural_target_log_probs(self, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:
         windows = context_windows(ids, self.window)
-        nll = 0.0
+        out = np.empty(len(ids))
         for start in range(0, len(ids), batch_size):
             scores = self.logits(windows[start:start + batch_size]).astype(np.float64)
             target = ids[start:start + batch_size]
-            nll += float((_logsumexp(scores)[:, 0] - scores[np.arange(len(target)), target]).sum())
-        return Evaluation(int(len(ids)), math.exp(nll / len(ids)), int((ids == 1).sum()))
+            out[start:start + len(target)] = scores[np.arange(len(target)), target] - _logsumexp(scores)[:, 0]
+        return out
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    return x - _logsumexp(x)
 
 
 def _logsumexp(x: np.ndarray) -> np.ndarray:

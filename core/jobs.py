@@ -30,6 +30,8 @@ class TrainRequest:
     train: TrainConfig = field(default_factory=TrainConfig)
     valid_text: str | None = None  # held-out text; default: the tail of the corpus
     checkpoint_dir: str | Path | None = None  # resume an interrupted run from here
+    neural: bool = True  # False: only the instant n-gram model (seconds)
+    instant_out: str | Path | None = None  # also save the instant n-gram model here as soon as it is counted
 
 
 class Job(Protocol):
@@ -47,6 +49,7 @@ class JobRunner(Protocol):
 def run_request(request: TrainRequest, on_progress=None, should_stop=None) -> TrainResult:
     """Train as `request` says, in this process."""
     from .data import resolve_text_source
+    from .locks import training_guard
     from .training import train
 
     text, name = request.text, request.corpus_name
@@ -55,8 +58,10 @@ def run_request(request: TrainRequest, on_progress=None, should_stop=None) -> Tr
             raise ContinuoError("nothing to train on: give a corpus name or a text file")
         source_name, text = resolve_text_source(request.source)
         name = name or source_name
-    return train(text, request.out, request.model, request.train, corpus_name=name, valid_text=request.valid_text,
-                 on_progress=on_progress, should_stop=should_stop, checkpoint_dir=request.checkpoint_dir)
+    with training_guard(request.out, request.checkpoint_dir, request.model, request.train):
+        return train(text, request.out, request.model, request.train, corpus_name=name, valid_text=request.valid_text,
+                     on_progress=on_progress, should_stop=should_stop, checkpoint_dir=request.checkpoint_dir,
+                     neural=request.neural, instant_out=request.instant_out)
 
 
 def _worker(request: TrainRequest, events: mp.Queue, cancel) -> None:

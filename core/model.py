@@ -1,30 +1,46 @@
 """The network: Embedding -> Bidirectional LSTM layers -> LSTM -> dropout -> logits over the vocabulary."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from .backend import load_keras
+from .errors import ConfigError
+
+
+# Sizes for a corpus of at most this many training tokens, such that a 10-minute budget on 2 CPU cores
+# still trains the model for several epochs (bench/results/sizing.md).
+SIZES_BY_TOKENS = (
+    (60_000, dict(window=12, embedding_dim=128, units=256)),
+    (250_000, dict(window=10, embedding_dim=128, units=192)),
+    (None, dict(window=8, embedding_dim=128, units=128)),
+)
 
 
 @dataclass
 class ModelConfig:
     vocab_size: int = 0  # set from the tokenizer's vocabulary
-    window: int = 16  # tokens of context read to predict the next one
-    embedding_dim: int = 128  # size of each token's vector
-    units: int = 256  # LSTM units per direction
+    window: int | None = None  # tokens of context read to predict the next one
+    embedding_dim: int | None = None  # size of each token's vector
+    units: int | None = None  # LSTM units per direction
     bidirectional_layers: int = 1  # stacked sequence layers before the final LSTM
     bidirectional: bool = True  # read the window both ways in those layers
     dropout: float = 0.2  # on the embeddings and before the output layer
 
     def validate(self) -> "ModelConfig":
         for name in ("window", "embedding_dim", "units"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be at least 1, got {value}")
         if self.bidirectional_layers < 0:
-            raise ValueError(f"bidirectional_layers must be 0 or more, got {self.bidirectional_layers}")
+            raise ConfigError(f"bidirectional_layers must be 0 or more, got {self.bidirectional_layers}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         return self
+
+    def sized_for(self, tokens: int, minutes: float | None = None) -> "ModelConfig":
+        """This config with the sizes left open chosen for a corpus of `tokens` training tokens."""
+        sizes = next(sizes for limit, sizes in SIZES_BY_TOKENS if limit is None or tokens <= limit)
+        return replace(self, **{k: v for k, v in sizes.items() if getattr(self, k) is None})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -34,7 +50,7 @@ def build_model(cfg: ModelConfig):
     """A keras.Model mapping a window of token ids (batch, window) to next-token logits (batch, vocab)."""
     keras = load_keras()
     layers = keras.layers
-    cfg.validate()
+    cfg = cfg.validate().sized_for(0) if None in (cfg.window, cfg.embedding_dim, cfg.units) else cfg.validate()
     tokens = keras.Input((cfg.window,), dtype="int32", name="tokens")
     x = layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="embedding")(tokens)
     x = layers.Dropout(cfg.dropout)(x)

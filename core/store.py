@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bundle import ModelCard, read_card, replace_dir
+from .bundle import ModelCard, existing, leftover_names, read_card, recover, replace_dir
 from .errors import BundleError, ContinuoError
 from .settings import get_settings
 
@@ -46,14 +46,15 @@ class ModelStore:
         as_path = Path(name_or_path).expanduser()
         if as_path.is_dir():
             return as_path
-        if _NAME.match(str(name_or_path)) and (self.root / str(name_or_path)).is_dir():
-            return self.root / str(name_or_path)
+        if _NAME.match(str(name_or_path)) and (found := existing(self.root / str(name_or_path))).is_dir():
+            return found  # the bundle itself, or the one a save killed mid-swap left aside
         raise BundleError(f"no model named {str(name_or_path)!r}; `continuo models` lists the trained ones")
 
     def list(self, include_default: bool = True) -> list[StoredModel]:
         found = []
         paths = [(DEFAULT_MODEL, DEFAULT_MODEL_PATH)] if include_default and DEFAULT_MODEL_PATH.is_dir() else []
         if self.root.is_dir():
+            self.tidy()
             paths += sorted((p.name, p) for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
         for name, path in paths:
             try:
@@ -61,6 +62,21 @@ class ModelStore:
             except BundleError as e:
                 found.append(StoredModel(name, path, None, str(e)))
         return found
+
+    def tidy(self) -> list[Path]:
+        """Remove what killed saves left (temp folders, swapped-out bundles), for names no one is training now."""
+        from .locks import NameLock
+
+        removed = []
+        for name in sorted(n for n in leftover_names(self.root) if _NAME.match(n)):
+            target = self.root / name
+            lock = NameLock(target)
+            if lock.try_acquire():  # a running training's temp folder is not a leftover
+                try:
+                    removed += recover(target)
+                finally:
+                    lock.release()
+        return removed
 
     def rename(self, old: str, new: str) -> Path:
         src, dst = self.path(old), self.path(new)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -13,22 +13,26 @@ from .backend import load_keras, training_replicas
 from .bundle import ModelCard, save_bundle
 from .checkpoint import EpochCheckpoint, TrainingState
 from .data import check_corpus_size
-from .errors import Cancelled, ContinuoError
+from .errors import Cancelled, ConfigError
 from .model import ModelConfig, build_model
+from .ngram import NGramModel
 from .tokenizer import Tokenizer
 
 CANCELLED = "training cancelled; the previous model is unchanged"
+_MIN_LR_SHARE = 0.02  # where the learning rate's annealing to the end of a time budget stops
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 30  # upper bound; early stopping usually ends sooner
     batch_size: int = 256  # windows per step
-    learning_rate: float = 2e-3  # Adam
+    learning_rate: float = 2e-3  # Adam's initial step size
+    lr_decay: float = 0.5  # the learning rate is multiplied by this after each epoch that did not improve
+    anneal: bool = True  # within a time budget, the learning rate also falls linearly to almost 0 by its end
     clipnorm: float = 1.0  # gradient clipping keeps the LSTMs stable
     validation_split: float = 0.1  # held-out tail of the text, when no validation text is given
     patience: int = 2  # epochs without a better validation perplexity before stopping
-    max_minutes: float | None = None  # time budget; the best weights so far are kept
+    max_minutes: float | None = 10.0  # time budget for the whole run (None: no limit); the best weights are kept
     seed: int = 1234  # makes vocabulary, initial weights and data order repeatable
     tokenizer: str = "words"  # "words", or "whitespace" for pre-tokenized corpora like PTB
     min_count: int = 2  # rarer words become the unknown token
@@ -41,6 +45,8 @@ class TrainConfig:
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
             (self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}"),
+            (0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], got {self.lr_decay}"),
+            (self.tokenizer in ("words", "whitespace"), f"tokenizer must be 'words' or 'whitespace', got {self.tokenizer!r}"),
             (0 < self.validation_split < 0.5, f"validation_split must be in (0, 0.5), got {self.validation_split}"),
             (self.patience >= 1, f"patience must be at least 1, got {self.patience}"),
             (self.max_minutes is None or self.max_minutes > 0, f"max_minutes must be positive, got {self.max_minutes}"),
@@ -50,7 +56,7 @@ class TrainConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise ContinuoError(message)
+                raise ConfigError(message)
         return self
 
 
@@ -58,7 +64,7 @@ class TrainConfig:
 class Progress:
     """One progress report; front-ends draw bars, charts and logs from these."""
 
-    phase: str  # "start", "batch", "epoch" or "done"
+    phase: str  # "instant" (the n-gram model is ready), "start", "batch", "epoch" or "done"
     epoch: int  # 1-based epoch being trained
     epochs: int  # upper bound on epochs
     batch: int = 0  # batches done in this epoch
@@ -68,6 +74,7 @@ class Progress:
     elapsed_s: float = 0.0
     eta_s: float | None = None  # time left if training runs all epochs (or to its time budget)
     message: str = ""  # a line for logs
+    path: str = ""  # with phase "instant": the n-gram model's bundle, usable at once
 
     @property
     def fraction(self) -> float:
@@ -105,24 +112,88 @@ def prepare(text: str, cfg: TrainConfig, valid_text: str | None = None):
 def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
           train_config: TrainConfig | None = None, *, name: str | None = None, corpus_name: str = "",
           valid_text: str | None = None, on_progress: ProgressCallback | None = None, should_stop: ShouldStop | None = None,
-          checkpoint_dir: str | Path | None = None) -> TrainResult:
-    """Train a model on `text` and save it as a bundle at `out`.
+          checkpoint_dir: str | Path | None = None, neural: bool = True, instant_out: str | Path | None = None) -> TrainResult:
+    """Train on `text` and save the bundle at `out`.
 
-    `on_progress` receives Progress reports; `should_stop` is polled every batch and, when it
-    returns True, training stops at once and Cancelled is raised: nothing is written at `out`.
-    With `checkpoint_dir`, each epoch is checkpointed there and an interrupted run of the same
-    text and settings resumes from its last epoch.
+    First a Kneser-Ney n-gram model is counted (seconds): with `instant_out` it is saved there at once
+    as a usable bundle, and with `neural=False` it is all that is trained. Then the neural model trains
+    epoch by epoch, and the bundle at `out` serves the mixture of the two that does best on the
+    validation text. `on_progress` receives Progress reports; `should_stop` is polled every batch and,
+    when it returns True, Cancelled is raised and nothing is written at `out`. With `checkpoint_dir`,
+    each epoch is checkpointed there and an interrupted run of the same text and settings resumes.
     """
-    keras = load_keras()
     tcfg = (train_config or TrainConfig()).validate()
     mcfg = (model_config or ModelConfig()).validate()
-    should_stop = should_stop or (lambda: False)
-    keras.utils.set_random_seed(tcfg.seed)
+    report = _Reporter(tcfg, on_progress or (lambda p: None))
+    stop = _canceller(should_stop)
+    # 1. text -> vocabulary -> token ids
     tokenizer, train_ids, valid_ids = prepare(text, tcfg, valid_text)
-    if should_stop():
-        raise Cancelled(CANCELLED)
-    mcfg = ModelConfig(**{**mcfg.to_dict(), "vocab_size": len(tokenizer)})
+    stop()
+    # 2. the instant model: Kneser-Ney counts, their order chosen on the validation text
+    ngram, ngram_ppl = NGramModel.fit_best(train_ids, valid_ids, len(tokenizer))
+    card = ModelCard(name=name or Path(out).name, corpus=corpus_name, tokens=int(len(train_ids)),
+                     vocab_size=len(tokenizer), val_perplexity=round(ngram_ppl[ngram.order], 3),
+                     ngram_val_perplexity=round(ngram_ppl[ngram.order], 3), ngram_order=ngram.order, neural_weight=0.0,
+                     hyperparameters={"train": asdict(tcfg)}, train_seconds=round(report.elapsed(), 1),
+                     stopped="n-gram model only")
+    if instant_out is not None or not neural:
+        path = save_bundle(out if not neural else instant_out, None, tokenizer, None, card, ngram)
+        report("instant", message=f"instant {ngram.order}-gram model ready: validation perplexity "
+                                  f"{card.val_perplexity:.2f}", path=str(path))
+        if not neural:
+            report("done", message=f"saved {path.name}: validation perplexity {card.val_perplexity:.2f}")
+            return TrainResult(path, card, {})
+    stop()
+    # 3. the neural model, epoch by epoch, with early stopping on the validation text
+    mcfg = replace(mcfg.sized_for(len(train_ids), tcfg.max_minutes), vocab_size=len(tokenizer))
+    inference, state, stopped = _train_neural(train_ids, valid_ids, mcfg, tcfg, report, stop, checkpoint_dir)
+    # 4. the mixture: the neural model's weight that does best on the validation text
+    from .generate import LanguageModel
 
+    neural_log_p = LanguageModel(inference, tokenizer, mcfg, card).neural_target_log_probs(valid_ids)
+    weight, mixed_ppl = mixture_weight(neural_log_p, ngram.target_probabilities(valid_ids))
+    # 5. the card and the bundle
+    card = replace(card, val_perplexity=round(mixed_ppl, 3), neural_weight=weight,
+                   neural_val_perplexity=round(math.exp(-float(neural_log_p.mean())), 3),
+                   epochs=state.epochs_done, examples=state.examples, stopped=stopped,
+                   train_seconds=round(state.train_seconds + report.elapsed(), 1),
+                   hyperparameters={"model": mcfg.to_dict(), "train": asdict(tcfg)}, history=state.history)
+    path = save_bundle(out, inference, tokenizer, mcfg, card, ngram if weight < 1 else None)
+    report("done", state.epochs_done, report.batches,
+           message=f"saved {path.name}: validation perplexity {card.val_perplexity:.2f} (neural "
+                   f"{card.neural_val_perplexity:.2f}, {ngram.order}-gram {card.ngram_val_perplexity:.2f}, "
+                   f"neural weight {weight:.2f})")
+    return TrainResult(path, card, state.history)
+
+
+def build_instant(text: str, out: str | Path, train_config: TrainConfig | None = None, *, name: str | None = None,
+                  corpus_name: str = "", valid_text: str | None = None) -> TrainResult:
+    """Count a Kneser-Ney n-gram model of `text` and save it as a bundle at `out`: a usable model in seconds."""
+    return train(text, out, None, train_config, name=name, corpus_name=corpus_name, valid_text=valid_text,
+                 neural=False)
+
+
+def mixture_weight(neural_log_p: np.ndarray, ngram_p: np.ndarray) -> tuple[float, float]:
+    """(w, perplexity): the weight of P = w * P_neural + (1 - w) * P_ngram that scores best on these targets."""
+    neural_p = np.exp(neural_log_p)
+    grid = np.linspace(0.0, 1.0, 41)
+    perplexities = [math.exp(-float(np.log(w * neural_p + (1 - w) * ngram_p).mean())) for w in grid]
+    best = int(np.argmin(perplexities))
+    return round(float(grid[best]), 3), perplexities[best]
+
+
+def _canceller(should_stop: ShouldStop | None) -> Callable[[], None]:
+    def stop() -> None:
+        if should_stop is not None and should_stop():
+            raise Cancelled(CANCELLED)
+    return stop
+
+
+def _train_neural(train_ids: np.ndarray, valid_ids: np.ndarray, mcfg: ModelConfig, tcfg: TrainConfig,
+                  report: "_Reporter", stop: Callable[[], None], checkpoint_dir: str | Path | None):
+    """(inference model with the best weights, the training state, why training ended)."""
+    keras = load_keras()
+    keras.utils.set_random_seed(tcfg.seed)
     if tcfg.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
@@ -137,9 +208,10 @@ def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
     if checkpoint_dir is not None:
         checkpoint = EpochCheckpoint(Path(checkpoint_dir), EpochCheckpoint.fingerprint(train_ids, mcfg, tcfg))
     state = checkpoint.restore(model, steps.optimizer) if checkpoint else TrainingState()
-    batches = math.ceil(len(train_ids) / tcfg.batch_size)
-    report = _Reporter(tcfg, batches, on_progress or (lambda p: None), first_epoch=state.epochs_done + 1)
-    report("start", message=f"training: {batches} batches per epoch, up to {tcfg.epochs} epochs")
+    report.batches, report.first_epoch = math.ceil(len(train_ids) / tcfg.batch_size), state.epochs_done + 1
+    report("start", message=f"training: {report.batches} batches per epoch, up to {tcfg.epochs} epochs")
+    if checkpoint is not None and checkpoint.notice:
+        report("start", message=checkpoint.notice)
 
     out_of_time = False
     last_epoch = state.epochs_done if state.stopped_early else tcfg.epochs  # a resumed run may be done already
@@ -148,11 +220,11 @@ def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
         steps.reset_mean_loss()
         epoch_start = time.monotonic()
         for batch, (x, y) in enumerate(train_ds, 1):
+            steps.set_learning_rate(tcfg.learning_rate * _lr_factor(tcfg, state, report.elapsed()))
             steps.train(x, y)
             state.examples += int(x.shape[0])
-            if should_stop():
-                raise Cancelled(CANCELLED)
-            out_of_time = tcfg.max_minutes is not None and report.elapsed() > tcfg.max_minutes * 60
+            stop()
+            out_of_time = report.out_of_time()
             if report.due() or out_of_time:
                 report("batch", epoch, batch, steps.mean_loss())
             if out_of_time:
@@ -171,28 +243,30 @@ def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
             state.stopped_early = state.epochs_since_best >= tcfg.patience
         if checkpoint is not None:
             checkpoint.save(state, model, steps.optimizer)
-        report("epoch", epoch, batches, loss, perplexity,
+        report("epoch", epoch, report.batches, loss, perplexity,
                f"epoch {epoch}: loss {loss:.3f}, validation perplexity {perplexity:.2f}")
-        if state.stopped_early or out_of_time:
+        if state.stopped_early or out_of_time or report.out_of_time():
+            out_of_time = not state.stopped_early
             break
     if state.best_weights is None:
         raise Cancelled("training stopped before its first epoch ended; nothing was saved")
+    if checkpoint is not None:
+        checkpoint.remove()
 
     inference = build_model(mcfg)  # float32, without optimizer state: what the bundle keeps
     inference.set_weights(state.best_weights)
     stopped = (f"early stopping after {state.epochs_done} epochs" if state.stopped_early
                else f"time budget of {tcfg.max_minutes:g} minutes" if out_of_time else "completed all epochs")
-    card = ModelCard(
-        name=name or Path(out).name, corpus=corpus_name, tokens=int(len(train_ids)), vocab_size=len(tokenizer),
-        val_perplexity=round(math.exp(state.best_loss), 3), epochs=state.epochs_done, examples=state.examples,
-        train_seconds=round(report.elapsed(), 1), stopped=stopped,
-        hyperparameters={"model": mcfg.to_dict(), "train": asdict(tcfg)}, history=state.history,
-    )
-    path = save_bundle(out, inference, tokenizer, mcfg, card)
-    if checkpoint is not None:
-        checkpoint.remove()
-    report("done", state.epochs_done, batches, message=f"saved {path.name}: validation perplexity {card.val_perplexity:.2f}")
-    return TrainResult(path, card, state.history)
+    return inference, state, stopped
+
+
+def _lr_factor(cfg: TrainConfig, state: TrainingState, elapsed_s: float) -> float:
+    """The learning rate's share of its start: lower after each epoch that did not improve, and falling
+    linearly to almost nothing by the end of a time budget (so the budget ends on annealed weights)."""
+    factor = cfg.lr_decay ** state.epochs_since_best
+    if cfg.max_minutes and cfg.anneal:
+        factor *= max(_MIN_LR_SHARE, 1.0 - elapsed_s / (cfg.max_minutes * 60))
+    return factor
 
 
 class _Steps:
@@ -209,6 +283,7 @@ class _Steps:
 
         keras = load_keras()
         self.optimizer = optimizer
+        self._learning_rate = float(optimizer.learning_rate.numpy())
         optimizer.build(model.trainable_variables)
         self._loss_sum, self._seen = tf.Variable(0.0), tf.Variable(0.0)  # this epoch's mean training loss
         signature = [tf.TensorSpec([None, window], tf.int32), tf.TensorSpec([None], tf.int32)]
@@ -247,6 +322,11 @@ class _Steps:
 
         self.train, self._evaluate_batch = train, evaluate_batch
 
+    def set_learning_rate(self, value: float) -> None:
+        if abs(value - self._learning_rate) > 0.005 * self._learning_rate:  # skip the op for changes too small to matter
+            self.optimizer.learning_rate = value
+            self._learning_rate = value
+
     def reset_mean_loss(self) -> None:
         self._loss_sum.assign(0.0)
         self._seen.assign(0.0)
@@ -254,12 +334,14 @@ class _Steps:
     def mean_loss(self) -> float:
         return float(self._loss_sum.numpy()) / max(float(self._seen.numpy()), 1.0)
 
-    def evaluate(self, dataset) -> float:
-        """Mean cross-entropy per window over a dataset (nats per token)."""
+    def evaluate(self, dataset, deadline: float | None = None) -> float:
+        """Mean cross-entropy per window over a dataset (nats per token); past `deadline`, over its first batches."""
         total, count = 0.0, 0
         for x, y in dataset:
             total += float(self._evaluate_batch(x, y))
             count += int(x.shape[0])
+            if deadline is not None and time.monotonic() > deadline:
+                break  # the time budget is spent: the batches scored so far stand for the rest
         return total / max(count, 1)
 
 
@@ -276,18 +358,23 @@ class _Reporter:
 
     REPORT_EVERY_S = 0.2
 
-    def __init__(self, cfg: TrainConfig, batches: int, on_progress: ProgressCallback, first_epoch: int):
-        self.cfg, self.batches, self.on_progress, self.first_epoch = cfg, batches, on_progress, first_epoch
-        self.start = self.last = time.monotonic()
+    def __init__(self, cfg: TrainConfig, on_progress: ProgressCallback, start: float | None = None):
+        self.cfg, self.on_progress = cfg, on_progress
+        self.batches, self.first_epoch = 0, 1  # set once the neural model's epochs are known
+        self.start = start if start is not None else time.monotonic()
+        self.last = time.monotonic()
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
+
+    def out_of_time(self) -> bool:
+        return self.cfg.max_minutes is not None and self.elapsed() > self.cfg.max_minutes * 60
 
     def due(self) -> bool:
         return time.monotonic() - self.last >= self.REPORT_EVERY_S
 
     def __call__(self, phase: str, epoch: int = 1, batch: int = 0, loss: float | None = None,
-                 val_perplexity: float | None = None, message: str = "") -> None:
+                 val_perplexity: float | None = None, message: str = "", path: str = "") -> None:
         self.last, elapsed = time.monotonic(), self.elapsed()
         done = (epoch - self.first_epoch) * self.batches + batch
         left = (self.cfg.epochs - epoch + 1) * self.batches - batch
@@ -295,7 +382,31 @@ class _Reporter:
         if eta is not None and self.cfg.max_minutes:
             eta = min(eta, max(0.0, self.cfg.max_minutes * 60 - elapsed))
         self.on_progress(Progress(phase, epoch, self.cfg.epochs, batch, self.batches, loss, val_perplexity,
-                                  elapsed, 0.0 if phase == "done" else eta, message))
+                                  elapsed, 0.0 if phase == "done" else eta, message, path))
+
+
+class _Budget:
+    """When training must stop so that validating and saving still end within `--max-minutes`."""
+
+    SAVE_RESERVE_S = 2.0  # writing the bundle and the checkpoint of a model of the sizes a budget is used with
+    EVAL_COST = 0.5  # a validation batch (forward pass only) against a training batch (forward and backward)
+
+    def __init__(self, minutes: float | None, elapsed: Callable[[], float], valid_batches: int):
+        self.seconds, self.elapsed, self.valid_batches = (minutes * 60 if minutes else None), elapsed, valid_batches
+        self.batch_seconds = 0.0  # the latest measure of a training batch
+
+    def spent(self, batch_seconds: float | None = None) -> bool:
+        if self.seconds is None:
+            return False
+        self.batch_seconds = batch_seconds if batch_seconds is not None else self.batch_seconds
+        reserve = self.SAVE_RESERVE_S + self.valid_batches * self.batch_seconds * self.EVAL_COST
+        return self.elapsed() + reserve > self.seconds
+
+    def deadline(self) -> float | None:
+        """The monotonic time validation must end by, leaving time to save."""
+        if self.seconds is None:
+            return None
+        return time.monotonic() + self.seconds - self.elapsed() - self.SAVE_RESERVE_S
 
 
 def windows_for(ids: np.ndarray, mcfg: ModelConfig, tcfg: TrainConfig, shuffle: bool):

@@ -1,0 +1,215 @@
+"""An interpolated, modified Kneser-Ney n-gram model over token ids: built in seconds, saved in the bundle.
+
+It is the instant model a corpus gets before (or without) neural training, and the neural model's
+partner in the mixture Continuo serves. Everything is vectorised numpy over sorted int64 keys:
+
+- Order 1 is a dense array over the vocabulary. An n-gram of order n >= 2 is the key
+  `context_id * V + word`, where `context_id` is the index of its first n-1 tokens among the
+  sorted keys of order n-1. The keys of one context are therefore contiguous, and a lookup is a
+  binary search (np.searchsorted).
+- The highest order keeps raw counts; lower orders keep continuation counts (how many distinct
+  words precede the n-gram), with three discounts per order from its counts of counts (Chen &
+  Goodman 1998).
+
+The text is padded on the left with id 0 (as the neural model pads its windows), so the start of a
+corpus acts as a context of its own, and every n-gram of a real position is the suffix of an
+(n+1)-gram of the same position.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_ORDER = 5
+ORDERS_TRIED = (3, 4, 5)  # chosen among on the validation text
+
+
+@dataclass
+class _Level:
+    """The n-grams of one order n >= 2, with what the probability of a word after a context needs."""
+
+    keys: np.ndarray  # sorted int64 keys: context id * V + word
+    counts: np.ndarray  # raw (highest order) or continuation counts, aligned with keys
+    discounts: np.ndarray  # D1, D2, D3+
+    context_total: np.ndarray = None  # per context id of the order below: sum of counts
+    context_backoff: np.ndarray = None  # per context id: (D1 N1 + D2 N2 + D3 N3+) / total, the lower order's weight
+
+    def finish(self, contexts: int, vocab_size: int) -> "_Level":
+        context = self.keys // vocab_size
+        self.context_total = np.bincount(context, weights=self.counts, minlength=contexts)
+        held = np.bincount(context, weights=self.discount(self.counts), minlength=contexts)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.context_backoff = np.where(self.context_total > 0, held / self.context_total, 1.0)
+        return self
+
+    def discount(self, counts: np.ndarray) -> np.ndarray:
+        d = np.zeros(len(counts))
+        d[counts == 1], d[counts == 2], d[counts >= 3] = self.discounts
+        return np.minimum(d, counts)
+
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """Index of each key among this level's keys, or -1."""
+        if len(self.keys) == 0:
+            return np.full(len(keys), -1)
+        at = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
+        return np.where(self.keys[at] == keys, at, -1)
+
+
+class NGramModel:
+    """P(next token | the last order-1 tokens), for every token of the vocabulary."""
+
+    def __init__(self, order: int, vocab_size: int, unigram_counts: np.ndarray, unigram_discounts: np.ndarray,
+                 levels: list[_Level]):
+        self.order, self.vocab_size = order, vocab_size
+        self.levels = levels  # levels[n - 2] holds order n
+        counts = unigram_counts.astype(np.float64)
+        total = counts.sum()
+        d = np.zeros(vocab_size)
+        d[counts == 1], d[counts == 2], d[counts >= 3] = unigram_discounts
+        d = np.minimum(d, counts)
+        self.unigram_counts, self.unigram_discounts = unigram_counts, unigram_discounts
+        # the unigram level backs off to the uniform distribution, so no token has probability 0
+        self.unigram = (counts - d) / total + d.sum() / total / vocab_size
+
+    # --- building
+    @classmethod
+    def fit(cls, ids: np.ndarray, vocab_size: int, order: int = MAX_ORDER) -> "NGramModel":
+        """Count the n-grams of `ids` (token ids below vocab_size) up to `order`."""
+        return cls._from_tables(_Tables(np.asarray(ids, np.int64), vocab_size, order), order)
+
+    @classmethod
+    def fit_best(cls, ids: np.ndarray, valid_ids: np.ndarray, vocab_size: int,
+                 orders: tuple[int, ...] = ORDERS_TRIED) -> tuple["NGramModel", dict[int, float]]:
+        """The model of the order (among `orders`) with the lowest perplexity on `valid_ids`, and each order's."""
+        tables = _Tables(np.asarray(ids, np.int64), vocab_size, max(orders))
+        scores, best = {}, None
+        for order in orders:
+            model = cls._from_tables(tables, order)
+            scores[order] = model.perplexity(valid_ids)
+            if best is None or scores[order] < scores[best.order]:
+                best = model
+        return best, scores
+
+    @classmethod
+    def _from_tables(cls, tables: "_Tables", order: int) -> "NGramModel":
+        V = tables.vocab_size
+        unigram = tables.raw[1] if order == 1 else tables.continuation[1]
+        levels = []
+        for n in range(2, order + 1):
+            counts = tables.raw[n] if n == order else tables.continuation[n]
+            level = _Level(tables.keys[n], counts, _discounts(counts))
+            levels.append(level.finish(len(tables.keys[n - 1]) if n > 2 else V, V))
+        return cls(order, V, unigram, _discounts(unigram), levels)
+
+    # --- probabilities
+    def distribution(self, history: list[int] | np.ndarray) -> np.ndarray:
+        """P(w | history) for every token w, as a vector of vocab_size probabilities summing to 1."""
+        history = [int(t) for t in history][-(self.order - 1):] if self.order > 1 else []
+        history = [0] * (self.order - 1 - len(history)) + history  # pad like the training text
+        p = self.unigram.copy()
+        for n, level in enumerate(self.levels, 2):
+            context = self._context_id(history[len(history) - (n - 1):])
+            if context < 0 or level.context_total[context] <= 0:
+                continue  # unseen context: this order adds nothing to the order below
+            lo, hi = np.searchsorted(level.keys, [context * self.vocab_size, (context + 1) * self.vocab_size])
+            words, counts = level.keys[lo:hi] - context * self.vocab_size, level.counts[lo:hi]
+            p *= level.context_backoff[context]
+            p[words] += (counts - level.discount(counts)) / level.context_total[context]
+        return p
+
+    def distributions(self, histories: list[list[int]]) -> np.ndarray:
+        return np.stack([self.distribution(h) for h in histories]) if histories else np.zeros((0, self.vocab_size))
+
+    def _context_id(self, tokens: list[int]) -> int:
+        """Id of the (n-1)-gram `tokens` at its order (the word itself for order 1), or -1 if unseen."""
+        ident = tokens[0]
+        for level, token in zip(self.levels, tokens[1:]):
+            ident = int(level.find(np.array([ident * self.vocab_size + token]))[0])
+            if ident < 0:
+                return -1
+        return ident
+
+    def target_probabilities(self, ids: np.ndarray) -> np.ndarray:
+        """P(ids[i] | what comes before it) for every position, with the text padded on the left."""
+        ids = np.asarray(ids, np.int64)
+        s = np.concatenate([np.zeros(self.order - 1, np.int64), ids])
+        start = self.order - 1  # positions of s that are real tokens
+        p = self.unigram[s[start:]]
+        gram = s.copy()  # id of the (n-1)-gram ending at each position of s; order 1: the word
+        for level in self.levels:
+            context = np.concatenate([[-1], gram[:-1]])  # the (n-1)-gram ending just before each position
+            known = context >= 0
+            keys = np.where(known, context, 0) * self.vocab_size + s
+            at = np.where(known, level.find(keys), -1)
+            ctx = context[start:]
+            seen = (ctx >= 0)
+            total = np.where(seen, level.context_total[np.where(seen, ctx, 0)], 0.0)
+            backoff = np.where(seen, level.context_backoff[np.where(seen, ctx, 0)], 1.0)
+            hit = at[start:]
+            counts = np.where(hit >= 0, level.counts[np.where(hit >= 0, hit, 0)], 0).astype(np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                direct = np.where(total > 0, (counts - level.discount(counts)) / total, 0.0)
+            p = np.where(total > 0, direct + backoff * p, p)
+            gram = at
+        return p
+
+    def perplexity(self, ids: np.ndarray) -> float:
+        return float(np.exp(-np.log(self.target_probabilities(ids)).mean()))
+
+    # --- saving
+    def to_bytes(self) -> bytes:
+        arrays = {"order": np.array(self.order), "vocab_size": np.array(self.vocab_size),
+                  "unigram_counts": self.unigram_counts, "unigram_discounts": self.unigram_discounts}
+        for n, level in enumerate(self.levels, 2):
+            arrays |= {f"keys{n}": level.keys, f"counts{n}": level.counts, f"discounts{n}": level.discounts}
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "NGramModel":
+        with np.load(io.BytesIO(data), allow_pickle=False) as f:
+            order, V = int(f["order"]), int(f["vocab_size"])
+            levels, previous = [], V
+            for n in range(2, order + 1):
+                level = _Level(f[f"keys{n}"], f[f"counts{n}"], f[f"discounts{n}"]).finish(previous, V)
+                levels.append(level)
+                previous = len(level.keys)
+            return cls(order, V, f["unigram_counts"], f["unigram_discounts"], levels)
+
+
+class _Tables:
+    """Every n-gram of a text up to an order, as sorted keys with raw and continuation counts."""
+
+    def __init__(self, ids: np.ndarray, vocab_size: int, order: int):
+        self.vocab_size = V = vocab_size
+        s = np.concatenate([np.zeros(order - 1, np.int64), ids])
+        real = np.arange(len(s)) >= order - 1  # pads are context, never counted as predicted tokens
+        self.keys: dict[int, np.ndarray] = {1: np.arange(V)}
+        self.raw: dict[int, np.ndarray] = {1: np.bincount(s[real], minlength=V)}
+        self.continuation: dict[int, np.ndarray] = {}
+        gram = s  # id of the (n-1)-gram ending at each position; -1 where it would start before s
+        for n in range(2, order + 1):
+            keys = np.where(np.arange(len(s)) >= n - 1, np.concatenate([[0], gram[:-1]]) * V + s, -1)
+            valid = keys >= 0
+            unique, first, inverse = np.unique(keys[valid], return_index=True, return_inverse=True)
+            at = np.full(len(s), -1)
+            at[valid] = inverse
+            self.keys[n] = unique
+            self.raw[n] = np.bincount(at[real & valid], minlength=len(unique))
+            # each distinct n-gram seen at a real position adds one to the continuation count of its suffix
+            suffix = gram[np.flatnonzero(valid)[first]]  # the (n-1)-gram ending where each n-gram first ends
+            self.continuation[n - 1] = np.bincount(suffix[self.raw[n] > 0], minlength=len(self.keys[n - 1]))
+            gram = at
+
+
+def _discounts(counts: np.ndarray) -> np.ndarray:
+    """Modified Kneser-Ney discounts D1, D2, D3+ from the counts of counts (Chen & Goodman 1998)."""
+    n1, n2, n3, n4 = (int((counts == k).sum()) for k in (1, 2, 3, 4))
+    if min(n1, n2, n3, n4) == 0:
+        return np.array([0.5, 1.0, 1.5])  # too little text for the estimates: the usual fallback
+    y = n1 / (n1 + 2 * n2)
+    d = np.array([1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3])
+    return d.clip([0.05, 0.1, 0.15], [1.0, 2.0, 3.0])
