@@ -69,6 +69,25 @@ async def test_cancel_stops_the_run_and_keeps_the_previous_model(tiny_model, sto
     assert [m.name for m in ModelStore().list(include_default=False)] == ["tiny"]
 
 
+@pytest.mark.slow
+async def test_an_instant_n_gram_model_can_be_used_while_the_neural_one_trains(tiny_model):
+    app = ContinuoApp(tiny_model)
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        screen = await open_train(pilot, source="verse", name="quick", epochs="50", size="tiny")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: any("instant" in n for n in notifications(app)), timeout=120,
+                         what="the instant model")
+        assert screen.running
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: app.model is not None and app.model.model is None, timeout=60,
+                         what="the instant model to become active")
+        assert app.model.ngram is not None and app.model.generate("The sea")[0].strip()
+        await pilot.press("f3", "escape")
+        await run_ended(pilot, screen)
+    assert "quick" not in {m.name for m in ModelStore().list()}  # cancelled: no neural model was saved
+
+
 async def test_a_bad_file_is_an_error_notification_and_nothing_starts(tiny_model, tmp_path):
     binary = tmp_path / "photo.txt"
     binary.write_bytes(b"\x89PNG\x00\x00\x01binary")

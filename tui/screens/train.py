@@ -15,7 +15,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, R
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from core import (Cancelled, ContinuoError, LocalProcessRunner, ModelConfig, ModelStore, Progress, TrainConfig,
-                  TrainRequest, TrainResult, bundled_corpora, find_corpus, read_text)
+                  TrainRequest, TrainResult, bundled_corpora, find_corpus, get_settings, read_text)
 
 from ..widgets.charts import MetricChart
 from ..widgets.path_input import SourceInput
@@ -62,6 +62,7 @@ class TrainForm:
     def request(self, store: ModelStore) -> TrainRequest:
         return TrainRequest(
             out=store.path(self.name),
+            instant_out=get_settings().home / "instant" / self.name,  # usable while the neural model trains
             source=self.file or self.source,
             corpus_name=self.file.name if self.file else self.source,
             model=ModelConfig(**MODEL_SIZES[self.size]),
@@ -201,6 +202,7 @@ class TrainScreen(Screen):
         replaced = " (replaces the model of that name when done)" if Path(request.out).is_dir() else ""
         log.write(f"training {form.name} on {request.corpus_name}: {form.size} model, "
                   f"up to {form.epochs} epochs{replaced}")
+        self.trained = None
         self._set_running(True)
         self.train(request, form.file)
 
@@ -259,6 +261,10 @@ class TrainScreen(Screen):
             self.query_one("#val", MetricChart).add(p.val_perplexity)
         if p.message:
             self.query_one(RichLog).write(p.message)
+        if p.phase == "instant" and p.path:
+            self.trained = Path(p.path)
+            self.query_one("#use", Button).disabled = False
+            self.app.inform("an instant n-gram model is ready: ctrl+n uses it now; the neural model follows")
 
     def on_train_ended(self, message: TrainEnded) -> None:
         self._set_running(False)
@@ -283,7 +289,7 @@ class TrainScreen(Screen):
         self.running, self.cancel_requested = running, False
         self.query_one("#start", Button).disabled = running
         self.query_one("#cancel", Button).disabled = not running
-        self.query_one("#use", Button).disabled = running or self.trained is None
+        self.query_one("#use", Button).disabled = self.trained is None
 
     def action_use(self) -> None:
         if self.trained is None:
