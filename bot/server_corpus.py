@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-from core import find_corpus, read_text
+from core import find_corpus
 
 from .storage import Store
 from .text import count_tokens
@@ -21,7 +21,7 @@ class ServerCorpus:
         base = await self.store.base_corpus(guild_id)
         texts = await self.store.corpus_texts(guild_id)
         if base and (corpus := find_corpus(base)) is not None:
-            texts.insert(0, await asyncio.to_thread(read_text, corpus.path))
+            texts.insert(0, await asyncio.to_thread(corpus.text))
         name = f"this server's text on top of {base}" if base else "this server's text"
         return await asyncio.to_thread("\n".join, texts), name
 
@@ -33,6 +33,6 @@ class ServerCorpus:
     async def _base_tokens(self, name: str) -> int:
         if name not in self._base_token_counts:
             corpus = find_corpus(name)
-            text = await asyncio.to_thread(read_text, corpus.path) if corpus is not None else ""
+            text = await asyncio.to_thread(corpus.text) if corpus is not None else ""
             self._base_token_counts[name] = await asyncio.to_thread(count_tokens, text) if text else 0
         return self._base_token_counts[name]

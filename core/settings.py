@@ -6,14 +6,11 @@ import platformdirs
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONTINUO_", env_file=".env", extra="ignore")
 
     home: Path = Field(default_factory=lambda: platformdirs.user_data_path("continuo"))  # models, caches, databases
-    corpora: Path = REPO_ROOT / "corpora"  # the bundled corpora
     max_file_mb: float = 50.0  # largest text file accepted for training or evaluation
 
     @property
