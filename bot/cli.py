@@ -28,9 +28,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also register the commands in this server, where they appear at once")
     parser.add_argument("--no-sync", action="store_true", help="do not register the commands with Discord at start-up")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_shard_arguments(parser)
     add_database_arguments(parser)
     parser.set_defaults(run=run)
     add_store_commands(parser)
+
+
+def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shard-count", type=_positive, metavar="N",
+                        help="run sharded: the bot's shards over all its processes (default: one unsharded connection)")
+    parser.add_argument("--shard-ids", type=_shard_ids, metavar="0,1",
+                        help="the shards this process holds (default: all); the process holding shard 0 syncs commands")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _shard_ids(text: str) -> list[int]:
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of shard numbers, e.g. 0,1")
+    return [int(part) for part in parts]
+
+
+def _shard_settings(args: argparse.Namespace) -> dict:
+    """The shard options, checked against each other (one line and exit 2 when they do not fit)."""
+    count, ids = getattr(args, "shard_count", None), getattr(args, "shard_ids", None)
+    if ids is not None and count is None:
+        raise ContinuoError("--shard-ids needs --shard-count (the bot's shards over all its processes)")
+    if ids is not None and (len(set(ids)) != len(ids) or any(i >= count for i in ids)):
+        raise ContinuoError(f"--shard-ids must be distinct numbers from 0 to {count - 1} (--shard-count {count})")
+    return {"shard_count": count, "shard_ids": ids}
 
 
 def add_database_arguments(parser: argparse.ArgumentParser, default=None) -> None:
@@ -65,12 +96,12 @@ def add_store_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .bot import ContinuoBot
     from .settings import BotSettings
+    from .sharding import make_bot
 
     overrides = {"data_dir": args.data, "default_model": args.model, "sync_guild": args.sync_guild,
                  "sync_commands": False if args.no_sync else None, "database_url": args.database,
-                 "model_storage_url": args.model_storage}
+                 "model_storage_url": args.model_storage, **_shard_settings(args)}
     settings = BotSettings(**{k: v for k, v in overrides.items() if v is not None})
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         raise ContinuoError("DISCORD_TOKEN is not set: put the bot's token in the environment or a .env file "
@@ -78,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:  # leave a host's (or a test runner's) logging alone
         discord.utils.setup_logging(level=getattr(logging, args.log_level))
     try:
-        asyncio.run(serve(ContinuoBot(settings), settings.discord_token.get_secret_value().strip()))
+        asyncio.run(serve(make_bot(settings), settings.discord_token.get_secret_value().strip()))
     except KeyboardInterrupt:
         pass
     return 0

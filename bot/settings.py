@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import ModelConfig, TrainConfig, get_settings
@@ -17,6 +17,9 @@ class BotSettings(BaseSettings):
     default_model: Path | None = None  # bundle used while a server has no model; default: the bundled one
     sync_commands: bool = True  # register the slash commands with Discord at start-up
     sync_guild: int | None = None  # also copy them to this server, where they show up at once (development)
+    shard_count: int | None = Field(None, ge=1)  # shards of the whole bot over all its processes; None: one unsharded connection
+    shard_ids: list[int] | None = None  # the shards this process holds (default: all of shard_count); shard 0's process syncs commands
+    identify_interval_s: float = 5.5  # seconds between IDENTIFYs of one rate-limit bucket, across processes (Discord: 5)
 
     cooldown_uses: int = 3  # continuations one user may ask for in each cooldown window
     cooldown_seconds: float = 15.0  # length of that window
@@ -44,6 +47,17 @@ class BotSettings(BaseSettings):
     retrain_check_s: float = 60.0  # how often a server's corpus growth is checked for automatic retraining
     train_model: ModelConfig = Field(default_factory=ModelConfig)  # network size of servers' models
     train_options: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=10, max_minutes=60))  # training settings; /train's epochs override
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> BotSettings:
+        if self.shard_ids is not None:
+            if self.shard_count is None:
+                raise ValueError("shard ids need a shard count: give --shard-count too")
+            wrong = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
+            if wrong or not self.shard_ids or len(set(self.shard_ids)) != len(self.shard_ids):
+                raise ValueError(f"shard ids must be distinct numbers from 0 to {self.shard_count - 1}, "
+                                 f"not {self.shard_ids}")
+        return self
 
     @property
     def home(self) -> Path:

@@ -85,6 +85,29 @@ Bookkeeping a test asserts on::
                                 # logged an error; polls every 50 ms, so it sees the client's own state
     double.assert_clean()       # none of the above lists, client errors or errors of the double itself
 
+Sharding: ``DiscordDouble(recommended_shards=2, max_concurrency=1, identify_window=5.0)`` (the
+"shards" and ``session_start_limit`` of GET /gateway/bot; at most one IDENTIFY per ``identify_window``
+seconds in each bucket ``shard_id % max_concurrency``, else op 9, recorded in ``invalid_sessions``;
+0, the default, sets no limit). IDENTIFY's ``shard: [id, count]`` is honoured: READY, GUILD_CREATE and
+every event of a server go only to sessions of its shard ``(guild_id >> 22) % count`` (events without a
+server to shard 0), ``rec.sessions`` says which session an interaction went to, ``session.shard`` its
+shard, ``command_syncs`` the scope of every command sync. Faults: ``await double.drop_connections()``
+(connections lost without a close frame: clients RESUME, missed events are replayed),
+``await double.invalidate_sessions()`` (op 9 d=false: clients IDENTIFY again, events in between are lost).
+
+Standalone (bots run as processes): ``python -m discord_double --port 8123 --guilds 2 [--identify-window
+5 --max-concurrency 1 --recommended-shards 2 --token T]`` with tests/bot on PYTHONPATH (from the
+repository root: ``PYTHONPATH=tests/bot``). It prints one JSON line once it listens (port, token,
+guilds with their channel ids) and serves until SIGTERM. A bot process reaches it with
+``python -m discord_double.run_bot --double http://127.0.0.1:8123 -- --shard-count 2 --shard-ids 0
+--data DIR`` (the options of ``continuo bot``; DISCORD_TOKEN set to the double's token), which only
+points discord.py's two URL constants at it. A test drives it over HTTP with ``control.RemoteDouble``
+(``await start_standalone(...)`` starts it and returns the process, a client and its first state):
+``add_guild``, ``user``, ``slash_command`` (ids as strings, plain option values), ``interaction``,
+``wait_done``, ``send_message``, ``fault("drop" | "invalidate" | "reconnect")``, ``state()`` (sessions
+with their shards, identifies, invalid_sessions, command_syncs, unknown_routes, rejected_requests,
+unanswered).
+
 Fidelity: MESSAGE_CREATE content is blanked without the message-content intent (except mentions of
 the bot, DMs and the bot's own messages), guild message events need the GUILD_MESSAGES intent, the
 bot receives its own non-ephemeral messages, privileged intents not enabled are refused with close

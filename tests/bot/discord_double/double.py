@@ -28,6 +28,7 @@ class DiscordDouble(Gateway, RestRoutes, UserActions):
                  interaction_timeout: float = 3.0, privileged_intents: int = PRIVILEGED_INTENTS,
                  bot_permissions: int | discord.Permissions = DEFAULT_BOT_PERMISSIONS,
                  echo_bot_messages: bool = True, edit_rate_limit: tuple[int, float] | None = None,
+                 recommended_shards: int = 1, max_concurrency: int = 1, identify_window: float = 0.0,
                  port: int = 0) -> None:
         self.ids = _Ids()
         self.heartbeat_interval = heartbeat_interval  # seconds, sent in HELLO
@@ -39,6 +40,13 @@ class DiscordDouble(Gateway, RestRoutes, UserActions):
         self.edit_rate_limit = edit_rate_limit  # (edits, seconds) per channel or interaction, else 429; None: off
         self.rate_limited: list[str] = []  # requests answered with 429 (discord.py waits and retries them)
         self._edit_times: dict[str, list[float]] = {}
+        self.recommended_shards = recommended_shards  # the "shards" of GET /gateway/bot
+        self.max_concurrency = max_concurrency  # IDENTIFY buckets: shard_id % max_concurrency
+        self.identify_window = identify_window  # seconds between IDENTIFYs of one bucket, else op 9 (Discord: 5); 0: off
+        self.session_start_total = 1000  # IDENTIFYs a day
+        self.invalid_sessions: list[tuple[int, int] | None] = []  # shards refused with op 9 for identifying too fast
+        self._last_identify: dict[int, float] = {}
+        self.command_syncs: list[int | None] = []  # the scope of every bulk command overwrite (None: global)
         self.bot_user = User(self.ids(), bot_name, bot=True)
         self.application_id = self.bot_user.id
         self.owner = User(self.ids(), "owner")  # owns the guilds and the application
@@ -69,9 +77,12 @@ class DiscordDouble(Gateway, RestRoutes, UserActions):
 
     # ------------------------------------------------------------------ lifecycle and addresses
 
-    async def start(self) -> None:
+    async def start(self, extra_routes: Callable[[web.Application], None] | None = None) -> None:
+        """Listen on 127.0.0.1 (``extra_routes`` adds routes before the catch-all REST one)."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway_socket)
+        if extra_routes is not None:
+            extra_routes(app)
         app.router.add_get("/attachments/{channel}/{id}/{filename}", self._download)
         app.router.add_route("*", "/{path:.*}", self._rest)
         self._runner = web.AppRunner(app, access_log=None)
@@ -247,7 +258,8 @@ class DiscordDouble(Gateway, RestRoutes, UserActions):
         if message.guild is not None:
             data["guild_id"] = str(message.guild.id)
         intent = DIRECT_MESSAGES if message.guild is None else GUILD_MESSAGES
-        await self.dispatch("MESSAGE_DELETE", data, intent=intent, required=required)
+        await self.dispatch("MESSAGE_DELETE", data, intent=intent, required=required,
+                            guild_id=message.guild.id if message.guild else None)
         self._notify()
 
     def _store(self, message: Message) -> None:

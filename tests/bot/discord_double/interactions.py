@@ -14,6 +14,7 @@ from .world import ADMINISTRATOR, ATTACHMENT_SIZE_LIMIT, Attachment, Channel, Gu
 
 if TYPE_CHECKING:
     from .double import DiscordDouble
+    from .gateway import GatewaySession
 
 CHAT_INPUT, MESSAGE_COMMAND = AppCommandType.chat_input.value, AppCommandType.message.value
 KIND_NAMES = {CHAT_INPUT: "slash", AppCommandType.user.value: "user", MESSAGE_COMMAND: "message"}
@@ -85,6 +86,7 @@ class InteractionRecord:
         self.original: Message | None = None  # the response message (or the component's message)
         self.followups: list[Message] = []
         self.edits: list[dict] = []  # PATCH bodies of @original
+        self.sessions: list[GatewaySession] = []  # the gateway sessions it was sent to (one: its server's shard)
 
     def __repr__(self) -> str:
         return f"<InteractionRecord {self.name!r} type={self.type} response={self.response_type}>"
@@ -216,7 +218,7 @@ class UserActions:
         record = InteractionRecord(self, payload, channel, user, source=message)
         self.interactions[record.id] = record
         self.by_token[record.token] = record
-        await self.dispatch("INTERACTION_CREATE", payload)
+        record.sessions = await self.dispatch("INTERACTION_CREATE", payload, guild_id=guild.id if guild else None)
         return record
 
     def _member_permissions(self, channel: Channel, user: User, permissions) -> int:

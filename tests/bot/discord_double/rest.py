@@ -191,8 +191,7 @@ class RestRoutes:
 
     @route("GET", r"/gateway/bot")
     async def _get_gateway_bot(self, request, body, files):
-        limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
-        return 200, {"url": self.gateway_url, "shards": 1, "session_start_limit": limit}
+        return 200, self.gateway_bot()
 
     def _command_scope(self, app: str, guild: str | None) -> int | None:
         if int(app) != self.application_id:
@@ -215,6 +214,7 @@ class RestRoutes:
         if len(keys) != len(set(keys)):
             raise _Reject(400, 50035, "Invalid Form Body", {"_errors": f"duplicate command names: {keys}"})
         self.synced_commands[scope] = [self._command(c, scope, previous) for c in body]
+        self.command_syncs.append(scope)
         return 200, self.synced_commands[scope]
 
     def _command(self, body: dict, scope: int | None, previous: dict) -> dict:
