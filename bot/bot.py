@@ -7,14 +7,15 @@ from pathlib import Path
 import discord
 from discord.ext import commands
 
-from core import JobRunner, LocalProcessRunner, ModelStore
+from core import JobRunner, LocalProcessRunner, ModelStore, open_bundle_storage
 
 from .cooldowns import Cooldowns
 from .models import ModelService
 from .replies import ChannelDisplay
 from .server_corpus import ServerCorpus
 from .settings import BotSettings
-from .storage import SQLiteStore, Store, TrainingJobRecord
+from .storage import Store, TrainingJobRecord, open_store
+from .storage.versions import ModelVersions
 from .training import RetrainPolicy, TrainingQueue
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,15 @@ class ContinuoBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, help_command=None, intents=intents(),
                          allowed_mentions=discord.AllowedMentions.none(), **options)
         self.settings = settings or BotSettings()
-        self.store: Store = store or SQLiteStore(self.settings.database_path)
+        self.store: Store = store or open_store(self.settings.database,  # SQLite by default, or PostgreSQL
+                                                busy_timeout_s=self.settings.database_busy_timeout_s,
+                                                write_retry_s=self.settings.database_write_retry_s)
         default = default_model or self.settings.default_model or ModelStore().resolve(None)
+        self.versions = ModelVersions(self.store, open_bundle_storage(self.settings.model_storage,
+                                                                      self.settings.model_cache_dir),
+                                      self.settings.model_versions_kept, self.settings.model_poll_s)
         self.models = ModelService(self.settings.guilds_dir, default, self.settings.model_cache_size,
-                                   self.settings.inference_threads, self.settings.max_batch_rows)
+                                   self.settings.inference_threads, self.settings.max_batch_rows, self.versions)
         self.corpus = ServerCorpus(self.store)
         self.training = TrainingQueue(self.store, self.models, self.settings, runner or LocalProcessRunner(),
                                       self.corpus)
@@ -58,6 +64,7 @@ class ContinuoBot(commands.Bot):
     async def setup_hook(self) -> None:
         await self.models.warm_up()  # before connecting: importing TensorFlow later would stall the event loop
         await self.store.open()
+        await self.versions.start()  # follow model switches made by other processes
         self.interrupted_jobs = await self.store.interrupt_unfinished_jobs()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -76,4 +83,5 @@ class ContinuoBot(commands.Bot):
         await self.training.close()  # before the store closes: jobs are recorded as interrupted
         await super().close()
         self.models.close()
+        await self.versions.close()
         await self.store.close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple
@@ -11,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from core import BundleError, ContinuoError, GenerationConfig, LanguageModel, load
+
+from .storage.versions import ModelVersions
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +25,17 @@ class NoModel(BundleError):
 class ModelService:
     """Loads bundles in worker threads, keeps the most recently used ones, and swaps in retrained ones.
 
-    A server's own bundle lives at guilds/<id>/model; while it has none, it gets the default bundle,
-    which holds no server's text. Cache keys are bundle paths, so one server's model can never
-    answer for another.
+    A server's model is its current published version (with `versions`: fetched from model storage
+    into the local cache), else a bundle at guilds/<id>/model (trained before versions, or without
+    them); while it has none, it gets the default bundle, which holds no server's text. Cache keys are
+    bundle paths, and versions are immutable, so one server's model can never answer for another and
+    a switched version is loaded afresh.
     """
 
     def __init__(self, guilds_dir: Path, default_model: Path, cache_size: int = 8, threads: int = 2,
-                 max_batch_rows: int = 128):
+                 max_batch_rows: int = 128, versions: ModelVersions | None = None):
         self.guilds_dir, self.default_model, self.cache_size = Path(guilds_dir), Path(default_model), cache_size
+        self.versions = versions  # None: guilds/<id>/model is served as it is (no versions, no rollback)
         self.max_batch_rows = max_batch_rows
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="continuo-inference")
         self._cache: OrderedDict[Path, LanguageModel] = OrderedDict()
@@ -44,11 +50,28 @@ class ModelService:
         return self.guilds_dir / str(int(guild_id)) / "checkpoint"
 
     def has_own_model(self, guild_id: int) -> bool:
+        """As far as this process knows without asking the store (bundle_for() asks)."""
+        pointer = self.versions.known(guild_id) if self.versions is not None else None
+        if pointer is not None:
+            return pointer.version is not None
         return self.bundle_path(guild_id).is_dir()
 
-    async def model_for(self, guild_id: int) -> LanguageModel:
+    async def bundle_for(self, guild_id: int) -> Path:
+        """The bundle that answers for the server now."""
+        pointer = await self.versions.pointer(guild_id) if self.versions is not None else None
+        if pointer is not None:  # once a server has published, its pointer decides (None: back to the default)
+            if pointer.version is None:
+                return self.default_model
+            try:
+                return await self.versions.local_bundle(guild_id)
+            except (BundleError, OSError) as e:
+                raise NoModel(f"this server's model cannot be fetched ({e}); an admin can run /model rollback "
+                              "or /train again") from None
         own = self.bundle_path(guild_id)
-        return await self._get(own if own.is_dir() else self.default_model)
+        return own if own.is_dir() else self.default_model
+
+    async def model_for(self, guild_id: int) -> LanguageModel:
+        return await self._get(await self.bundle_for(guild_id))
 
     async def warm_up(self) -> None:
         """Import TensorFlow and load the default model now, while nothing waits on the event loop."""
@@ -87,8 +110,13 @@ class ModelService:
             log.info("dropped %s from the model cache", dropped)
 
     async def reload(self, guild_id: int) -> LanguageModel:
-        """Load the server's newly trained bundle, then swap it in: requests never see a half-loaded model."""
-        path = self.bundle_path(guild_id)
+        """Make the server's newly trained bundle (at bundle_path) its model: published as a new version when
+        versioned, then loaded and swapped in. Requests never see a half-loaded model."""
+        staged = self.bundle_path(guild_id)
+        if self.versions is not None and staged.is_dir():
+            await self.versions.publish(guild_id, staged)
+            await asyncio.to_thread(shutil.rmtree, staged, True)  # the published version is the model now
+        path = await self.bundle_for(guild_id)
         model = await self.run(_load_warm, path)
         self._put(path, model)
         return model

@@ -1,4 +1,4 @@
-"""/train (in the background, with an edited progress message) and /model info."""
+"""/train (in the background, with an edited progress message), /model info and /model rollback."""
 from __future__ import annotations
 
 import asyncio
@@ -38,8 +38,8 @@ class Training(commands.Cog):
     @model.command(name="info", description="What this server's model learned from, when, and how well")
     async def info(self, interaction: discord.Interaction) -> None:
         guild_id = interaction.guild_id
-        own = self.bot.models.has_own_model(guild_id)
-        path = self.bot.models.bundle_path(guild_id) if own else self.bot.models.default_model
+        path = await self.bot.models.bundle_for(guild_id)
+        own = path != self.bot.models.default_model
         lines = [f"**Model of {safe(interaction.guild.name)}**: " +
                  ("its own, trained on its corpus" if own else "the bundled default model (this server has not "
                                                               "trained its own yet: /corpus, then /train)")]
@@ -61,6 +61,19 @@ class Training(commands.Cog):
                 lines.append(f"The corpus now holds {now:,} tokens ({growth:+.0%} since then)")
         lines.append(await self.job_line(guild_id))
         await interaction.response.send_message("\n".join(line for line in lines if line))
+
+    @model.command(name="rollback", description="Go back to this server's previous model (Manage Server)")
+    @manage_server
+    async def rollback(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(thinking=True)  # fetching and loading the version may take seconds
+        version = await self.bot.versions.rollback(interaction.guild_id)
+        await self.bot.models.model_for(interaction.guild_id)  # loaded before the answer: the next request is quick
+        ppl = f"validation perplexity {version.val_perplexity:.1f}" if version.val_perplexity is not None else \
+            "validation perplexity unknown"
+        await interaction.followup.send(
+            f"↩️ **{safe(interaction.guild.name)}** is back to its model trained "
+            f"{discord.utils.format_dt(version.created_at, 'R')} ({ppl}, {version.tokens:,} tokens). "
+            "/model rollback again goes further back; /train makes a new one.")
 
     async def job_line(self, guild_id: int) -> str:
         ticket = self.bot.training.ticket(guild_id)

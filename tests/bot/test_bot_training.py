@@ -63,7 +63,7 @@ async def test_train_shows_progress_swaps_the_model_and_the_loop_stays_responsiv
     assert lag.worst < 1.0, f"the event loop stalled for {lag.worst:.2f} s"
 
     own = await bot.models.model_for(alpha.id)
-    assert own is not default and own.path == bot.models.bundle_path(alpha.id)
+    assert own is not default and own.path == await bot.models.bundle_for(alpha.id)  # its published version
     assert own.card.corpus == "this server's text"
     assert (await bot.models.model_for(world.beta.id)) is default  # Beta never sees Alpha's model
     job = await bot.store.last_job(alpha.id)
