@@ -1,0 +1,95 @@
+"""The Kneser-Ney n-gram model: proper distributions, a hand-computed example, the instant bundle and the mixture."""
+import json
+
+import numpy as np
+import pytest
+
+from testdata import TINY_MODEL, TINY_TRAIN, VERSE
+from core import DEFAULT_MODEL, ModelConfig, ModelStore, NGramModel, TrainConfig, build_instant, load, read_text, train
+from core.training import mixture_weight
+
+TEXT = read_text(VERSE)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 5])
+def test_probabilities_sum_to_one_over_the_vocabulary_for_random_histories(order):
+    rng = np.random.default_rng(order)
+    ids = rng.integers(2, 40, size=3000)
+    ids[::5] = 7  # some structure, so that higher orders have repeated contexts
+    model = NGramModel.fit(ids, 40, order)
+    for _ in range(50):
+        history = rng.integers(0, 40, size=rng.integers(0, 8))
+        p = model.distribution(history)
+        assert p.shape == (40,) and p.min() > 0 and p.sum() == pytest.approx(1.0, abs=1e-9)
+    test = rng.integers(2, 40, size=200)
+    padded = np.concatenate([np.zeros(order - 1, np.int64), test])
+    expected = [model.distribution(padded[i:i + order - 1])[w] for i, w in enumerate(test)]
+    assert model.target_probabilities(test) == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_hand_computed_bigram_model():
+    # text 2 3 2 3 2 4 over 5 ids, padded with one 0: bigrams (0,2) (2,3) (3,2) (2,3) (3,2) (2,4).
+    # Too few counts for estimated discounts, so D1, D2, D3+ = 0.5, 1, 1.5.
+    # Unigram continuation counts: 2 follows {0, 3}, 3 and 4 follow {2}: [0, 0, 2, 1, 1], total 4,
+    # discounted mass (1 + 0.5 + 0.5) / 4 spread evenly over the 5 ids: 0.1 each.
+    # p1 = [0.1, 0.1, (2-1)/4 + 0.1, (1-0.5)/4 + 0.1, (1-0.5)/4 + 0.1]
+    p1 = np.array([0.1, 0.1, 0.35, 0.225, 0.225])
+    # After 2: counts 3 -> 2, 4 -> 1, total 3, backoff weight (1 + 0.5) / 3 = 0.5.
+    after_2 = 0.5 * p1 + np.array([0, 0, 0, (2 - 1) / 3, (1 - 0.5) / 3])
+    model = NGramModel.fit(np.array([2, 3, 2, 3, 2, 4]), 5, order=2)
+    # A history of padding is context 0, seen once (before 2): count 1, backoff weight 0.5 / 1.
+    assert model.distribution([]) == pytest.approx(0.5 * p1 + np.array([0, 0, (1 - 0.5) / 1, 0, 0]))
+    assert model.distribution([2]) == pytest.approx(after_2)
+    assert model.distribution([4]) == pytest.approx(p1)  # 4 never came before anything
+
+
+def test_the_order_is_chosen_on_validation_and_survives_a_round_trip():
+    rng = np.random.default_rng(0)
+    ids = np.tile(rng.integers(2, 30, size=50), 40)  # a text that repeats: long contexts pay
+    model, scores = NGramModel.fit_best(ids[:1800], ids[1800:], 30)
+    assert set(scores) == {3, 4, 5} and model.order == min(scores, key=scores.get)
+    copy = NGramModel.from_bytes(model.to_bytes())
+    assert copy.target_probabilities(ids[1800:]) == pytest.approx(model.target_probabilities(ids[1800:]))
+
+
+def test_an_instant_bundle_is_built_in_seconds_and_generates(tmp_path):
+    result = build_instant(TEXT, tmp_path / "instant", corpus_name="verse")
+    model = load(result.path)
+    assert model.model is None and model.ngram is not None and not (result.path / "model.keras").exists()
+    card = result.card
+    assert card.ngram_order in (3, 4, 5) and card.neural_weight == 0 and card.val_perplexity == card.ngram_val_perplexity
+    assert card.train_seconds < 30
+    text = model.generate("The lamp at", max_new_tokens=6, do_sample=True, seed=1)[0]
+    assert len(model.tokenizer.split(text)) == 6
+    assert [c.token for c in model.candidates("The lamp", 3)]
+    assert model.perplexity(TEXT[-2000:]).perplexity > 1
+
+
+def test_the_mixture_weight_is_chosen_on_the_validation_text_only(tmp_path):
+    lines = TEXT.splitlines(keepends=True)
+    train_text, valid_text = "".join(lines[: len(lines) * 8 // 10]), "".join(lines[len(lines) * 8 // 10:])
+    result = train(train_text, tmp_path / "m", ModelConfig(**TINY_MODEL), TrainConfig(**{**TINY_TRAIN, "epochs": 2}),
+                   valid_text=valid_text)
+    model = load(result.path)
+    ids = np.array(model.tokenizer.encode(valid_text), np.int32)
+    neural = model.target_log_probs(ids, neural_weight=1.0)
+    ngram = np.exp(model.target_log_probs(ids, neural_weight=0.0))
+    weight, perplexity = mixture_weight(neural, ngram)
+    card = result.card
+    assert card.neural_weight == pytest.approx(weight) and card.val_perplexity == pytest.approx(perplexity, rel=1e-3)
+    assert card.val_perplexity <= min(card.neural_val_perplexity, card.ngram_val_perplexity) + 1e-6
+    assert model.perplexity(valid_text).perplexity == pytest.approx(perplexity, rel=1e-3)  # what is served
+
+
+def test_mixture_weight_prefers_the_better_model():
+    good, bad = np.full(100, 0.5), np.full(100, 0.01)
+    assert mixture_weight(np.log(good), bad)[0] == 1.0
+    assert mixture_weight(np.log(bad), good)[0] == 0.0
+
+
+def test_a_format_1_bundle_still_loads_and_generates():
+    path = ModelStore().path(DEFAULT_MODEL)
+    assert json.loads((path / "config.json").read_text())["format_version"] == 1
+    model = load(path)
+    assert model.ngram is None and model.neural_weight == 1.0
+    assert model.generate("The sea", max_new_tokens=3)[0]
