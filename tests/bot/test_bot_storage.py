@@ -249,3 +249,67 @@ async def test_another_process_learns_of_a_switch(store_url):
     assert seen == [(A, "v2"), (B, "v9")]
     await writer.close()
     await watcher.close()
+
+
+# --- SQLite under another process's lock, and a damaged file
+
+HOLD_LOCK = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("COMMIT")
+"""
+
+
+async def lock_for(path, seconds: float):
+    """Another process takes SQLite's exclusive lock on the file and keeps it for `seconds`."""
+    import sys
+
+    holder = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLD_LOCK, str(path), str(seconds),
+                                                  stdout=asyncio.subprocess.PIPE)
+    assert (await holder.stdout.readline()).strip() == b"locked"
+    return holder
+
+
+async def test_writes_wait_out_another_process_lock_in_order_and_none_is_lost(tmp_path, caplog):
+    path = tmp_path / "bot.sqlite3"
+    store = SQLiteStore(path, busy_timeout_s=0.2, write_retry_s=30)
+    await store.open()
+    holder = await lock_for(path, 1.5)  # longer than the busy timeout: a plain write would fail
+    written = asyncio.gather(store.record([message(A, 1, "said while locked")]),
+                             store.edit_message(A, 1, "edited while locked"),  # only works after the record
+                             store.record([message(A, 2, "also while locked", minutes=1)]))
+    assert await written == [1, True, 1]
+    await holder.wait()
+    assert await store.corpus_texts(A) == ["edited while locked", "also while locked"]
+    assert "is locked by another process" in caplog.text
+    await store.close()
+
+
+async def test_a_lock_held_past_the_retry_budget_is_one_line_and_the_store_recovers(tmp_path, caplog):
+    from bot.storage import StoreLocked
+
+    path = tmp_path / "bot.sqlite3"
+    store = SQLiteStore(path, busy_timeout_s=0.1, write_retry_s=0.5)
+    await store.open()
+    holder = await lock_for(path, 2.5)
+    with pytest.raises(StoreLocked) as e:
+        await store.record([message(A, 1, "cannot be stored")])
+    assert str(e.value).startswith(f"{path} stayed locked by another process") and "\n" not in str(e.value)
+    assert "giving up" in caplog.text  # reported in the log as well
+    await holder.wait()
+    await store.record([message(A, 2, "stored once the lock is gone")])
+    assert await store.corpus_texts(A) == ["stored once the lock is gone"]
+    await store.close()
+
+
+async def test_a_damaged_database_file_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "bot.sqlite3"
+    path.write_bytes(b"this is not a database, just some text that happens to be here " * 100)
+    with pytest.raises(ContinuoError) as e:
+        await SQLiteStore(path).open()
+    message_ = str(e.value)
+    assert message_.startswith(f"{path} is not a usable SQLite database") and "\n" not in message_
+    assert "restore a backup" in message_ and "continuo bot backup" in message_
