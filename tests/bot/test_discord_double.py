@@ -497,3 +497,22 @@ async def test_a_restarted_client_finds_everything_again(discord_double, world):
         assert await record.wait_content("before the restart")
         assert len(discord_double.identifies) == 2 and bot.get_guild(guild.id) is not None
     discord_double.assert_clean()
+
+
+async def test_injected_429s_route_and_global_are_waited_out_and_nothing_is_lost(discord_double, start_client, world):
+    guild, general, ann = world
+    bot = await start_client(EchoBot())
+    channel = bot.get_channel(general.id)
+    discord_double.rate_limit(1, retry_after=0.2)  # the next send or edit, on its own route
+    first = await channel.send("one")
+    discord_double.rate_limit(1, retry_after=0.2)
+    await first.edit(content="one, edited")
+    assert [m.content for m in general.history()] == ["one, edited"]
+    assert discord_double.rate_limited == [f"POST /channels/{general.id}/messages",
+                                           f"PATCH /channels/{general.id}/messages/{first.id}"]
+
+    discord_double.rate_limited.clear()
+    discord_double.rate_limit(1, retry_after=0.5, scope="global")
+    await asyncio.gather(*(channel.send(str(n)) for n in range(3)))  # the others meet the global window or wait
+    assert sorted(m.content for m in general.history()[1:]) == ["0", "1", "2"]
+    assert discord_double.rate_limited[0].endswith("(global)")

@@ -73,7 +73,11 @@ Bookkeeping a test asserts on::
     double.unknown_routes       # requests to routes the double does not know (answered with a JSON 404)
     double.rejected_requests    # requests Discord would refuse (limits, empty message, late answers...)
     double.ignored_requests     # what Discord would silently do otherwise (an ephemeral followup after a public defer)
-    double.rate_limited         # edits answered with 429 under DiscordDouble(edit_rate_limit=(5, 5.0)) (opt-in)
+    double.rate_limit(3, retry_after=0.3, scope="route" | "global", methods=("POST", "PATCH"), path=regex)
+                                # the next 3 matching sends or edits get 429 (a global one also refuses every
+                                # authenticated request for retry_after); DiscordDouble(edit_rate_limit=(5, 5.0))
+                                # limits edits per message instead
+    double.rate_limited         # requests answered with 429 (discord.py waits and retries them)
     double.unanswered           # interactions without an accepted callback ("The application did not respond")
     double.synced_commands      # {None: [global commands], guild_id: [guild commands]}
     double.identifies           # IDENTIFY payloads; double.intents is the last one's intents

@@ -40,6 +40,8 @@ class DiscordDouble(Gateway, RestRoutes, UserActions):
         self.edit_rate_limit = edit_rate_limit  # (edits, seconds) per channel or interaction, else 429; None: off
         self.rate_limited: list[str] = []  # requests answered with 429 (discord.py waits and retries them)
         self._edit_times: dict[str, list[float]] = {}
+        self._limits: list = []  # injected by rate_limit()
+        self._global_until = 0.0  # loop time until which a global rate limit refuses requests
         self.recommended_shards = recommended_shards  # the "shards" of GET /gateway/bot
         self.max_concurrency = max_concurrency  # IDENTIFY buckets: shard_id % max_concurrency
         self.identify_window = identify_window  # seconds between IDENTIFYs of one bucket, else op 9 (Discord: 5); 0: off

@@ -28,6 +28,21 @@ ALLOWED_CALLBACKS = {  # the answers Discord accepts to each kind of interaction
 }
 
 
+UNAUTHENTICATED = re.compile(r"/(interactions|webhooks)/")  # no token, and outside the global rate limit
+SENDS_AND_EDITS = r"^/(webhooks/\d+/[^/]+(/messages/[^/]+)?|channels/\d+/messages(/\d+)?)$"  # POST or PATCH
+
+
+@dataclass
+class _Limit:
+    """An injected rate limit: the next ``count`` matching requests get 429."""
+
+    count: int
+    retry_after: float
+    scope: str  # "route" or "global"
+    methods: tuple[str, ...]
+    path: re.Pattern
+
+
 def _message_type(record: InteractionRecord) -> int:
     """The type of the messages that answer an interaction: a slash command's, a context menu's, or plain."""
     command = record.payload["data"].get("type")
@@ -85,8 +100,6 @@ class _Reject(Exception):
 class RestRoutes:
     """The REST half of DiscordDouble (uses its state); handlers take (request, body, files, **path parameters)."""
 
-    _UNAUTHENTICATED = re.compile(r"/(interactions|webhooks)/")
-
     async def _rest(self, request: web.Request) -> web.Response:
         path = request.path.removeprefix("/api/v10")
         record = RequestRecord(request.method, path, dict(request.query), None, [])
@@ -94,7 +107,7 @@ class RestRoutes:
         try:
             body, files = await self._read_body(request)
             record.body, record.files = body, [(f.filename, f.data) for f in files]
-            if not self._UNAUTHENTICATED.match(path) and request.headers.get("Authorization") != f"Bot {self.token}":
+            if not UNAUTHENTICATED.match(path) and request.headers.get("Authorization") != f"Bot {self.token}":
                 raise _Reject(401, 0, "401: Unauthorized")
             found = next(((handler, match) for method, pattern, handler in _ROUTES
                           if method == request.method and (match := pattern.fullmatch(path))), None)
@@ -102,17 +115,10 @@ class RestRoutes:
                 self.unknown_routes.append(f"{request.method} {path}")
                 raise _Reject(404, 0, "404: Not Found")
             handler, match = found
-            retry_after = self._edit_retry_after(request.method, match.groupdict())
-            if retry_after:
-                self.rate_limited.append(f"{request.method} {path}")
-                body = json.dumps({"message": "You are being rate limited.", "retry_after": retry_after,
-                                   "global": False}).encode()
-                headers = {"Via": "1.1 google", "X-RateLimit-Limit": str(self.edit_rate_limit[0]),
-                           "X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": f"{retry_after:.3f}",
-                           "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}", "X-RateLimit-Bucket": "edits",
-                           "X-RateLimit-Scope": "user"}
+            limited = self._rate_limit(request.method, path, match.groupdict())
+            if limited is not None:
                 record.status = 429
-                return web.Response(status=429, body=body, content_type="application/json", headers=headers)
+                return limited
             status, result = await handler(self, request, body, files, **match.groupdict())
         except _Reject as rejection:
             if rejection.status not in (401, 404) or rejection.code:  # unknown routes are recorded above
@@ -132,13 +138,50 @@ class RestRoutes:
         # discord.py compares the content type with == "application/json": no charset suffix.
         return web.Response(status=status, body=json.dumps(result).encode(), content_type="application/json")
 
-    def _edit_retry_after(self, method: str, params: dict) -> float:
+    def rate_limit(self, count: int = 1, *, retry_after: float = 0.3, scope: str = "route",
+                   methods: tuple[str, ...] = ("POST", "PATCH"), path: str = SENDS_AND_EDITS) -> None:
+        """Answer the next ``count`` requests whose path matches ``path`` (a regex) with 429 and ``retry_after``.
+
+        ``scope="global"`` also refuses, for ``retry_after`` seconds, every request a global limit
+        covers (all but interaction callbacks and webhooks), as Discord does.
+        """
+        assert scope in ("route", "global"), scope
+        self._limits.append(_Limit(count, retry_after, scope, methods, re.compile(path)))
+
+    def _rate_limit(self, method: str, path: str, params: dict) -> web.Response | None:
+        """A 429 when this request goes over a rate limit (injected, ``edit_rate_limit`` or a global one)."""
+        now = asyncio.get_running_loop().time()
+        if now < self._global_until and not UNAUTHENTICATED.match(path):
+            return self._too_many(method, path, self._global_until - now, "global")
+        for limit in self._limits:
+            if limit.count > 0 and method in limit.methods and limit.path.search(path):
+                limit.count -= 1
+                if limit.scope == "global":
+                    self._global_until = now + limit.retry_after
+                return self._too_many(method, path, limit.retry_after, limit.scope)
+        retry_after = self._edit_retry_after(method, params, now)
+        return self._too_many(method, path, retry_after, "user") if retry_after else None
+
+    def _too_many(self, method: str, path: str, retry_after: float, scope: str) -> web.Response:
+        self.rate_limited.append(f"{method} {path}" + (" (global)" if scope == "global" else ""))
+        body = json.dumps({"message": "You are being rate limited.", "retry_after": round(retry_after, 3),
+                           "global": scope == "global"}).encode()
+        headers = {"Via": "1.1 google", "X-RateLimit-Scope": scope}  # without Via discord.py suspects Cloudflare
+        if scope == "global":
+            headers["X-RateLimit-Global"] = "true"
+        else:
+            headers.update({"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
+                            "X-RateLimit-Reset-After": f"{retry_after:.3f}", "X-RateLimit-Bucket": "sends-and-edits",
+                            "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}"})
+        self._notify()
+        return web.Response(status=429, body=body, content_type="application/json", headers=headers)
+
+    def _edit_retry_after(self, method: str, params: dict, now: float) -> float:
         """Seconds to wait when this edit goes over ``edit_rate_limit``; 0 when it may go through."""
         if self.edit_rate_limit is None or method != "PATCH" or "message" not in params:
             return 0.0
         count, window = self.edit_rate_limit
         key = params.get("channel") or params.get("token")
-        now = asyncio.get_running_loop().time()
         times = self._edit_times[key] = [t for t in self._edit_times.get(key, []) if t > now - window]
         if len(times) >= count:
             return max(0.001, times[0] + window - now)
