@@ -112,3 +112,17 @@ async def test_a_cold_large_model_is_deferred_within_three_seconds(world, make_b
     await answer(warm, 30)
     assert warm.latency < 3.0  # another server's warm model answers meanwhile
     assert (await answer(cold, 180)).content.startswith("**The night**")
+
+
+async def test_a_sharded_client_resumes_each_shard_after_a_drop(world, bot_settings, start_client):
+    from bot.sharding import ShardedContinuoBot
+
+    double = world.double
+    settings = bot_settings.model_copy(update={"shard_count": 2, "identify_interval_s": 0.3})
+    await start_client(ShardedContinuoBot(settings, guild_ready_timeout=0.1), ready_timeout=60)
+    before = await continue_everywhere(world, 4)
+    await double.drop_connections()
+    during = await continue_everywhere(world, 4)
+    await answered_once(world, before + during)
+    assert sorted(s.shard for s in double.sessions.values()) == [(0, 2), (1, 2)]
+    assert all(s.resumes >= 1 for s in double.sessions.values()) and len(double.identifies) == 2

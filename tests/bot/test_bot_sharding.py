@@ -170,3 +170,16 @@ async def test_two_bot_processes_against_a_standalone_double(tmp_path, tiny_mode
 
 async def _synced(double) -> bool:
     return bool((await double.state())["command_syncs"])
+
+
+async def test_the_identify_gate_spaces_one_bucket_and_lets_other_buckets_through(tmp_path):
+    from bot.sharding import IdentifyGate
+
+    one, other = IdentifyGate(tmp_path, 0.6), IdentifyGate(tmp_path, 0.6)  # two processes sharing a folder
+    one.max_concurrency = other.max_concurrency = 2
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await asyncio.gather(one.wait_turn(0), other.wait_turn(1))  # buckets 0 and 1: both at once
+    assert loop.time() - start < 0.5
+    await other.wait_turn(2)  # bucket 0 again: waits out shard 0's interval
+    assert loop.time() - start >= 0.6
