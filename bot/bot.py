@@ -7,8 +7,9 @@ from pathlib import Path
 import discord
 from discord.ext import commands
 
-from core import JobRunner, LocalProcessRunner, ModelStore, open_bundle_storage
+from core import JobRunner, ModelStore, open_bundle_storage
 
+from .cluster import ClusterTraining, job_runner
 from .cooldowns import Cooldowns
 from .models import ModelService
 from .replies import ChannelDisplay
@@ -54,10 +55,16 @@ class ContinuoBot(commands.Bot):
         self.models = ModelService(self.settings.guilds_dir, default, self.settings.model_cache_size,
                                    self.settings.inference_threads, self.settings.max_batch_rows, self.versions)
         self.corpus = ServerCorpus(self.store)
-        self.training = TrainingQueue(self.store, self.models, self.settings, runner or LocalProcessRunner(),
-                                      self.corpus)
+        channel_display = lambda channel_id: ChannelDisplay(self.get_partial_messageable(channel_id))
+        if self.settings.job_runner == "coordinator":  # one of a cluster's processes: the coordinator trains
+            self.training = ClusterTraining(self.store, self.models, self.settings, self.corpus, channel_display,
+                                            lambda: self.guilds)
+            self.add_listener(self.training.follow_unfinished, "on_ready")  # after a restart too
+        else:
+            self.training = TrainingQueue(self.store, self.models, self.settings, runner or job_runner(self.settings),
+                                          self.corpus)
         self.retraining = RetrainPolicy(self.store, self.corpus, self.training, self.settings.retrain_check_s,
-                                        lambda channel_id: ChannelDisplay(self.get_partial_messageable(channel_id)))
+                                        channel_display)
         self.cooldowns = Cooldowns(self.settings.cooldown_uses, self.settings.cooldown_seconds)
         self.interrupted_jobs: list[TrainingJobRecord] = []  # found at start-up; reported once connected
 
@@ -65,7 +72,8 @@ class ContinuoBot(commands.Bot):
         await self.models.warm_up()  # before connecting: importing TensorFlow later would stall the event loop
         await self.store.open()
         await self.versions.start()  # follow model switches made by other processes
-        self.interrupted_jobs = await self.store.interrupt_unfinished_jobs()
+        if self.settings.job_runner != "coordinator":  # a cluster's jobs outlive its bot processes
+            self.interrupted_jobs = await self.store.interrupt_unfinished_jobs()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.sync_commands:

@@ -74,7 +74,7 @@ def add_database_arguments(parser: argparse.ArgumentParser, default=None) -> Non
 
 def add_store_commands(parser: argparse.ArgumentParser) -> None:
     """`continuo bot backup PATH` and `continuo bot migrate-store FROM TO`; plain `continuo bot` runs the bot."""
-    commands = parser.add_subparsers(dest="store_command", metavar="{backup,migrate-store}")
+    commands = parser.add_subparsers(dest="store_command", metavar="{backup,migrate-store,coordinator}")
     backup = commands.add_parser("backup", help="copy the bot's database to PATH while the bot may run",
                                  description="A consistent copy of the SQLite database made with SQLite's online "
                                              "backup, safe while the bot runs; restore it by stopping the bot and "
@@ -93,6 +93,45 @@ def add_store_commands(parser: argparse.ArgumentParser) -> None:
     migrate.add_argument("target", metavar="TO", help="database URL, or the path of an SQLite file")
     migrate.add_argument("--guild", type=int, action="append", metavar="ID", help="only this server (repeatable)")
     migrate.set_defaults(run=run_migrate)
+    add_coordinator_command(commands)
+
+
+def add_coordinator_command(commands) -> None:
+    """`continuo bot coordinator`: the process that trains what a cluster's bot processes queue."""
+    coordinator = commands.add_parser(
+        "coordinator", help="run the training jobs of a cluster of bot processes (on Ray)",
+        description="Take the training jobs that bot processes started with CONTINUO_BOT_JOB_RUNNER=coordinator "
+                    "queue in the shared database, run them on Ray (or local processes), write their progress back "
+                    "and publish each new model version. Run one per database; a restart resumes its jobs.")
+    coordinator.add_argument("--data", type=Path, default=argparse.SUPPRESS,
+                             help="this process's folder for checkpoints and caches")
+    add_database_arguments(coordinator, default=argparse.SUPPRESS)
+    coordinator.add_argument("--runner", choices=["ray", "local"], help="where jobs run (default: ray)")
+    coordinator.add_argument("--ray-address", metavar="ADDRESS", help='the Ray cluster, e.g. "auto" or host:6379 '
+                             "(default: RAY_ADDRESS, else a Ray started for this process)")
+    coordinator.add_argument("--max-jobs", type=_positive, metavar="N", help="jobs run at once (default: "
+                             "CONTINUO_BOT_MAX_TRAINING_JOBS)")
+    coordinator.add_argument("--log-level", default=argparse.SUPPRESS, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    coordinator.set_defaults(run=run_coordinator)
+
+
+def run_coordinator(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .coordinator import serve
+
+    settings = _settings(args)
+    changes = {"coordinator_runner": args.runner, "max_training_jobs": args.max_jobs}
+    settings = settings.model_copy(update={k: v for k, v in changes.items() if v is not None})
+    if args.ray_address:
+        settings = settings.model_copy(update={"ray": replace(settings.ray, address=args.ray_address)})
+    if not logging.getLogger().handlers:
+        discord.utils.setup_logging(level=getattr(logging, getattr(args, "log_level", "INFO")))
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core import ModelConfig, TrainConfig, get_settings
+from core import ModelConfig, RayConfig, TrainConfig, get_settings
 
 
 class BotSettings(BaseSettings):
@@ -42,7 +43,11 @@ class BotSettings(BaseSettings):
     model_versions_kept: int = 3  # versions kept per server: the current one and earlier ones for /model rollback
     model_poll_s: float = 2.0  # how often SQLite is asked for switched models (PostgreSQL notifies at once)
 
-    max_training_jobs: int = 1  # trainings running at once on this machine; others wait in line
+    max_training_jobs: int = 1  # trainings running at once on this machine (or the coordinator's cluster); others wait in line
+    job_runner: Literal["local", "ray", "coordinator"] = "local"  # where /train runs: a process on this machine, the Ray cluster of `ray`, or the coordinator (`continuo bot coordinator`) of a cluster of bot processes
+    coordinator_runner: Literal["ray", "local"] = "ray"  # what the coordinator runs jobs on
+    coordinator_poll_s: float = 1.0  # how often the coordinator looks for queued jobs
+    ray: RayConfig = Field(default_factory=RayConfig)  # the Ray cluster's address and each job's CPUs, GPUs and memory, e.g. '{"address":"auto","cpus":2}'
     max_epochs: int = 30  # upper bound on /train's epochs
     retrain_check_s: float = 60.0  # how often a server's corpus growth is checked for automatic retraining
     train_model: ModelConfig = Field(default_factory=ModelConfig)  # network size of servers' models

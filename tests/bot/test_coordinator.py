@@ -2,9 +2,20 @@
 written back, the new model published; a restart picks up where it left off."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from bot.storage import open_store, sqlite_url
+from bot.cluster import progress_from_json
+from bot.coordinator import Coordinator, publisher
+from bot.storage import CorpusEntry, open_store, sqlite_url
+from bot.storage.base import UNFINISHED
+from bot.storage.versions import ModelVersions
+from continuo_world import bot_settings  # noqa: F401 - fixture
+from core import LocalProcessRunner, open_bundle_storage, read_card
+
+A, B = 111, 222  # two servers
+TRAINING_TIMEOUT = 180  # seconds; a tiny model trains in a few, but CI machines are shared
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -27,3 +38,89 @@ async def test_the_store_holds_every_servers_queue_and_each_jobs_progress(store)
     await store.set_job_progress(b.id, '{"epoch": 1}')
     await store.set_job_progress(b.id, '{"epoch": 2}')
     assert await store.job_progress(b.id) == '{"epoch": 2}' and await store.job_progress(a.id) is None
+
+
+@pytest.fixture
+async def cluster(bot_settings, tmp_path):
+    """A coordinator on local processes with its store (SQLite: the store's own tests cover both) and versions."""
+    store = open_store(sqlite_url(tmp_path / "bot.sqlite3"))
+    await store.open()
+    settings = bot_settings.model_copy(update={"data_dir": tmp_path / "coordinator", "coordinator_poll_s": 0.1,
+                                                "progress_interval_s": 0.1, "max_training_jobs": 1})
+    versions = ModelVersions(store, open_bundle_storage(str(tmp_path / "model-store"), tmp_path / "cache"))
+    coordinator = Coordinator(store, LocalProcessRunner(), settings, publisher(versions))
+    yield store, coordinator, versions
+    await coordinator.close()
+    await store.close()
+
+
+async def until(condition, timeout: float = TRAINING_TIMEOUT, what: str = "the condition"):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+async def test_queued_jobs_train_one_per_server_with_progress_and_publish_a_version(cluster):
+    store, coordinator, versions = cluster
+    for guild in (A, B):
+        await store.set_base_corpus(guild, "verse")
+    first = await store.add_job(A, requested_by=5, channel_id=7, epochs=1, corpus_tokens=3000)
+    second = await store.add_job(A, requested_by=5, channel_id=7, epochs=1, corpus_tokens=3000)  # same server
+    other = await store.add_job(B, requested_by=6, channel_id=8, epochs=1, corpus_tokens=3000)
+    coordinator.settings = coordinator.settings.model_copy(update={"max_training_jobs": 2})
+    assert await coordinator.start_queued() == [first.id, other.id]  # never two jobs of one server at once
+    progress: list = []
+
+    async def finished():
+        progress.append(progress_from_json(await store.job_progress(first.id)))
+        return (await store.last_job(B)).status not in UNFINISHED and \
+            [j.id for j in await store.unfinished_jobs()] == [second.id]
+    await until(finished, what="the first two jobs")
+    done = await store.last_job(B)
+    assert done.id == other.id and done.status == "succeeded" and done.val_perplexity > 0
+    assert any(p is not None and p.phase in ("batch", "epoch", "done") for p in progress)
+    for guild in (A, B):
+        pointer = await versions.pointer(guild)
+        assert pointer is not None and pointer.version is not None
+        card = read_card(await versions.local_bundle(guild))
+        assert "verse" in card.corpus
+    assert (await store.unfinished_jobs())[0].status == "queued"  # A's second waits for the next poll
+
+
+async def test_a_restarted_coordinator_requeues_the_jobs_it_was_running(cluster):
+    store, coordinator, versions = cluster
+    await store.set_base_corpus(A, "verse")
+    job = await store.add_job(A, requested_by=5, channel_id=7, epochs=1, corpus_tokens=3000)
+    await store.update_job(job.id, status="running")  # as a coordinator killed mid-job leaves it
+    assert [j.id for j in await coordinator.recover()] == [job.id]
+    assert (await store.last_job(A)).status == "queued"
+    task = asyncio.create_task(coordinator.run())
+    try:
+        await until(lambda: _status(store, A, "succeeded"), what="the requeued job")
+    finally:
+        coordinator.stop()
+        await task
+    assert (await versions.pointer(A)).version is not None
+
+
+async def test_a_failing_job_is_recorded_with_its_reason_and_the_stop_requeues_running_ones(cluster):
+    store, coordinator, versions = cluster
+    await store.record([CorpusEntry(A, 5, "far too short to train on", message_id=1, channel_id=7)])
+    failing = await store.add_job(A, requested_by=5, channel_id=7, epochs=1, corpus_tokens=3000)
+    await coordinator.start_queued()
+    await until(lambda: _status(store, A, "failed"), what="the failure")
+    assert "at least 2,000 are needed" in (await store.last_job(A)).error
+    assert await versions.pointer(A) is None  # nothing published: the server keeps its model
+
+    await store.set_base_corpus(B, "verse")
+    long = await store.add_job(B, requested_by=5, channel_id=7, epochs=100, corpus_tokens=3000)
+    await coordinator.start_queued()
+    await until(lambda: _status(store, B, "running"), what="the long job to start")
+    await coordinator.close()  # a coordinator stopping (SIGTERM) puts its jobs back in the queue
+    assert (await store.last_job(B)).status == "queued" and failing.id != long.id
+
+
+async def _status(store, guild, status):
+    job = await store.last_job(guild)
+    return job is not None and job.status == status

@@ -1,0 +1,201 @@
+"""The coordinator: the one process that runs the training jobs that a cluster's bot processes queue in the store.
+
+Bot processes in cluster mode (`CONTINUO_BOT_JOB_RUNNER=coordinator`) only add queued jobs and show
+progress read back from the store. This process takes the jobs oldest first, one per server and at
+most `max_training_jobs` at once, submits them to its job runner (Ray by default), writes their
+progress and outcome back, and publishes each new model. It alone holds the runner's objects (Ray
+task references die with their owner), so a bot process that dies loses nothing. When it restarts,
+the jobs it was running go back to the queue and resume from their last finished epoch.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import signal
+from dataclasses import replace
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from core import ContinuoError, JobRunner, TrainRequest, TrainResult
+
+from .cluster import progress_json
+from .server_corpus import ServerCorpus
+from .settings import BotSettings
+from .storage import Store, TrainingJobRecord
+from .storage.base import utcnow
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[int, TrainResult], Awaitable[None]]  # (server, trained bundle) -> the server serves it
+
+
+class Coordinator:
+    """Runs queued jobs from the store on a job runner; `run()` until `stop()`."""
+
+    def __init__(self, store: Store, runner: JobRunner, settings: BotSettings, publish: Publish,
+                 corpus: ServerCorpus | None = None):
+        self.store, self.runner, self.settings, self.publish = store, runner, settings, publish
+        self.corpus = corpus or ServerCorpus(store)
+        self.poll_s = settings.coordinator_poll_s
+        self._running: dict[int, tuple[int, asyncio.Task]] = {}  # job id -> (server, task)
+        self._stopping = asyncio.Event()
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.settings.home / "coordinator"
+
+    # --- the loop
+    async def run(self) -> None:
+        await self.recover()
+        while not self._stopping.is_set():
+            try:
+                await self.start_queued()
+            except Exception:  # noqa: BLE001 - a store hiccup must not end the coordinator; the next poll retries
+                log.exception("could not read the job queue")
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.poll_s)
+            except asyncio.TimeoutError:
+                pass
+        await self.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def recover(self) -> list[TrainingJobRecord]:
+        """Jobs a previous coordinator left running (it died or stopped) go back to the queue, in their order."""
+        left = [j for j in await self.store.unfinished_jobs() if j.status == "running" and j.id not in self._running]
+        for job in left:
+            await self.store.update_job(job.id, status="queued")
+            log.info("job %s of guild %s: back in the queue; it resumes from its last finished epoch", job.id,
+                     job.guild_id)
+        return left
+
+    async def start_queued(self) -> list[int]:
+        """Start queued jobs, oldest first, one per server, while fewer than max_training_jobs run; their ids."""
+        started = []
+        busy = {guild for guild, _ in self._running.values()}
+        for job in await self.store.unfinished_jobs():
+            if len(self._running) >= self.settings.max_training_jobs:
+                break
+            if job.status != "queued" or job.id in self._running or job.guild_id in busy:
+                continue
+            busy.add(job.guild_id)
+            task = asyncio.create_task(self._train(job), name=f"train-job-{job.id}")
+            self._running[job.id] = (job.guild_id, task)
+            task.add_done_callback(lambda _, job_id=job.id: self._running.pop(job_id, None))
+            started.append(job.id)
+        return started
+
+    async def close(self) -> None:
+        """Stop: running jobs are cancelled and queued again, to resume when a coordinator runs next."""
+        tasks = [task for _, task in self._running.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- one job
+    async def _train(self, record: TrainingJobRecord) -> None:
+        loop = asyncio.get_running_loop()
+        staging = self.staging_dir / f"job-{record.id}"
+        job, relay = None, None
+        latest: list = [None]
+        changed = asyncio.Event()
+
+        def note(progress) -> None:  # on the runner's thread
+            latest[0] = progress
+            loop.call_soon_threadsafe(changed.set)
+
+        try:
+            text, name = await self.corpus.text(record.guild_id)
+            await self.store.update_job(record.id, status="running", started_at=utcnow())
+            request = TrainRequest(
+                out=staging / "model", text=text, corpus_name=name, model=self.settings.train_model,
+                train=replace(self.settings.train_options, epochs=record.epochs),
+                checkpoint_dir=self.settings.home / "checkpoints" / str(record.guild_id))  # a rerun resumes
+            # submitting sends the whole corpus: not on the event loop
+            submitting = asyncio.ensure_future(asyncio.to_thread(self.runner.submit, request, note))
+            try:
+                job = await asyncio.shield(submitting)
+            except asyncio.CancelledError:
+                job = await submitting  # it exists now: it must be told to stop
+                raise
+            log.info("job %s of guild %s: started as %s", record.id, record.guild_id, job.id)
+            relay = asyncio.create_task(self._relay(record.id, latest, changed))
+            result = await asyncio.to_thread(job.result)
+            relay.cancel()
+            await asyncio.gather(relay, return_exceptions=True)
+            if latest[0] is not None:
+                await self.store.set_job_progress(record.id, progress_json(latest[0]))
+            await self.publish(record.guild_id, result)
+            await self.store.update_job(record.id, status="succeeded", finished_at=utcnow(),
+                                        val_perplexity=result.card.val_perplexity)
+            log.info("job %s of guild %s: new model published (validation perplexity %.1f)", record.id,
+                     record.guild_id, result.card.val_perplexity)
+        except asyncio.CancelledError:
+            if job is not None:
+                job.cancel()
+            try:
+                await asyncio.shield(self.store.update_job(record.id, status="queued"))
+            except Exception:  # noqa: BLE001 - the store may be gone; the next coordinator requeues it anyway
+                pass
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure keeps the old model and is reported to the server
+            reason = str(e) if isinstance(e, ContinuoError) else f"{type(e).__name__}: {e}"
+            if not isinstance(e, ContinuoError):
+                log.exception("job %s of guild %s failed", record.id, record.guild_id)
+            await self.store.update_job(record.id, status="failed", finished_at=utcnow(), error=reason[:500])
+        finally:
+            if relay is not None:
+                relay.cancel()
+            await asyncio.to_thread(shutil.rmtree, staging, True)
+
+    async def _relay(self, job_id: int, latest: list, changed: asyncio.Event) -> None:
+        """Write the latest progress to the store, at most once per progress_interval_s."""
+        while True:
+            await changed.wait()
+            changed.clear()
+            try:
+                await self.store.set_job_progress(job_id, progress_json(latest[0]))
+            except Exception:  # noqa: BLE001 - a lost progress write must not stop the training
+                log.warning("could not store the progress of job %s", job_id, exc_info=True)
+            await asyncio.sleep(self.settings.progress_interval_s)
+
+
+def make_runner(settings: BotSettings) -> JobRunner:
+    """The coordinator's job runner: tasks on Ray (default), or local processes."""
+    from core import LocalProcessRunner, RayRunner
+
+    return RayRunner(settings.ray) if settings.coordinator_runner == "ray" else LocalProcessRunner()
+
+
+def publisher(versions) -> Publish:
+    """Each trained bundle becomes a new version of its server's model; serving processes switch to it."""
+    async def publish(guild_id: int, result: TrainResult) -> None:
+        await versions.publish(guild_id, result.path)
+
+    return publish
+
+
+async def serve(settings: BotSettings, runner: JobRunner | None = None) -> None:
+    """Open the store, run the coordinator until SIGINT or SIGTERM, close the store."""
+    from core import open_bundle_storage
+
+    from .storage import open_store, redact
+    from .storage.versions import ModelVersions
+
+    store = open_store(settings.database, busy_timeout_s=settings.database_busy_timeout_s,
+                       write_retry_s=settings.database_write_retry_s)
+    await store.open()
+    try:
+        versions = ModelVersions(store, open_bundle_storage(settings.model_storage, settings.model_cache_dir),
+                                 settings.model_versions_kept, settings.model_poll_s)
+        coordinator = Coordinator(store, runner or make_runner(settings), settings, publisher(versions))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, coordinator.stop)
+        log.info("coordinator: jobs from %s on %s, %d at a time", redact(settings.database),
+                 settings.coordinator_runner, settings.max_training_jobs)
+        await coordinator.run()
+    finally:
+        await store.close()
