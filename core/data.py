@@ -1,6 +1,7 @@
 """Text files in, training windows out: validated reading, bundled corpora, streamed tf.data windows."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -141,6 +142,42 @@ def windows_dataset(ids: np.ndarray, window: int, batch_size: int, *, shuffle: b
     options = tf.data.Options()
     options.autotune.enabled = False  # its tuning stalled every third epoch or so at 128 ms a batch on 2 cores
     return ds.map(gather).prefetch(_PREFETCH_BATCHES).with_options(options)  # a gather is cheap: no parallel map
+
+
+def sequences_dataset(ids: np.ndarray, window: int, batch_size: int, *, shuffle: bool, seed: int,
+                      short_context_rate: float = 0.0):
+    """Batches of (`window` consecutive ids, the id after each of them), for a model that predicts every position.
+
+    The text is cut into consecutive chunks, shifted by a random offset per batch while training so that
+    chunk borders move from epoch to epoch. Targets past the end are padding (id 0), which weighs nothing.
+    With `short_context_rate`, that share of chunks starts with a random run of padding, as a short seed does
+    when it is continued: the targets inside that run are padding too.
+    """
+    import tensorflow as tf
+
+    n = len(ids)
+    padded = tf.constant(np.concatenate([ids.astype(np.int32), np.zeros(2 * window + 1, np.int32)]))
+    offsets = tf.range(window + 1)
+    ds = tf.data.Dataset.range(math.ceil(n / window))
+    if shuffle:
+        ds = ds.shuffle(min(n, 1 << 20), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+
+    def gather(chunks):
+        shift = tf.random.uniform([], 0, window, dtype=tf.int32) if shuffle else 0
+        rows = tf.gather(padded, tf.cast(chunks, tf.int32)[:, None] * window + shift + offsets)
+        x, y = rows[:, :window], rows[:, 1:]
+        if short_context_rate > 0:
+            b = tf.shape(x)[0]
+            cut = tf.random.uniform([b], 0, window, dtype=tf.int32)
+            cut = tf.where(tf.random.uniform([b]) < short_context_rate, cut, 0)
+            keep = tf.range(window)[None, :] >= cut[:, None]
+            x, y = tf.where(keep, x, 0), tf.where(keep, y, 0)
+        return x, y
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.map(gather).prefetch(_PREFETCH_BATCHES).with_options(options)
 
 
 def context_windows(ids: list[int] | np.ndarray, window: int) -> np.ndarray:

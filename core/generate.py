@@ -37,25 +37,30 @@ class GenerationConfig:
     stop_at: str | None = None  # "sentence" or "line": stop after the first sentence end or line break
 
     def validate(self) -> "GenerationConfig":
-        checks = [
-            (self.max_new_tokens >= 1, f"max_new_tokens must be at least 1, got {self.max_new_tokens}"),
-            (self.temperature > 0, f"temperature must be above 0, got {self.temperature}"),
-            (self.top_k >= 0, f"top_k must be 0 or more, got {self.top_k}"),
-            (0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}"),
-            (self.repetition_penalty > 0, f"repetition_penalty must be above 0, got {self.repetition_penalty}"),
-            (self.no_repeat_ngram_size >= 0, f"no_repeat_ngram_size must be 0 or more, got {self.no_repeat_ngram_size}"),
-            (self.num_beams >= 1, f"num_beams must be at least 1, got {self.num_beams}"),
-            (self.num_return_sequences >= 1, f"num_return_sequences must be at least 1, got {self.num_return_sequences}"),
-            (self.stop_at in (None, "sentence", "line"), f"stop_at must be 'sentence' or 'line', got {self.stop_at!r}"),
-            (not (self.do_sample and self.num_beams > 1), "do_sample with num_beams > 1 is not supported: pick one"),
-            (self.num_beams == 1 or self.num_return_sequences <= self.num_beams,
+        checks = [  # (valid, the option it is about, what to say)
+            (self.max_new_tokens >= 1, "max_new_tokens", f"max_new_tokens must be at least 1, got {self.max_new_tokens}"),
+            (self.temperature > 0, "temperature", f"temperature must be above 0, got {self.temperature}"),
+            (self.top_k >= 0, "top_k", f"top_k must be 0 or more, got {self.top_k}"),
+            (0 < self.top_p <= 1, "top_p", f"top_p must be in (0, 1], got {self.top_p}"),
+            (self.repetition_penalty > 0, "repetition_penalty",
+             f"repetition_penalty must be above 0, got {self.repetition_penalty}"),
+            (self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size",
+             f"no_repeat_ngram_size must be 0 or more, got {self.no_repeat_ngram_size}"),
+            (self.num_beams >= 1, "num_beams", f"num_beams must be at least 1, got {self.num_beams}"),
+            (self.num_return_sequences >= 1, "num_return_sequences",
+             f"num_return_sequences must be at least 1, got {self.num_return_sequences}"),
+            (self.stop_at in (None, "sentence", "line"), "stop_at",
+             f"stop_at must be 'sentence' or 'line', got {self.stop_at!r}"),
+            (not (self.do_sample and self.num_beams > 1), None,
+             "do_sample with num_beams > 1 is not supported: pick one"),
+            (self.num_beams == 1 or self.num_return_sequences <= self.num_beams, "num_return_sequences",
              f"num_return_sequences ({self.num_return_sequences}) must not exceed num_beams ({self.num_beams})"),
-            (self.do_sample or self.num_beams > 1 or self.num_return_sequences == 1,
+            (self.do_sample or self.num_beams > 1 or self.num_return_sequences == 1, "num_return_sequences",
              "greedy search returns one sequence: set do_sample=True or num_beams for more"),
         ]
-        for ok, message in checks:
+        for ok, field, message in checks:
             if not ok:
-                raise DecodingError(message)
+                raise DecodingError(message, field)
         return self
 
     @classmethod
@@ -63,8 +68,9 @@ class GenerationConfig:
         """`config` with `options` applied; unknown option names are an error."""
         unknown = set(options) - {f.name for f in fields(cls)}
         if unknown:
-            raise DecodingError(f"unknown generation option {sorted(unknown)[0]!r}; "
-                                f"known: {', '.join(f.name for f in fields(cls))}")
+            name = sorted(unknown)[0]
+            raise DecodingError(f"unknown generation option {name!r}; known: {', '.join(f.name for f in fields(cls))}",
+                                name)
         return replace(config or cls(), **options).validate()
 
     def to_dict(self) -> dict:
@@ -154,7 +160,8 @@ class LanguageModel:
         probe = np.zeros((size, self.window), np.int32)
 
         def forward(x):
-            return self.model(x, training=False)
+            logits = self.model(x, training=False)
+            return logits[:, -1] if self.config.every_position else logits  # after the window's last token
 
         fn = tf.function(forward, input_signature=spec, jit_compile=True, autograph=False)  # XLA: ~2x faster on CPU
         try:
@@ -184,38 +191,38 @@ class LanguageModel:
                             "try words that appear in its corpus")
         return ids
 
-    @staticmethod
-    def _join_state(prompt_tokens: list[str]) -> tuple[str | None, bool]:
-        """(last token, whether a quote is open) at the end of a prompt: how what follows is spaced."""
-        return (prompt_tokens[-1] if prompt_tokens else None), prompt_tokens.count('"') % 2 == 1
-
-    def _continuation(self, prompt: str, new_tokens: list[str]) -> str:
-        prev, quote_open = self._join_state(self.tokenizer.split(prompt))
-        text = self.tokenizer.join(new_tokens, prev=prev, quote_open=quote_open)
-        return text.lstrip(" ") if prompt[-1:].isspace() else text
-
     # --- generation
     def generate(self, prompt: str, config: GenerationConfig | None = None, **options) -> list[str]:
         """Continuations of `prompt` (the new text only: `prompt + continuation` reads naturally)."""
-        return self.generate_batch([prompt], config, **options)[0]
+        (result,) = self.generate_batch([prompt], config, **options)
+        if isinstance(result, SeedError):
+            raise result
+        return result
 
     def generate_batch(self, prompts: Sequence[str], config: GenerationConfig | None = None,
-                       **options) -> list[list[str]]:
-        """num_return_sequences continuations for each prompt, all decoded in one batch per step."""
+                       **options) -> list[list[str] | SeedError]:
+        """num_return_sequences continuations for each prompt, all decoded in one batch per step.
+
+        A prompt the model cannot continue gets its SeedError in its place: one bad seed fails only itself.
+        """
         cfg = GenerationConfig.make(config, **options)
-        seeds = [self.encode_seed(p) for p in prompts]
+        encoded = [_seed_or_error(self, p) for p in prompts]
+        good = [(p, ids) for p, ids in zip(prompts, encoded) if not isinstance(ids, SeedError)]
+        seeds = [ids for _, ids in good]
+        results: list[list[list[int]]] = []
         if cfg.num_beams > 1:
             results = [self._beam_search(ids, cfg) for ids in seeds]
-        else:
+        elif seeds:
             rows = [list(ids) for ids in seeds for _ in range(cfg.num_return_sequences)]
             new: list[list[int]] = [[] for _ in rows]
             for step in self._steps(rows, cfg):
                 for i, token in step:
                     new[i].append(token)
             n = cfg.num_return_sequences
-            results = [new[i * n:(i + 1) * n] for i in range(len(prompts))]
-        return [[self._continuation(p, self.tokenizer.decode(ids)) for ids in seqs]
-                for p, seqs in zip(prompts, results)]
+            results = [new[i * n:(i + 1) * n] for i in range(len(seeds))]
+        texts = iter([[self.tokenizer.continuation(p).text(self.tokenizer.decode(ids)) for ids in seqs]
+                      for (p, _), seqs in zip(good, results)])
+        return [ids if isinstance(ids, SeedError) else next(texts) for ids in encoded]
 
     def stream(self, prompt: str, config: GenerationConfig | None = None, **options) -> Iterator[str]:
         """The continuation of `prompt` piece by piece, as each token is chosen."""
@@ -224,16 +231,9 @@ class LanguageModel:
             raise DecodingError("streaming produces one sequence: use num_beams=1 and num_return_sequences=1")
         prompt_tokens = self.tokenizer.split(prompt)
         ids = self.encode_seed(prompt_tokens)
-        prev, quote_open = self._join_state(prompt_tokens)
-        first = True
+        spacing = self.tokenizer.continuation(prompt, prompt_tokens)
         for step in self._steps([list(ids)], cfg):
-            token = self.tokenizer.vocab[step[0][1]]
-            piece = self.tokenizer.join([token], prev=prev, quote_open=quote_open)
-            if first and prompt[-1:].isspace():
-                piece = piece.lstrip(" ")
-            quote_open ^= token == '"'
-            prev, first = token, False
-            yield piece
+            yield spacing.add(self.tokenizer.vocab[step[0][1]])
 
     def _steps(self, rows: list[list[int]], cfg: GenerationConfig) -> Iterator[list[tuple[int, int]]]:
         """Decode all rows together; each step yields (row, token) for the rows still going."""
@@ -310,11 +310,11 @@ class LanguageModel:
         candidates are the vocabulary's words that start with it, ranked by the model.
         """
         if k < 1:
-            raise DecodingError(f"k must be at least 1, got {k}")
+            raise DecodingError(f"k must be at least 1, got {k}", "k")
         tokens = self.tokenizer.split(text)
-        stem = ""
-        if partial and tokens and text[-1:].isalnum() and tokens[-1][-1:].isalnum():
-            stem = tokens.pop()
+        stem = self.tokenizer.unfinished_word(text, tokens) if partial else ""
+        if stem:
+            tokens.pop()
         ids = self.tokenizer.encode(tokens)  # unknown words are context too: no refusal here
         probs = np.exp(self.next_log_probs([ids])[0])
         probs[self._banned] = 0.0
@@ -331,12 +331,12 @@ class LanguageModel:
         Decodes token by token; returns None as soon as `should_stop()` is true (say, a newer
         keystroke made this suggestion useless), so the model is free again within one step.
         """
-        tokens = self.tokenizer.split(text)
+        stem = self.tokenizer.unfinished_word(text)
         rest = ""
-        if text[-1:].isalnum() and tokens:
+        if stem:
             best = self.candidates(text, 1, partial=True)
-            if best and best[0].token.startswith(tokens[-1]):
-                rest = best[0].token[len(tokens[-1]):]
+            if best and best[0].token.startswith(stem):
+                rest = best[0].token[len(stem):]
         pieces = [rest]
         try:
             for piece in self.stream(text + rest, config, **options):
@@ -378,6 +378,13 @@ class LanguageModel:
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
     return x - _logsumexp(x)
+
+
+def _seed_or_error(model: LanguageModel, prompt: str) -> list[int] | SeedError:
+    try:
+        return model.encode_seed(prompt)
+    except SeedError as e:
+        return e
 
 
 def _logsumexp(x: np.ndarray) -> np.ndarray:

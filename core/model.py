@@ -1,4 +1,7 @@
-"""The network: Embedding -> Bidirectional LSTM layers -> LSTM -> dropout -> logits over the vocabulary."""
+"""The network: Embedding -> Bidirectional LSTM layers -> LSTM -> dropout -> logits over the vocabulary.
+
+The "lstm-lm" architecture, an option, reads one way and predicts after every position of its window.
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
@@ -16,6 +19,9 @@ SIZES_BY_TOKENS = (
 )
 
 
+ARCHITECTURES = ("bilstm", "lstm-lm")
+
+
 @dataclass
 class ModelConfig:
     vocab_size: int = 0  # set from the tokenizer's vocabulary
@@ -25,6 +31,7 @@ class ModelConfig:
     bidirectional_layers: int = 1  # stacked sequence layers before the final LSTM
     bidirectional: bool = True  # read the window both ways in those layers
     dropout: float = 0.2  # on the embeddings and before the output layer
+    architecture: str = "bilstm"  # "bilstm" reads each window both ways; "lstm-lm" reads one way and learns from every position
 
     def validate(self) -> "ModelConfig":
         for name in ("window", "embedding_dim", "units"):
@@ -35,6 +42,8 @@ class ModelConfig:
             raise ConfigError(f"bidirectional_layers must be 0 or more, got {self.bidirectional_layers}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(f"architecture must be {' or '.join(map(repr, ARCHITECTURES))}, got {self.architecture!r}")
         return self
 
     def sized_for(self, tokens: int, minutes: float | None = None) -> "ModelConfig":
@@ -42,22 +51,29 @@ class ModelConfig:
         sizes = next(sizes for limit, sizes in SIZES_BY_TOKENS if limit is None or tokens <= limit)
         return replace(self, **{k: v for k, v in sizes.items() if getattr(self, k) is None})
 
+    @property
+    def every_position(self) -> bool:
+        """Whether the model predicts the token after every position of its window, not just after the last."""
+        return self.architecture == "lstm-lm"
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def build_model(cfg: ModelConfig):
-    """A keras.Model mapping a window of token ids (batch, window) to next-token logits (batch, vocab)."""
+    """A keras.Model mapping windows of token ids (batch, window) to next-token logits: (batch, vocab) after
+    the last position, or with the "lstm-lm" architecture (batch, window, vocab) after every position."""
     keras = load_keras()
     layers = keras.layers
     cfg = cfg.validate().sized_for(0) if None in (cfg.window, cfg.embedding_dim, cfg.units) else cfg.validate()
+    both_ways = cfg.bidirectional and not cfg.every_position  # reading backwards would see the tokens to predict
     tokens = keras.Input((cfg.window,), dtype="int32", name="tokens")
     x = layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="embedding")(tokens)
     x = layers.Dropout(cfg.dropout)(x)
     for i in range(cfg.bidirectional_layers):
         lstm = layers.LSTM(cfg.units, return_sequences=True, name=f"lstm_{i}")
-        x = layers.Bidirectional(lstm, name=f"bilstm_{i}")(x) if cfg.bidirectional else lstm(x)
-    x = layers.LSTM(cfg.units, name="lstm_last")(x)
+        x = layers.Bidirectional(lstm, name=f"bilstm_{i}")(x) if both_ways else lstm(x)
+    x = layers.LSTM(cfg.units, return_sequences=cfg.every_position, name="lstm_last")(x)
     x = layers.Dropout(cfg.dropout)(x)
     logits = layers.Dense(cfg.vocab_size, name="logits", dtype="float32")(x)  # float32 even under mixed precision
     return keras.Model(tokens, logits, name="continuo")

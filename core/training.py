@@ -96,17 +96,18 @@ class TrainResult:
 
 
 def prepare(text: str, cfg: TrainConfig, valid_text: str | None = None):
-    """(tokenizer, train ids, validation ids); refuses a corpus too small to learn from."""
-    tokens = Tokenizer(mode=cfg.tokenizer).split(text)
-    check_corpus_size(len(tokens))
+    """(tokenizer, train ids, validation ids); refuses a corpus too small to learn from.
+
+    Tokenized in pieces (core.encoding): a 50 MB text never becomes ten million Python strings.
+    """
+    from .encoding import encode_corpus, encode_text
+
+    share = 1.0 if valid_text is not None else 1 - cfg.validation_split
+    tokenizer, ids, cut = encode_corpus(text, cfg.tokenizer, cfg.min_count, cfg.max_vocab, share)
+    check_corpus_size(len(ids))
     if valid_text is None:
-        cut = int(len(tokens) * (1 - cfg.validation_split))
-        train_tokens, valid_tokens = tokens[:cut], tokens[cut:]
-    else:
-        train_tokens, valid_tokens = tokens, Tokenizer(mode=cfg.tokenizer).split(valid_text)
-    tokenizer = Tokenizer.fit(train_tokens, cfg.tokenizer, cfg.min_count, cfg.max_vocab)
-    as_ids = lambda toks: np.array(tokenizer.encode(toks), np.int32)
-    return tokenizer, as_ids(train_tokens), as_ids(valid_tokens)
+        return tokenizer, ids[:cut], ids[cut:]
+    return tokenizer, ids, encode_text(tokenizer, valid_text)
 
 
 def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
@@ -146,12 +147,14 @@ def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
     stop()
     # 3. the neural model, epoch by epoch, with early stopping on the validation text
     mcfg = replace(mcfg.sized_for(len(train_ids), tcfg.max_minutes), vocab_size=len(tokenizer))
-    inference, state, stopped = _train_neural(train_ids, valid_ids, mcfg, tcfg, report, stop, checkpoint_dir)
+    budget = _Budget(tcfg.max_minutes, report.elapsed, len(valid_ids), tcfg.batch_size)
+    inference, state, stopped = _train_neural(train_ids, valid_ids, mcfg, tcfg, report, stop, checkpoint_dir, budget)
     # 4. the mixture: the neural model's weight that does best on the validation text
     from .generate import LanguageModel
 
-    neural_log_p = LanguageModel(inference, tokenizer, mcfg, card).neural_target_log_probs(valid_ids)
-    weight, mixed_ppl = mixture_weight(neural_log_p, ngram.target_probabilities(valid_ids))
+    mix_ids = valid_ids[:budget.mixture_tokens()]  # under a time budget, what it leaves time to score
+    neural_log_p = LanguageModel(inference, tokenizer, mcfg, card).neural_target_log_probs(mix_ids)
+    weight, mixed_ppl = mixture_weight(neural_log_p, ngram.target_probabilities(mix_ids))
     # 5. the card and the bundle
     card = replace(card, val_perplexity=round(mixed_ppl, 3), neural_weight=weight,
                    neural_val_perplexity=round(math.exp(-float(neural_log_p.mean())), 3),
@@ -190,7 +193,8 @@ def _canceller(should_stop: ShouldStop | None) -> Callable[[], None]:
 
 
 def _train_neural(train_ids: np.ndarray, valid_ids: np.ndarray, mcfg: ModelConfig, tcfg: TrainConfig,
-                  report: "_Reporter", stop: Callable[[], None], checkpoint_dir: str | Path | None):
+                  report: "_Reporter", stop: Callable[[], None], checkpoint_dir: str | Path | None,
+                  budget: "_Budget"):
     """(inference model with the best weights, the training state, why training ended)."""
     keras = load_keras()
     keras.utils.set_random_seed(tcfg.seed)
@@ -201,14 +205,15 @@ def _train_neural(train_ids: np.ndarray, valid_ids: np.ndarray, mcfg: ModelConfi
     finally:
         keras.mixed_precision.set_global_policy("float32")
     steps = _Steps(model, keras.optimizers.Adam(tcfg.learning_rate, clipnorm=tcfg.clipnorm), mcfg.window,
-                   training_replicas())
+                   training_replicas(), mcfg.every_position)
     train_ds = windows_for(train_ids, mcfg, tcfg, shuffle=True)
     valid_ds = windows_for(valid_ids, mcfg, tcfg, shuffle=False)
     checkpoint = None
     if checkpoint_dir is not None:
         checkpoint = EpochCheckpoint(Path(checkpoint_dir), EpochCheckpoint.fingerprint(train_ids, mcfg, tcfg))
     state = checkpoint.restore(model, steps.optimizer) if checkpoint else TrainingState()
-    report.batches, report.first_epoch = math.ceil(len(train_ids) / tcfg.batch_size), state.epochs_done + 1
+    windows = math.ceil(len(train_ids) / mcfg.window) if mcfg.every_position else len(train_ids)
+    report.batches, report.first_epoch = math.ceil(windows / tcfg.batch_size), state.epochs_done + 1
     report("start", message=f"training: {report.batches} batches per epoch, up to {tcfg.epochs} epochs")
     if checkpoint is not None and checkpoint.notice:
         report("start", message=checkpoint.notice)
@@ -222,15 +227,15 @@ def _train_neural(train_ids: np.ndarray, valid_ids: np.ndarray, mcfg: ModelConfi
         for batch, (x, y) in enumerate(train_ds, 1):
             steps.set_learning_rate(tcfg.learning_rate * _lr_factor(tcfg, state, report.elapsed()))
             steps.train(x, y)
-            state.examples += int(x.shape[0])
+            state.examples += int(np.prod(y.shape))  # tokens predicted
             stop()
-            out_of_time = report.out_of_time()
+            out_of_time = budget.spent(batch, time.monotonic() - epoch_start)
             if report.due() or out_of_time:
                 report("batch", epoch, batch, steps.mean_loss())
             if out_of_time:
                 break  # a part-epoch still counts: it is validated below
         # then score it on the validation windows and keep the best weights for early stopping
-        loss, val_loss = steps.mean_loss(), steps.evaluate(valid_ds)
+        loss, val_loss = steps.mean_loss(), steps.evaluate(valid_ds, deadline=budget.deadline())
         perplexity = math.exp(min(val_loss, 50.0))
         state.epochs_done = epoch
         state.history["loss"].append(round(loss, 4))
@@ -241,11 +246,12 @@ def _train_neural(train_ids: np.ndarray, valid_ids: np.ndarray, mcfg: ModelConfi
         else:
             state.epochs_since_best += 1
             state.stopped_early = state.epochs_since_best >= tcfg.patience
-        if checkpoint is not None:
-            checkpoint.save(state, model, steps.optimizer)
+        if checkpoint is not None:  # with the time of this run so far, so a resumed run's card counts it
+            checkpoint.save(replace(state, train_seconds=state.train_seconds + report.elapsed()), model,
+                            steps.optimizer)
         report("epoch", epoch, report.batches, loss, perplexity,
                f"epoch {epoch}: loss {loss:.3f}, validation perplexity {perplexity:.2f}")
-        if state.stopped_early or out_of_time or report.out_of_time():
+        if state.stopped_early or out_of_time or budget.spent():
             out_of_time = not state.stopped_early
             break
     if state.best_weights is None:
@@ -278,7 +284,7 @@ class _Steps:
     replaces keras' fit(), which ran them a few percent slower and less evenly here.
     """
 
-    def __init__(self, model, optimizer, window: int, replicas: int):
+    def __init__(self, model, optimizer, window: int, replicas: int, every_position: bool = False):
         import tensorflow as tf
 
         keras = load_keras()
@@ -286,28 +292,30 @@ class _Steps:
         self._learning_rate = float(optimizer.learning_rate.numpy())
         optimizer.build(model.trainable_variables)
         self._loss_sum, self._seen = tf.Variable(0.0), tf.Variable(0.0)  # this epoch's mean training loss
-        signature = [tf.TensorSpec([None, window], tf.int32), tf.TensorSpec([None], tf.int32)]
+        targets = [None, window] if every_position else [None]
+        signature = [tf.TensorSpec([None, window], tf.int32), tf.TensorSpec(targets, tf.int32)]
         variables = model.trainable_variables
 
         def padded_parts(x, y):
-            """The batch padded to a multiple of the replicas and cut into one part each; padding weighs 0."""
-            n = tf.shape(y)[0]
-            pad = (-n) % replicas
-            weights = tf.concat([tf.ones([n]), tf.zeros([pad])], 0)
-            x, y = tf.pad(x, [[0, pad], [0, 0]]), tf.pad(y, [[0, pad]])
-            return zip(tf.split(x, replicas), tf.split(y, replicas), tf.split(weights, replicas))
+            """The batch padded to a multiple of the replicas and cut into one part each."""
+            pad = (-tf.shape(y)[0]) % replicas
+            x, y = tf.pad(x, [[0, pad], [0, 0]]), tf.pad(y, [[0, pad]] + [[0, 0]] * (len(targets) - 1))
+            return zip(tf.split(x, replicas), tf.split(y, replicas))
 
-        def loss_sum(x, y, weights, training: bool):
+        def weights(y):
+            return tf.cast(tf.not_equal(y, 0), tf.float32)  # a padding target (id 0, never a real token) weighs 0
+
+        def loss_sum(x, y, training: bool):
             losses = keras.ops.sparse_categorical_crossentropy(y, model(x, training=training), from_logits=True)
-            return tf.reduce_sum(weights * losses)
+            return tf.reduce_sum(weights(y) * losses)
 
         @tf.function(input_signature=signature, autograph=False)
         def train(x, y):
-            n = tf.cast(tf.shape(y)[0], tf.float32)
+            n = tf.reduce_sum(weights(y))
             total, grads = 0.0, None
-            for xp, yp, wp in padded_parts(x, y):
+            for xp, yp in padded_parts(x, y):
                 with tf.GradientTape() as tape:  # a tape per part keeps the parts' backward passes apart too
-                    part = loss_sum(xp, yp, wp, training=True)
+                    part = loss_sum(xp, yp, training=True)
                     share = part / n  # the parts' gradients then add up to the batch mean's
                 part_grads = tape.gradient(share, variables)
                 grads = part_grads if grads is None else [_add_gradients(a, b) for a, b in zip(grads, part_grads)]
@@ -318,7 +326,7 @@ class _Steps:
 
         @tf.function(input_signature=signature, autograph=False)
         def evaluate_batch(x, y):
-            return tf.add_n([loss_sum(xp, yp, wp, training=False) for xp, yp, wp in padded_parts(x, y)])
+            return tf.add_n([loss_sum(xp, yp, training=False) for xp, yp in padded_parts(x, y)]), tf.reduce_sum(weights(y))
 
         self.train, self._evaluate_batch = train, evaluate_batch
 
@@ -335,11 +343,11 @@ class _Steps:
         return float(self._loss_sum.numpy()) / max(float(self._seen.numpy()), 1.0)
 
     def evaluate(self, dataset, deadline: float | None = None) -> float:
-        """Mean cross-entropy per window over a dataset (nats per token); past `deadline`, over its first batches."""
-        total, count = 0.0, 0
+        """Mean cross-entropy per target over a dataset (nats per token); past `deadline`, over its first batches."""
+        total, count = 0.0, 0.0
         for x, y in dataset:
-            total += float(self._evaluate_batch(x, y))
-            count += int(x.shape[0])
+            batch_total, batch_count = self._evaluate_batch(x, y)
+            total, count = total + float(batch_total), count + float(batch_count)
             if deadline is not None and time.monotonic() > deadline:
                 break  # the time budget is spent: the batches scored so far stand for the rest
         return total / max(count, 1)
@@ -386,31 +394,54 @@ class _Reporter:
 
 
 class _Budget:
-    """When training must stop so that validating and saving still end within `--max-minutes`."""
+    """When training must stop so that validating, mixing and saving still end within `--max-minutes`."""
 
     SAVE_RESERVE_S = 2.0  # writing the bundle and the checkpoint of a model of the sizes a budget is used with
     EVAL_COST = 0.5  # a validation batch (forward pass only) against a training batch (forward and backward)
+    MIN_MIX_TOKENS = 10_000  # the fewest validation tokens the mixture weight is chosen on
 
-    def __init__(self, minutes: float | None, elapsed: Callable[[], float], valid_batches: int):
-        self.seconds, self.elapsed, self.valid_batches = (minutes * 60 if minutes else None), elapsed, valid_batches
-        self.batch_seconds = 0.0  # the latest measure of a training batch
+    def __init__(self, minutes: float | None, elapsed: Callable[[], float], valid_tokens: int, batch_size: int):
+        self.seconds, self.elapsed = (minutes * 60 if minutes else None), elapsed
+        self.valid_tokens, self.batch_size = valid_tokens, batch_size
+        self.batch_s = 0.0  # this epoch's mean seconds per training batch
+        self.compile_s: float | None = None  # the first batch, compiling included: validation's first costs as much
+        self.validated = False
 
-    def spent(self, batch_seconds: float | None = None) -> bool:
+    def _scoring_s(self, tokens: int) -> float:
+        return math.ceil(tokens / self.batch_size) * self.batch_s * self.EVAL_COST
+
+    def spent(self, batch: int = 0, epoch_seconds: float = 0.0) -> bool:
+        """Whether training must stop now; `batch` and `epoch_seconds` tell how long its batches take."""
         if self.seconds is None:
             return False
-        self.batch_seconds = batch_seconds if batch_seconds is not None else self.batch_seconds
-        reserve = self.SAVE_RESERVE_S + self.valid_batches * self.batch_seconds * self.EVAL_COST
+        if batch:
+            self.compile_s = epoch_seconds if self.compile_s is None else self.compile_s
+            self.batch_s = epoch_seconds / batch
+        compiling = 0.0 if self.validated else self.compile_s or 0.0
+        reserve = (self.SAVE_RESERVE_S + compiling + (self.compile_s or 0.0)
+                   + self._scoring_s(self.valid_tokens + self.MIN_MIX_TOKENS))
         return self.elapsed() + reserve > self.seconds
 
     def deadline(self) -> float | None:
-        """The monotonic time validation must end by, leaving time to save."""
+        """The monotonic time validation must end by, leaving time to choose the mixture and save."""
+        self.validated = True
         if self.seconds is None:
             return None
-        return time.monotonic() + self.seconds - self.elapsed() - self.SAVE_RESERVE_S
+        mixing = (self.compile_s or 0.0) + self._scoring_s(self.MIN_MIX_TOKENS)  # its forward pass compiles anew
+        return time.monotonic() + self.seconds - self.elapsed() - self.SAVE_RESERVE_S - mixing
+
+    def mixture_tokens(self) -> int:
+        """How many validation tokens the mixture weight can be chosen on in the time left (all without a budget)."""
+        if self.seconds is None or self.batch_s <= 0:
+            return self.valid_tokens
+        left = self.seconds - self.elapsed() - self.SAVE_RESERVE_S - (self.compile_s or 0.0)
+        per_token = self.batch_s * self.EVAL_COST / self.batch_size
+        return int(min(self.valid_tokens, max(self.MIN_MIX_TOKENS, left / per_token)))
 
 
 def windows_for(ids: np.ndarray, mcfg: ModelConfig, tcfg: TrainConfig, shuffle: bool):
-    from .data import windows_dataset
+    from .data import sequences_dataset, windows_dataset
 
-    return windows_dataset(ids, mcfg.window, tcfg.batch_size, shuffle=shuffle, seed=tcfg.seed,
-                           short_context_rate=tcfg.short_context_rate if shuffle else 0.0)
+    make = sequences_dataset if mcfg.every_position else windows_dataset
+    return make(ids, mcfg.window, tcfg.batch_size, shuffle=shuffle, seed=tcfg.seed,
+                short_context_rate=tcfg.short_context_rate if shuffle else 0.0)

@@ -55,6 +55,12 @@ def test_generate_streams_words(capsys, tiny_model_path):
     (["train", "{tmp}/small.txt"], "at least 2,000 are needed"),
     (["train", "verse", "--name", "no spaces please"], "bad model name"),
     (["train", "verse", "--epochs", "0"], "epochs must be at least 1"),
+    (["train", "verse", "--window", "0"], "window must be at least 1"),
+    (["train", "verse", "--units", "-1"], "units must be at least 1"),
+    (["train", "verse", "--dropout", "1.5"], "dropout must be in [0, 1)"),
+    (["train", "verse", "--tokenizer", "klingon"], "tokenizer must be 'words' or 'whitespace'"),
+    (["train", "verse", "--architecture", "gpt"], "architecture must be"),
+    (["train", "verse", "--lr-decay", "0"], "lr_decay must be in (0, 1]"),
     (["generate", "The sea", "-m", "{tmp}"], "not a complete model bundle"),
 ])
 def test_user_mistakes_exit_2_with_one_line(capsys, tmp_path, tiny_model_path, argv, message):

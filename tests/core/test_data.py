@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from core import InputFileError, bundled_corpora, decode_text, read_text
-from core.data import context_windows, windows_dataset
+from core.data import context_windows, sequences_dataset, windows_dataset
 
 
 def test_read_text_refuses_bad_files_with_one_line(tmp_path):
@@ -74,3 +74,24 @@ def test_short_context_windows_keep_only_their_last_tokens():
     for row in x[:50]:  # zeros only ever on the left
         nonzero = np.flatnonzero(row)
         assert nonzero.tolist() == list(range(nonzero[0], 8))
+
+
+def test_sequences_predict_every_next_token_and_cover_the_text():
+    ids = np.arange(2, 23, dtype=np.int32)  # 21 tokens
+    batches = list(sequences_dataset(ids, window=4, batch_size=2, shuffle=False, seed=0))
+    x = np.concatenate([b[0].numpy() for b in batches])
+    y = np.concatenate([b[1].numpy() for b in batches])
+    assert x.shape == y.shape == (6, 4)
+    assert (y[:, :-1] == x[:, 1:]).all()  # each target is the token after its position
+    assert x[0].tolist() == [2, 3, 4, 5] and y[0].tolist() == [3, 4, 5, 6]
+    assert sorted(set(y[y > 0].tolist())) == ids[1:].tolist()  # every token but the first is a target
+    assert (y[-1] == 0).sum() > 0  # past the end: padding targets, which weigh nothing
+
+
+def test_shifted_and_shortened_sequences_stay_aligned():
+    ids = np.arange(2, 202, dtype=np.int32)
+    for x, y in sequences_dataset(ids, window=8, batch_size=5, shuffle=True, seed=1, short_context_rate=1.0):
+        x, y = x.numpy(), y.numpy()
+        real = x > 0
+        assert ((y == x + 1) | ~real | (y == 0)).all()  # consecutive ids: the target is the id plus one
+        assert (y[~real] == 0).all()  # no target is predicted from padding

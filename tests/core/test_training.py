@@ -135,3 +135,26 @@ def test_checkpoint_round_trip_and_an_unreadable_one_is_ignored(tmp_path):
     (tmp_path / "state.npz").write_bytes(b"cut short by a power failure")
     assert EpochCheckpoint(tmp_path, "run-1").restore(fresh, fresh_optimizer).epochs_done == 0
     assert EpochCheckpoint(tmp_path, "run-2").restore(fresh, fresh_optimizer).epochs_done == 0  # other run: wiped
+
+
+def test_the_lstm_lm_option_learns_from_every_position_and_generates(tmp_path):
+    config = ModelConfig(**{**TINY_MODEL, "architecture": "lstm-lm", "window": 12})
+    result = train(TEXT, tmp_path / "m", config, TrainConfig(**{**TINY_TRAIN, "epochs": 2}))
+    card = result.card
+    assert card.hyperparameters["model"]["architecture"] == "lstm-lm"
+    assert card.examples == pytest.approx(2 * card.tokens, rel=0.02)  # every token is a target once an epoch
+    model = load(result.path)
+    assert model.config.every_position and model.model.output_shape[1:] == (12, card.vocab_size)
+    text = model.generate("The lamp at", max_new_tokens=4, do_sample=True, seed=1)[0]
+    assert len(model.tokenizer.split(text)) == 4
+    assert model.perplexity(TEXT[-3000:]).perplexity > 1
+
+
+def test_settings_out_of_range_are_one_line_config_errors(tmp_path):
+    from core import ConfigError
+
+    for bad in (dict(window=0), dict(units=-1), dict(dropout=1.5), dict(architecture="transformer")):
+        with pytest.raises(ConfigError):
+            train(TEXT, tmp_path / "m", ModelConfig(**{**TINY_MODEL, **bad}), TrainConfig(**TINY_TRAIN))
+    with pytest.raises(ConfigError, match="tokenizer"):
+        TrainConfig(tokenizer="klingon").validate()
