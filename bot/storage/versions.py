@@ -39,6 +39,7 @@ class ModelVersions:
         self.keep = max(1, keep)  # versions kept per server, the current one included
         self.poll_s = poll_s  # SQLite: how often the pointers are polled
         self._pointers: dict[int, ModelPointer | None] = {}  # as last read or told; None: never published
+        self._local: dict[tuple[int, str], Path] = {}  # versions fetched into the local cache: no thread hop per request
         self._listeners: list[Listener] = []
         self._watcher: asyncio.Task | None = None
 
@@ -58,7 +59,13 @@ class ModelVersions:
         pointer = await self.pointer(guild_id)
         if pointer is None or pointer.version is None:
             return None
-        return await asyncio.to_thread(self.storage.fetch, str(guild_id), pointer.version)
+        return await self._fetch(guild_id, pointer.version)
+
+    async def _fetch(self, guild_id: int, version: str) -> Path:
+        key = (guild_id, version)
+        if key not in self._local:
+            self._local[key] = await asyncio.to_thread(self.storage.fetch, str(guild_id), version)
+        return self._local[key]
 
     # --- writing
     async def publish(self, guild_id: int, bundle: str | Path) -> ModelVersion:
@@ -80,7 +87,7 @@ class ModelVersions:
         if not earlier:
             raise NoEarlierVersion("this server has no earlier model version to go back to" if versions else
                                    "this server has no model of its own yet: /train makes one")
-        await asyncio.to_thread(self.storage.fetch, str(guild_id), earlier[-1].version)  # it must still load
+        await self._fetch(guild_id, earlier[-1].version)  # it must still be there
         await self._switch(guild_id, earlier[-1].version)
         return earlier[-1]
 
@@ -108,6 +115,7 @@ class ModelVersions:
             return
         await self.store.remove_model_versions(guild_id, versions)  # first: nobody switches to them any more
         for version in versions:
+            self._local.pop((guild_id, version), None)
             await asyncio.to_thread(self.storage.delete, str(guild_id), version)
 
     async def _switch(self, guild_id: int, version: str | None) -> None:
@@ -130,7 +138,7 @@ class ModelVersions:
                 continue  # this process made that switch itself, or a newer one is known
             if pointer.version is not None:
                 try:  # fetched before it is served: the first request after the switch finds it local
-                    await asyncio.to_thread(self.storage.fetch, str(pointer.guild_id), pointer.version)
+                    await self._fetch(pointer.guild_id, pointer.version)
                 except (BundleError, OSError) as e:
                     log.warning("guild %s: model version %s cannot be fetched: %s", pointer.guild_id,
                                 pointer.version, e)
@@ -142,6 +150,8 @@ class ModelVersions:
         # the local copies of the new version and of the one requests may still be loading
         keep = {v for v in (pointer.version, before.version if before else None) if v}
         await asyncio.to_thread(self.storage.evict, str(pointer.guild_id), keep)
+        for key in [k for k in self._local if k[0] == pointer.guild_id and k[1] not in keep]:
+            del self._local[key]
         for listener in self._listeners:
             try:
                 await listener(pointer.guild_id, pointer.version)
