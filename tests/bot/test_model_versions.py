@@ -144,6 +144,7 @@ async def test_another_process_learns_of_a_new_version_and_fetches_it(store_url,
             assert (tmp_path / "cache-2" / str(A) / new.version / "manifest.json").is_file()
 
 
+@pytest.mark.parametrize("storage_url", ["memory"], indirect=True)  # the service does not care where versions live
 async def test_forgetting_drops_every_version_and_serves_the_default(process, bundles, tmp_path, tiny_model_path):
     await process.versions.publish(A, bundles(50.0))
     await process.versions.publish(A, bundles(40.0))
@@ -160,6 +161,7 @@ async def test_forgetting_drops_every_version_and_serves_the_default(process, bu
         service.close()
 
 
+@pytest.mark.parametrize("storage_url", ["memory"], indirect=True)
 async def test_the_model_service_publishes_a_trained_bundle_and_serves_it(process, tmp_path, tiny_model_path,
                                                                           bundles):
     service = ModelService(tmp_path / "guilds", tiny_model_path, versions=process.versions)
