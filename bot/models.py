@@ -9,9 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple
 from pathlib import Path
 
-import numpy as np
-
-from core import BundleError, ContinuoError, GenerationConfig, LanguageModel, load
+from core import BundleError, GenerationConfig, LanguageModel, load
 
 from .storage.versions import ModelVersions
 
@@ -149,7 +147,8 @@ class ModelService:
         while waiting:
             batch = waiting[:size]
             try:
-                results = await self.run(_generate_each, model, [seed for seed, _ in batch], config)
+                results: list[list[str] | Exception] = list(
+                    await self.run(model.generate_batch, [seed for seed, _ in batch], config))  # a bad seed fails itself
             except Exception as e:  # noqa: BLE001 - each waiting request gets the error
                 results = [e] * len(batch)
             del waiting[:len(batch)]
@@ -166,23 +165,6 @@ class ModelService:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _generate_each(model: LanguageModel, seeds: list[str], config: GenerationConfig) -> list[list[str] | Exception]:
-    """Each seed's continuations, or the error that seed alone causes (one bad seed fails only itself)."""
-    results: list[list[str] | Exception] = [[] for _ in seeds]
-    good = []
-    for i, seed in enumerate(seeds):
-        try:
-            model.encode_seed(seed)
-            good.append(i)
-        except ContinuoError as e:
-            results[i] = e
-    for i, continuations in zip(good, model.generate_batch([seeds[i] for i in good], config) if good else []):
-        results[i] = continuations
-    return results
-
-
 def _load_warm(path: Path) -> LanguageModel:
     """Load a bundle and compile its single-row forward pass, so the first /continue is not the slow one."""
-    model = load(path)
-    model.logits(np.zeros((1, model.window), np.int32))
-    return model
+    return load(path).warm_up()

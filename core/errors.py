@@ -26,7 +26,11 @@ class ConfigError(ContinuoError, ValueError):
 
 
 class DecodingError(ContinuoError, ValueError):
-    """An invalid generation option."""
+    """An invalid generation option; `field` names it, so a form can mark it (None: a clash of several)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class Cancelled(ContinuoError):

@@ -126,6 +126,16 @@ class Tokenizer:
             return "".join(out)
         return detokenize_words(tokens, prev, quote_open)
 
+    def continuation(self, prompt: str, prompt_tokens: list[str] | None = None) -> "Continuation":
+        """How text that continues `prompt` is spaced (`prompt_tokens`: its tokens, when already split)."""
+        tokens = self.split(prompt) if prompt_tokens is None else prompt_tokens
+        return Continuation(self, tokens[-1] if tokens else None, tokens.count('"') % 2 == 1, prompt[-1:].isspace())
+
+    def unfinished_word(self, text: str, tokens: list[str] | None = None) -> str:
+        """The last word of `text` while it is still being typed (nothing after it yet), else ""."""
+        tokens = self.split(text) if tokens is None else tokens
+        return tokens[-1] if tokens and text[-1:].isalnum() and tokens[-1][-1:].isalnum() else ""
+
     # --- tokens <-> ids
     def encode(self, text_or_tokens: str | list[str]) -> list[int]:
         tokens = self.split(text_or_tokens) if isinstance(text_or_tokens, str) else text_or_tokens
@@ -156,3 +166,26 @@ class Tokenizer:
     def from_json(cls, text: str) -> "Tokenizer":
         data = json.loads(text)
         return cls(mode=data["mode"], vocab=data["vocab"])
+
+
+@dataclass
+class Continuation:
+    """Where text that continues a prompt starts: after the prompt's last token, inside a quote it left open, and
+    with no space of its own when the prompt already ends with one. The one rule for every front-end."""
+
+    tokenizer: Tokenizer
+    prev: str | None  # the last token so far
+    quote_open: bool  # a straight double quote is open
+    after_space: bool  # the prompt ends with whitespace, so the continuation starts without a space
+
+    def text(self, tokens: Iterable[str]) -> str:
+        """What to append to the prompt so that it reads on with `tokens`."""
+        text = self.tokenizer.join(tokens, prev=self.prev, quote_open=self.quote_open)
+        return text.lstrip(" ") if self.after_space else text
+
+    def add(self, token: str) -> str:
+        """The next piece, for tokens that come one at a time: the pieces add up to text() of them all."""
+        piece = self.text([token])
+        self.prev, self.after_space = token, False
+        self.quote_open ^= token in _QUOTES  # as join() counts quotes, so both ways agree
+        return piece

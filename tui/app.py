@@ -73,7 +73,7 @@ class ContinuoApp(WorkerSafetyNet, App[None]):
         worker = get_current_worker()
         try:
             model = target if isinstance(target, LanguageModel) else self._load(target)
-            model.candidates("", 1)  # compile the forward pass now rather than on the first keystroke
+            model.warm_up()  # compile the forward pass now rather than on the first keystroke
         except (ContinuoError, OSError) as e:  # OSError: a bundle we may not read
             self.call_from_thread(self._no_model, str(e))
             return
@@ -99,6 +99,16 @@ class ContinuoApp(WorkerSafetyNet, App[None]):
         if self.model is None:
             self.model_note = why
         self.report(why)
+
+    def model_renamed(self, old: Path, new: Path) -> None:
+        """A stored model moved from `old` to `new`: if it is the active one, it keeps being so under its new name."""
+        if self.model_path == old:
+            self.model_name = self.sub_title = new.name
+            self.model_path = new
+
+    def use_generation(self, generation: GenerationConfig) -> None:
+        """Decode ghost text and variants with these options from now on."""
+        self.generation = generation
 
     def watch_generation(self, generation: GenerationConfig) -> None:
         self.suggester.use(self.model, generation)

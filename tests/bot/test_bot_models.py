@@ -6,7 +6,6 @@ import shutil
 
 import pytest
 
-import bot.models
 from bot.models import ModelService, NoModel
 from core import GenerationConfig, SeedError
 
@@ -41,9 +40,9 @@ async def test_the_cache_keeps_only_the_most_recent_models(service, tiny_model_p
 
 async def test_concurrent_requests_are_decoded_together_and_a_bad_seed_fails_alone(service, monkeypatch):
     batches = []
-    real = bot.models._generate_each
-    monkeypatch.setattr(bot.models, "_generate_each", lambda m, seeds, c: batches.append(len(seeds)) or real(m, seeds, c))
-    await service.model_for(1)
+    model = await service.model_for(1)
+    real = model.generate_batch
+    monkeypatch.setattr(model, "generate_batch", lambda seeds, c: batches.append(len(seeds)) or real(seeds, c))
     seeds = ["The night", "And the", "zzqx qqj", "The"] * 5
     results = await asyncio.gather(*(service.generate(1, s, CONFIG) for s in seeds), return_exceptions=True)
     assert sum(batches) == len(seeds) and len(batches) < len(seeds) / 2  # batched, not one by one

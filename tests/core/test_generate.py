@@ -116,3 +116,24 @@ def test_partial_word_candidates_complete_the_word(tiny_model):
 def test_perplexity_is_finite_and_counts_tokens(tiny_model):
     result = tiny_model.perplexity("The tide comes in at evening.\nThe lamp at Carrick turns.")
     assert result.tokens == 14 and 1 < result.perplexity < len(tiny_model.tokenizer)
+
+
+def test_a_bad_seed_in_a_batch_fails_only_itself(tiny_model):
+    results = tiny_model.generate_batch([SEED, "zorblax quuxify", "The sea"], max_new_tokens=4)
+    assert isinstance(results[1], SeedError) and "none of the seed's words" in str(results[1])
+    assert results[0] == tiny_model.generate(SEED, max_new_tokens=4)
+    assert results[2] == tiny_model.generate("The sea", max_new_tokens=4)
+    assert all(isinstance(r, SeedError) for r in tiny_model.generate_batch(["", "zorblax"], max_new_tokens=4))
+
+
+@pytest.mark.parametrize("options, field", [
+    ({"temperature": 0}, "temperature"),
+    ({"top_p": 1.5}, "top_p"),
+    ({"num_return_sequences": 2}, "num_return_sequences"),
+    ({"temprature": 0.5}, "temprature"),
+    ({"do_sample": True, "num_beams": 2}, None),
+])
+def test_a_decoding_error_names_its_field(options, field):
+    with pytest.raises(DecodingError) as error:
+        GenerationConfig.make(**options)
+    assert error.value.field == field

@@ -87,3 +87,24 @@ def test_whitespace_mode_counts_ptb_test_as_the_papers_do():
 def test_unknown_tokenizer_mode_is_refused():
     with pytest.raises(ValueError, match="unknown tokenizer mode"):
         Tokenizer(mode="chars")
+
+
+@pytest.mark.parametrize("prompt, tokens, expected", [
+    ("The sea", [",", "and", "the", "sky"], ", and the sky"),
+    ("The sea ", ["and", "more"], "and more"),
+    ('She said "', ["come", "home", '"', "and"], 'come home" and'),
+    ("", ["The", "tide"], "The tide"),
+    ("The sea\n", ["And", "so"], "And so"),
+])
+def test_a_continuation_is_spaced_after_its_prompt_at_once_or_token_by_token(prompt, tokens, expected):
+    tokenizer = Tokenizer()
+    assert tokenizer.continuation(prompt).text(tokens) == expected
+    spacing = tokenizer.continuation(prompt)
+    assert "".join(spacing.add(t) for t in tokens) == expected
+
+
+@pytest.mark.parametrize("text, stem", [
+    ("The li", "li"), ("The li ", ""), ("The sea,", ""), ("", ""), ("don't", "don't"), ("salt-wh", "salt-wh"),
+])
+def test_the_unfinished_word_is_the_last_one_still_being_typed(text, stem):
+    assert Tokenizer().unfinished_word(text) == stem

@@ -16,7 +16,7 @@ from core import ContinuoError, GenerationConfig, LanguageModel
 
 from ..gate import Stale
 from ..safety import WorkerSafetyNet
-from ..text import appended, unfinished_word
+from ..text import appended
 from ..widgets.candidates import CandidatesPanel
 from ..widgets.decoding import DecodingControls
 from ..widgets.model_card import ModelCardView
@@ -104,7 +104,7 @@ class ComposeScreen(WorkerSafetyNet, Screen):
         if model is None:
             panel.show([], empty=self.app.model_note)
             return
-        stem = unfinished_word(text, model.tokenizer.split(text))
+        stem = model.tokenizer.unfinished_word(text)
         title = f"Words starting “{stem}”" if stem else "Next word"
         try:
             found = await self.app.gate.run("candidates", model.candidates, text, self.app.config.candidates,
@@ -132,7 +132,7 @@ class ComposeScreen(WorkerSafetyNet, Screen):
 
     # --- decoding options
     def on_decoding_controls_changed(self, event: DecodingControls.Changed) -> None:
-        self.app.generation = event.config
+        self.app.use_generation(event.config)
 
     # --- variants
     def action_variants(self) -> None:

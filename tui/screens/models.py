@@ -109,8 +109,7 @@ class ModelsScreen(Screen):
             except (ContinuoError, OSError) as e:
                 self.app.report(e)
                 return
-            if self.app.model_path == model.path:
-                self.app.model_name, self.app.model_path, self.app.sub_title = new, path, new
+            self.app.model_renamed(model.path, path)
             self.reload()
 
         self.app.push_screen(PromptScreen(f"New name for {model.name}:", model.name), rename)

@@ -8,7 +8,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Checkbox, Input, Label
 
-from core import ContinuoError, GenerationConfig
+from core import DecodingError, GenerationConfig
 
 NUMBER_FIELDS = {  # option -> parser; the labels are the core's option names
     "temperature": float,
@@ -28,7 +28,7 @@ def parse(name: str, raw: str):
         return NUMBER_FIELDS[name](raw)
     except ValueError:
         kind = "a whole number" if NUMBER_FIELDS[name] is int else "a number"
-        raise ContinuoError(f"{name} must be {kind}, got {raw!r}") from None
+        raise DecodingError(f"{name} must be {kind}, got {raw!r}", name) from None
 
 
 class DecodingControls(Vertical):
@@ -73,7 +73,7 @@ class DecodingControls(Vertical):
         yield Label("", id="decoding-error")
 
     def read(self) -> GenerationConfig:
-        """The options as typed; raises ContinuoError naming the first bad one."""
+        """The options as typed; raises DecodingError naming the first bad one."""
         values = {name: parse(name, self.query_one(f"#{name}", Input).value) for name in NUMBER_FIELDS}
         values["do_sample"] = self.query_one("#do_sample", Checkbox).value
         return GenerationConfig.make(replace(self.config), **values)
@@ -84,12 +84,10 @@ class DecodingControls(Vertical):
             field.remove_class("-invalid")
         try:
             config = self.read()
-        except ContinuoError as e:
-            message = str(e)
+        except DecodingError as e:
             for field in self.query(Input):
-                if message.startswith(f"{field.id} "):
-                    field.add_class("-invalid")
-            error.update(message)
+                field.set_class(field.id == e.field, "-invalid")
+            error.update(str(e))
             error.set_class(True, "-shown")
             return
         error.set_class(False, "-shown")
