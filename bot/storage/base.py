@@ -102,6 +102,7 @@ class GuildData:
     jobs: list[TrainingJobRecord]  # oldest first; ids are the source store's (the target gives new ones)
     models: list[ModelVersion]  # oldest first
     current_model: str | None  # the version its pointer names
+    text_removed_at: datetime | None = None  # the last forget (see Store.text_removed_at)
 
 
 class Store(Protocol):
@@ -130,6 +131,9 @@ class Store(Protocol):
     async def clear_corpus(self, guild_id: int) -> int: ...
     async def corpus_texts(self, guild_id: int) -> list[str]: ...
     async def corpus_stats(self, guild_id: int) -> CorpusStats: ...
+    # when forget_author, forget_channel or clear_corpus last removed text: versions published before are
+    # never rolled back to and are dropped (bot.storage.versions)
+    async def text_removed_at(self, guild_id: int) -> datetime | None: ...
 
     # training jobs
     async def add_job(self, guild_id: int, requested_by: int, channel_id: int | None, epochs: int,

@@ -211,19 +211,31 @@ class PostgresStore:
             cur = await conn.execute("DELETE FROM corpus_messages WHERE guild_id = %s AND author_id = %s RETURNING kind",
                                      (guild_id, author_id))
             kinds = [r[0] for r in await cur.fetchall()]
+            await self._removed(conn, guild_id, len(kinds))
         return kinds.count("message"), kinds.count("file")
 
     async def forget_channel(self, guild_id: int, channel_id: int) -> int:
         async with self._connection() as conn:
             cur = await conn.execute("DELETE FROM corpus_messages WHERE guild_id = %s AND channel_id = %s",
                                      (guild_id, channel_id))
+            await self._removed(conn, guild_id, cur.rowcount)
             return cur.rowcount
 
     async def clear_corpus(self, guild_id: int) -> int:
         async with self._connection() as conn:
             cur = await conn.execute("DELETE FROM corpus_messages WHERE guild_id = %s", (guild_id,))
             await conn.execute("UPDATE guilds SET base_corpus = NULL WHERE id = %s", (guild_id,))
+            await self._removed(conn, guild_id, cur.rowcount)
             return cur.rowcount
+
+    @staticmethod
+    async def _removed(conn, guild_id: int, rows: int) -> None:
+        if rows > 0:  # a forget: models trained before now must not come back (bot.storage.versions)
+            await conn.execute("UPDATE guilds SET text_removed_at = %s WHERE id = %s", (utcnow(), guild_id))
+
+    async def text_removed_at(self, guild_id: int) -> datetime | None:
+        row = await self._one("SELECT text_removed_at FROM guilds WHERE id = %s", (guild_id,))
+        return _utc(row["text_removed_at"]) if row else None
 
     async def corpus_texts(self, guild_id: int) -> list[str]:
         """The server's texts, oldest first (uploads where they were added), in SQLite's order."""
@@ -388,14 +400,16 @@ class PostgresStore:
             [(r["channel_id"], _utc(r["added_at"])) for r in channels],
             [CorpusEntry(r["guild_id"], r["author_id"], r["text"], r["message_id"], r["channel_id"], r["name"],
                          _utc(r["created_at"])) for r in corpus],
-            [_job(r) for r in jobs], [_version(r) for r in models], pointer[0]["version"] if pointer else None)
+            [_job(r) for r in jobs], [_version(r) for r in models], pointer[0]["version"] if pointer else None,
+            _utc(guild[0]["text_removed_at"]))
 
     async def import_guild(self, data: GuildData) -> None:
         """Add one server's data in one transaction; a server already here is refused, never merged."""
         g = data.guild_id
         async with self._connection() as conn:
-            cur = await conn.execute("INSERT INTO guilds (id, base_corpus, created_at) VALUES (%s, %s, %s) "
-                                     "ON CONFLICT DO NOTHING", (g, data.base_corpus, data.created_at))
+            cur = await conn.execute("INSERT INTO guilds (id, base_corpus, created_at, text_removed_at) VALUES "
+                                     "(%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                                     (g, data.base_corpus, data.created_at, data.text_removed_at))
             if cur.rowcount == 0:
                 raise ContinuoError(f"server {g} already has data in {self._where()}; nothing of it was copied")
             if data.settings:

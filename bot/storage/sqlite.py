@@ -243,7 +243,9 @@ class SQLiteStore:
         counts = dict(self.db.execute("SELECT kind, COUNT(*) FROM corpus_messages WHERE guild_id = ? AND author_id = ?"
                                       " GROUP BY kind", (guild_id, author_id)).fetchall())
         with self.db:
-            self.db.execute("DELETE FROM corpus_messages WHERE guild_id = ? AND author_id = ?", (guild_id, author_id))
+            cur = self.db.execute("DELETE FROM corpus_messages WHERE guild_id = ? AND author_id = ?",
+                                  (guild_id, author_id))
+            self._removed(guild_id, cur.rowcount)
         return counts.get("message", 0), counts.get("file", 0)
 
     @on_db_thread
@@ -251,6 +253,7 @@ class SQLiteStore:
         with self.db:
             cur = self.db.execute("DELETE FROM corpus_messages WHERE guild_id = ? AND channel_id = ?",
                                   (guild_id, channel_id))
+            self._removed(guild_id, cur.rowcount)
         return cur.rowcount
 
     @on_db_thread
@@ -258,7 +261,17 @@ class SQLiteStore:
         with self.db:
             cur = self.db.execute("DELETE FROM corpus_messages WHERE guild_id = ?", (guild_id,))
             self.db.execute("UPDATE guilds SET base_corpus = NULL WHERE id = ?", (guild_id,))
+            self._removed(guild_id, cur.rowcount)
         return cur.rowcount
+
+    def _removed(self, guild_id: int, rows: int) -> None:
+        if rows > 0:  # a forget: models trained before now must not come back (bot.storage.versions)
+            self.db.execute("UPDATE guilds SET text_removed_at = ? WHERE id = ?", (_iso(utcnow()), guild_id))
+
+    @on_db_thread
+    def text_removed_at(self, guild_id: int) -> datetime | None:
+        row = self.db.execute("SELECT text_removed_at FROM guilds WHERE id = ?", (guild_id,)).fetchone()
+        return _when(row[0]) if row else None
 
     @on_db_thread
     def corpus_texts(self, guild_id: int) -> list[str]:
@@ -436,7 +449,7 @@ class SQLiteStore:
                                                  (guild_id,))],
             [ModelVersion(r["guild_id"], r["version"], _when(r["created_at"]), r["val_perplexity"], r["tokens"])
              for r in db.execute("SELECT * FROM model_versions WHERE guild_id = ? ORDER BY version", (guild_id,))],
-            pointer[0] if pointer else None)
+            pointer[0] if pointer else None, _when(guild["text_removed_at"]))
 
     @on_db_thread
     def import_guild(self, data: GuildData) -> None:
@@ -445,8 +458,8 @@ class SQLiteStore:
         with db:
             if db.execute("SELECT 1 FROM guilds WHERE id = ?", (g,)).fetchone():
                 raise ContinuoError(f"server {g} already has data in {self.path}; nothing of it was copied")
-            db.execute("INSERT INTO guilds (id, base_corpus, created_at) VALUES (?, ?, ?)",
-                       (g, data.base_corpus, _iso(data.created_at)))
+            db.execute("INSERT INTO guilds (id, base_corpus, created_at, text_removed_at) VALUES (?, ?, ?, ?)",
+                       (g, data.base_corpus, _iso(data.created_at), _iso(data.text_removed_at)))
             if data.settings:
                 names = [k for k in _SETTINGS if k in data.settings]
                 db.execute(f"INSERT INTO guild_settings (guild_id, {', '.join(names)}) VALUES "

@@ -79,17 +79,21 @@ class ModelVersions:
         return record
 
     async def rollback(self, guild_id: int) -> ModelVersion:
-        """Make the version before the current one current again."""
+        """Make the version before the current one current again; never one that learned text forgotten since."""
         current = await self.store.current_model(guild_id)
         versions = await self.store.model_versions(guild_id)
+        removed = await self.store.text_removed_at(guild_id)
         earlier = [v for v in versions if current is not None and current.version is not None
                    and v.version < current.version]
-        if not earlier:
-            raise NoEarlierVersion("this server has no earlier model version to go back to" if versions else
+        allowed = [v for v in earlier if removed is None or v.created_at > removed]
+        if not allowed:
+            raise NoEarlierVersion("the earlier model versions learned from text that was removed since; /train "
+                                   "makes a new one" if earlier else
+                                   "this server has no earlier model version to go back to" if versions else
                                    "this server has no model of its own yet: /train makes one")
-        await self._fetch(guild_id, earlier[-1].version)  # it must still be there
-        await self._switch(guild_id, earlier[-1].version)
-        return earlier[-1]
+        await self._fetch(guild_id, allowed[-1].version)  # it must still be there
+        await self._switch(guild_id, allowed[-1].version)
+        return allowed[-1]
 
     async def forget(self, guild_id: int) -> None:
         """Back to the default model, and every version deleted: none can be rolled back to (forgotten text)."""
@@ -98,10 +102,15 @@ class ModelVersions:
         await self._remove(guild_id, versions)
 
     async def prune(self, guild_id: int) -> None:
-        """Keep the newest `keep` versions and the current one; delete the rest, and leftovers of failed uploads."""
-        versions = [v.version for v in await self.store.model_versions(guild_id)]
+        """Keep the newest `keep` versions and the current one; delete the rest, versions published before text
+        was removed from the corpus (they learned it), and leftovers of failed uploads."""
+        records = await self.store.model_versions(guild_id)
+        versions = [v.version for v in records]
         current = await self.store.current_model(guild_id)
-        old = [v for v in versions[:-self.keep] if current is None or v != current.version]
+        removed = await self.store.text_removed_at(guild_id)
+        old = [v.version for i, v in enumerate(records)
+               if (i < len(records) - self.keep or (removed is not None and v.created_at <= removed))
+               and (current is None or v.version != current.version)]
         await self._remove(guild_id, old)
         newest = versions[-1] if versions else ""
         stored = await asyncio.to_thread(self.storage.versions, str(guild_id))

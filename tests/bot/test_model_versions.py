@@ -175,3 +175,21 @@ async def test_the_model_service_publishes_a_trained_bundle_and_serves_it(proces
         assert await service.model_for(B) is not model
     finally:
         service.close()
+
+
+async def test_versions_that_learned_forgotten_text_are_never_rolled_back_to(process, bundles):
+    from bot.storage import CorpusEntry
+
+    await process.store.record([CorpusEntry(A, 5, "only ann wrote zyzzyva", 1, 70), CorpusEntry(A, 6, "bob", 2, 70)])
+    await process.versions.publish(A, bundles(50.0))
+    await process.versions.publish(A, bundles(40.0))  # both learned ann's words
+    assert await process.store.text_removed_at(A) is None
+    assert await process.store.forget_author(A, 5) == (1, 0)  # /forget-me
+    assert await process.store.text_removed_at(A) is not None and await process.store.text_removed_at(B) is None
+    with pytest.raises(NoEarlierVersion, match="learned from text that was removed since"):
+        await process.versions.rollback(A)
+    retrained = await process.versions.publish(A, bundles(45.0))  # trained without them
+    assert [v.version for v in await process.store.model_versions(A)] == [retrained.version]  # the others dropped
+    assert process.storage.versions(str(A)) == [retrained.version]
+    with pytest.raises(NoEarlierVersion):
+        await process.versions.rollback(A)
