@@ -18,9 +18,9 @@ class BotSettings(BaseSettings):
     default_model: Path | None = None  # bundle used while a server has no model; default: the bundled one
     sync_commands: bool = True  # register the slash commands with Discord at start-up
     sync_guild: int | None = None  # also copy them to this server, where they show up at once (development)
-    shard_count: int | None = Field(None, ge=1)  # shards of the whole bot over all its processes; None: one unsharded connection
-    shard_ids: list[int] | None = None  # the shards this process holds (default: all of shard_count); shard 0's process syncs commands
-    identify_interval_s: float = 5.5  # seconds between IDENTIFYs of one rate-limit bucket, across processes (Discord: 5)
+    shard_count: int | None = Field(default=None, ge=1)  # shards over all the bot's processes; None: unsharded
+    shard_ids: list[int] | None = None  # shards this process holds (default: all); shard 0's process syncs commands
+    identify_interval_s: float = 5.5  # between IDENTIFYs of one rate-limit bucket, all processes (Discord: 5 s)
 
     cooldown_uses: int = 3  # continuations one user may ask for in each cooldown window
     cooldown_seconds: float = 15.0  # length of that window

@@ -1,4 +1,5 @@
 """A sharded bot: several processes, each holding a slice of the shards, taking turns to IDENTIFY."""
+
 from __future__ import annotations
 
 import asyncio
@@ -84,8 +85,13 @@ class ShardedContinuoBot(ContinuoBot, commands.AutoShardedBot):
         await super().setup_hook()
         limits = await self.fetch_session_start_limits()
         self.identify_gate.max_concurrency = max(1, limits.max_concurrency)
-        log.info("shards %s of %s; %s IDENTIFYs left today, %s at once", self.settings.shard_ids,
-                 self.shard_count, limits.remaining, limits.max_concurrency)
+        log.info(
+            "shards %s of %s; %s IDENTIFYs left today, %s at once",
+            self.settings.shard_ids,
+            self.shard_count,
+            limits.remaining,
+            limits.max_concurrency,
+        )
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         await self.identify_gate.wait_turn(shard_id or 0)
