@@ -147,7 +147,8 @@ def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
     stop()
     # 3. the neural model, epoch by epoch, with early stopping on the validation text
     mcfg = replace(mcfg.sized_for(len(train_ids), tcfg.max_minutes), vocab_size=len(tokenizer))
-    budget = _Budget(tcfg.max_minutes, report.elapsed, len(valid_ids), tcfg.batch_size)
+    budget = _Budget(tcfg.max_minutes, report.elapsed, len(valid_ids), tcfg.batch_size,
+                     mcfg.window if mcfg.every_position else 1)
     inference, state, stopped = _train_neural(train_ids, valid_ids, mcfg, tcfg, report, stop, checkpoint_dir, budget)
     # 4. the mixture: the neural model's weight that does best on the validation text
     from .generate import LanguageModel
@@ -400,11 +401,14 @@ class _Budget:
     EVAL_COST = 0.5  # a validation batch (forward pass only) against a training batch (forward and backward)
     MIN_MIX_TOKENS = 10_000  # the fewest validation tokens the mixture weight is chosen on
 
-    def __init__(self, minutes: float | None, elapsed: Callable[[], float], valid_tokens: int, batch_size: int):
+    def __init__(self, minutes: float | None, elapsed: Callable[[], float], valid_tokens: int, batch_size: int,
+                 targets_per_window: int = 1):
         self.seconds, self.elapsed = (minutes * 60 if minutes else None), elapsed
         self.valid_tokens, self.batch_size = valid_tokens, batch_size
+        self.targets_per_window = targets_per_window  # validation scores this many tokens per window it reads
         self.batch_s = 0.0  # this epoch's mean seconds per training batch
         self.compile_s: float | None = None  # the first batch, compiling included: validation's first costs as much
+        self._first_batch_s = 0.0  # this epoch's first batch
         self.validated = False
 
     def _scoring_s(self, tokens: int) -> float:
@@ -414,12 +418,17 @@ class _Budget:
         """Whether training must stop now; `batch` and `epoch_seconds` tell how long its batches take."""
         if self.seconds is None:
             return False
-        if batch:
+        if batch == 1:  # an epoch's first batch waits for the data pipeline (and, once, for compiling)
+            self._first_batch_s = epoch_seconds
             self.compile_s = epoch_seconds if self.compile_s is None else self.compile_s
-            self.batch_s = epoch_seconds / batch
+            if self.batch_s <= 0:
+                return self.elapsed() > self.seconds  # nothing measured yet to plan with
+        elif batch:
+            self.batch_s = (epoch_seconds - self._first_batch_s) / (batch - 1)
         compiling = 0.0 if self.validated else self.compile_s or 0.0
-        reserve = (self.SAVE_RESERVE_S + compiling + (self.compile_s or 0.0)
-                   + self._scoring_s(self.valid_tokens + self.MIN_MIX_TOKENS))
+        validating = self._scoring_s(self.valid_tokens // self.targets_per_window)
+        reserve = (self.SAVE_RESERVE_S + compiling + (self.compile_s or 0.0) + validating
+                   + self._scoring_s(self.valid_tokens))  # the mixture reads one window per token
         return self.elapsed() + reserve > self.seconds
 
     def deadline(self) -> float | None:
