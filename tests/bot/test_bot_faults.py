@@ -1,4 +1,4 @@
-"""Discord's faults through the double, met by the real bot: 429s, a dropped gateway, an invalid session, a cold model."""
+"""Discord's faults through the double, met by the real bot: 429s, a lost gateway, an invalid session, a cold model."""
 from __future__ import annotations
 
 import asyncio
@@ -54,7 +54,8 @@ async def test_replies_under_a_global_429_arrive_once_each(world, make_bot):
 async def test_progress_edits_under_429_arrive_in_order_and_the_last_one_stays(world, make_bot):
     double = world.double
     await make_bot()
-    uploaded = await double.slash_command(world.general, world.ann, "corpus add", {"file": ("chat.txt", CHAT.read_bytes())})
+    upload = {"file": ("chat.txt", CHAT.read_bytes())}
+    uploaded = await double.slash_command(world.general, world.ann, "corpus add", upload)
     assert "enough to /train" in (await answer(uploaded)).content
     double.rate_limit(2, retry_after=0.5, methods=("PATCH",), path=r"/messages/@original$")
     record = await double.slash_command(world.general, world.ann, "train", {"epochs": 1})

@@ -17,6 +17,7 @@ from bot.__main__ import main
 from bot.sharding import ShardedContinuoBot, make_bot
 
 IDENTIFY_WINDOW = 0.5  # the double's start limit per bucket (Discord's is 5 s), short to keep tests quick
+IDENTIFY_INTERVAL = IDENTIFY_WINDOW + 1.0  # the bots' spacing: the margin covers an IDENTIFY sent late by a busy loop
 
 
 async def guilds_on_every_shard(double: DiscordDouble, shard_count: int, per_shard: int = 2) -> list:
@@ -34,7 +35,7 @@ async def guilds_on_every_shard(double: DiscordDouble, shard_count: int, per_sha
 
 def sharded(settings, shard_ids: list[int], count: int = 2):
     return settings.model_copy(update={"shard_count": count, "shard_ids": shard_ids,
-                                       "identify_interval_s": IDENTIFY_WINDOW * 1.4})
+                                       "identify_interval_s": IDENTIFY_INTERVAL})
 
 
 @contextlib.asynccontextmanager
@@ -74,8 +75,8 @@ async def test_two_shards_in_two_clients_answer_each_server_exactly_once(world, 
             assert held == {g.id for g in guilds if shard_of(g.id, 2) == shard}
             assert all(bot.serves(g.id) == (g.id in held) for g in guilds)
 
-        records = [await double.slash_command(g.channel("general"), world.bob, "continue", {"seed": "The night", "words": 3})
-                   for g in guilds]
+        asked = {"seed": "The night", "words": 3}
+        records = [await double.slash_command(g.channel("general"), world.bob, "continue", asked) for g in guilds]
         for record in records:
             await record.wait_done(30)
         for guild, record in zip(guilds, records):
@@ -88,11 +89,11 @@ async def test_two_shards_in_two_clients_answer_each_server_exactly_once(world, 
 
 async def test_identifying_too_fast_gets_an_invalid_session_and_the_client_tries_again(world, bot_settings, tmp_path):
     double = world.double
-    double.identify_window = 3.0  # longer than the two clients' start-up difference on a busy machine
+    double.identify_window = 5.0  # Discord's: longer than the two clients' start-up difference on a busy machine
     await guilds_on_every_shard(double, 2, per_shard=1)
     # Two data folders: the processes do not share an IDENTIFY gate, as on two machines without one.
     first, second = (ShardedContinuoBot(sharded(bot_settings, [n]).model_copy(
-        update={"data_dir": tmp_path / str(n), "identify_interval_s": 3.5}), guild_ready_timeout=0.1) for n in (0, 1))
+        update={"data_dir": tmp_path / str(n), "identify_interval_s": 5.5}), guild_ready_timeout=0.1) for n in (0, 1))
     async with started_together(double, first, second):
         refused = double.invalid_sessions  # whichever came second, once; accepted after its own wait
         assert len(refused) == 1 and len(double.identifies) == 3
@@ -131,7 +132,8 @@ async def test_two_bot_processes_against_a_standalone_double(tmp_path, tiny_mode
         while len({shard_of(int(g["id"]), 2) for g in guilds}) < 2 or len(guilds) < 3:
             guilds.append(await double.add_guild(f"Server {len(guilds)}"))
         user = await double.user("ann", [g["id"] for g in guilds])
-        env = {**os.environ, "DISCORD_TOKEN": state["token"], "CONTINUO_BOT_IDENTIFY_INTERVAL_S": str(IDENTIFY_WINDOW * 1.4),
+        env = {**os.environ, "DISCORD_TOKEN": state["token"],
+               "CONTINUO_BOT_IDENTIFY_INTERVAL_S": str(IDENTIFY_INTERVAL),
                "PYTHONPATH": os.pathsep.join([str(TESTS_BOT), str(TESTS_BOT.parents[1])])}
         for shard in (0, 1):
             bots.append(await asyncio.create_subprocess_exec(

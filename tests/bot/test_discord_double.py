@@ -9,7 +9,6 @@ import discord
 import pytest
 from discord import app_commands
 from discord.ext import commands
-
 from discord_double import CommandRefused, User, command_schema_errors, run_client, would_ping
 
 
@@ -55,7 +54,8 @@ class EchoBot(commands.Bot):
         @tree.command(description="Shout a text file back")
         async def upload(interaction: discord.Interaction, file: discord.Attachment):
             text = (await file.read()).decode()
-            await interaction.response.send_message("shouted", file=discord.File(io.BytesIO(text.upper().encode()), "loud.txt"))
+            loud = discord.File(io.BytesIO(text.upper().encode()), "loud.txt")
+            await interaction.response.send_message("shouted", file=loud)
             await interaction.channel.send("a copy", file=discord.File(io.BytesIO(text.encode()), "copy.txt"))
 
         corpus = app_commands.Group(name="corpus", description="This server's corpus")
@@ -293,7 +293,8 @@ async def test_default_permissions_and_the_bots_own_check(discord_double, start_
     with pytest.raises(CommandRefused, match="lacks the permissions"):
         await discord_double.slash_command(general, ann, "admin")
     refused = await discord_double.slash_command(general, ann, "admin", enforce_permissions=False)
-    allowed = await discord_double.slash_command(general, ann, "admin", permissions=discord.Permissions(manage_guild=True))
+    manage = discord.Permissions(manage_guild=True)
+    allowed = await discord_double.slash_command(general, ann, "admin", permissions=manage)
     manager = discord_double.user("mo")
     guild.add_member(manager, [guild.add_role("managers", discord.Permissions(manage_guild=True))])
     by_role = await discord_double.slash_command(general, manager, "admin")

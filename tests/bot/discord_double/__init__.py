@@ -128,8 +128,20 @@ from .double import DiscordDouble
 from .gateway import GatewaySession
 from .interactions import CommandRefused, InteractionRecord, command_schema_errors
 from .rest import Rejection, RequestRecord
-from .world import (DIRECT_MESSAGES, GUILD_MESSAGES, GUILDS, MESSAGE_CONTENT, Attachment, Channel, Guild, Member,
-                    Message, Role, User, would_ping)
+from .world import (
+                    DIRECT_MESSAGES,
+                    GUILD_MESSAGES,
+                    GUILDS,
+                    MESSAGE_CONTENT,
+                    Attachment,
+                    Channel,
+                    Guild,
+                    Member,
+                    Message,
+                    Role,
+                    User,
+                    would_ping,
+)
 
 __all__ = [
     "DIRECT_MESSAGES", "GUILD_MESSAGES", "GUILDS", "MESSAGE_CONTENT", "Attachment", "Channel", "CommandRefused",

@@ -47,8 +47,9 @@ def add_control_routes(app: web.Application, double: DiscordDouble) -> None:
     async def slash(request: web.Request) -> web.Response:
         body = await request.json()
         channel, user = double.channels[int(body["channel"])], double.users[int(body["user"])]
+        options = {name: _option(double, value) for name, value in (body.get("options") or {}).items()}
         try:
-            record = await double.slash_command(channel, user, body["name"], body.get("options") or {})
+            record = await double.slash_command(channel, user, body["name"], options)
         except (CommandRefused, RuntimeError) as refused:  # RuntimeError: no client holds that server
             return _json({"refused": str(refused)}, status=400)
         return _json(_interaction(record))
@@ -86,10 +87,20 @@ def add_control_routes(app: web.Application, double: DiscordDouble) -> None:
     app.router.add_post("/_double/faults/{kind}", fault)
 
 
+def _option(double: DiscordDouble, value: Any) -> Any:
+    """{"channel": ID} is that channel, {"file": NAME, "text": TEXT} an attachment; other values are as sent."""
+    if isinstance(value, dict) and "channel" in value:
+        return double.channels[int(value["channel"])]
+    if isinstance(value, dict) and "file" in value:
+        return value["file"], value["text"].encode()
+    return value
+
+
 def summary(double: DiscordDouble) -> dict:
     """What a test in another process asserts on (the in-process attributes of the same names)."""
     return {
         "port": double.port, "token": double.token, "application_id": str(double.application_id),
+        "owner": str(double.owner.id),  # owns every server: may use the Manage Server commands
         "guilds": [_guild(g) for g in double.guilds],
         "sessions": [{"id": s.id, "shard": s.shard, "connected": s.ws is not None and not s.ws.closed,
                       "ended": s.ended, "resumes": s.resumes} for s in double.sessions.values()],
@@ -110,6 +121,7 @@ def _interaction(record: InteractionRecord) -> dict:
     original = record.original
     return {"id": str(record.id), "name": record.name, "response_type": record.response_type,
             "content": record.content, "done": original is not None and not original.loading,
+            "done_latency": record.done_latency,  # seconds from the event to an answer with content
             "callbacks": len(record.callbacks), "followups": [m.content for m in record.followups],
             "shards": [s.shard for s in record.sessions], "sessions": [s.id for s in record.sessions]}
 
@@ -149,6 +161,7 @@ class RemoteDouble:
         return await self._call("POST", "users", {"name": name, "guilds": list(guilds)})
 
     async def slash_command(self, channel: str, user: str, name: str, options: dict | None = None) -> dict:
+        """Option values as JSON; a channel is {"channel": ID}, an attachment {"file": NAME, "text": TEXT}."""
         return await self._call("POST", "slash", {"channel": channel, "user": user, "name": name, "options": options})
 
     async def interaction(self, interaction_id: str) -> dict:
@@ -159,7 +172,7 @@ class RemoteDouble:
                                                      "dispatch": dispatch})
 
     async def fault(self, kind: str) -> dict:
-        """"drop" (connections lost, clients resume), "invalidate" (op 9: clients IDENTIFY again) or "reconnect" (op 7)."""
+        """"drop" (connections lost: clients resume), "invalidate" (op 9: they IDENTIFY again), "reconnect" (op 7)."""
         return await self._call("POST", f"faults/{kind}")
 
     async def wait_for(self, check, timeout: float = 30.0, what: str = "a condition", every: float = 0.1):

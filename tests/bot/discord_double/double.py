@@ -5,8 +5,9 @@ import asyncio
 import contextlib
 import itertools
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 import discord
@@ -16,9 +17,23 @@ from discord import MessageType
 
 from .gateway import Gateway, GatewaySession
 from .interactions import CommandRefused, InteractionRecord, UserActions
-from .rest import RequestRecord, Rejection, RestRoutes
-from .world import (DEFAULT_BOT_PERMISSIONS, DIRECT_MESSAGES, DM_CHANNEL, GUILD_MESSAGES, MENTION, PRIVILEGED_INTENTS,
-                    USER_CONTENT_LIMIT, Attachment, Channel, Guild, Message, User, _Ids, permission_value)
+from .rest import Rejection, RequestRecord, RestRoutes
+from .world import (
+    DEFAULT_BOT_PERMISSIONS,
+    DIRECT_MESSAGES,
+    DM_CHANNEL,
+    GUILD_MESSAGES,
+    MENTION,
+    PRIVILEGED_INTENTS,
+    USER_CONTENT_LIMIT,
+    Attachment,
+    Channel,
+    Guild,
+    Message,
+    User,
+    _Ids,
+    permission_value,
+)
 
 
 class DiscordDouble(Gateway, RestRoutes, UserActions):
@@ -44,7 +59,7 @@ class DiscordDouble(Gateway, RestRoutes, UserActions):
         self._global_until = 0.0  # loop time until which a global rate limit refuses requests
         self.recommended_shards = recommended_shards  # the "shards" of GET /gateway/bot
         self.max_concurrency = max_concurrency  # IDENTIFY buckets: shard_id % max_concurrency
-        self.identify_window = identify_window  # seconds between IDENTIFYs of one bucket, else op 9 (Discord: 5); 0: off
+        self.identify_window = identify_window  # seconds between IDENTIFYs of a bucket, else op 9 (Discord: 5); 0: off
         self.session_start_total = 1000  # IDENTIFYs a day
         self.invalid_sessions: list[tuple[int, int] | None] = []  # shards refused with op 9 for identifying too fast
         self._last_identify: dict[int, float] = {}
@@ -157,7 +172,8 @@ class DiscordDouble(Gateway, RestRoutes, UserActions):
         """Bytes the double serves back at the returned attachment's url."""
         attachment_id = self.ids()
         url = f"{self.base_url}/attachments/{channel.id}/{attachment_id}/{quote(filename)}"
-        kind = content_type or ("text/plain; charset=utf-8" if filename.endswith(".txt") else "application/octet-stream")
+        text = filename.endswith(".txt")
+        kind = content_type or ("text/plain; charset=utf-8" if text else "application/octet-stream")
         attachment = Attachment(attachment_id, filename, data, kind, url, description)
         self.attachments[attachment_id] = attachment
         return attachment
@@ -232,7 +248,8 @@ class DiscordDouble(Gateway, RestRoutes, UserActions):
                            dispatch: bool = True) -> Message:
         """A user posts a message (MESSAGE_CREATE); ``dispatch=False`` only adds it to the history."""
         if len(content) > USER_CONTENT_LIMIT:
-            raise CommandRefused(f"Discord does not let users send {len(content)} characters (at most {USER_CONTENT_LIMIT})")
+            raise CommandRefused(f"Discord does not let users send {len(content)} characters "
+                                 f"(at most {USER_CONTENT_LIMIT})")
         if channel.guild is not None:
             channel.guild.member(author)
         found = [self.users[int(u)] for u, _, _ in MENTION.findall(content) if u and int(u) in self.users]
@@ -247,7 +264,7 @@ class DiscordDouble(Gateway, RestRoutes, UserActions):
 
     async def edit_message(self, message: Message, content: str) -> Message:
         """A user edits their message (MESSAGE_UPDATE)."""
-        message.content, message.edited = content, datetime.now(timezone.utc).isoformat()
+        message.content, message.edited = content, datetime.now(UTC).isoformat()
         message.edits.append({"content": content})
         await self._dispatch_message("MESSAGE_UPDATE", message)
         self._notify()

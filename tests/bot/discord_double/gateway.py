@@ -12,8 +12,17 @@ import discord
 from aiohttp import WSMsgType, web
 from discord.gateway import DiscordWebSocket as Op  # its opcode constants: Op.HELLO, Op.IDENTIFY, ...
 
-from .world import (DIRECT_MESSAGES, GUILD_MEMBERS, GUILD_MESSAGES, GUILD_PRESENCES, GUILDS, MESSAGE_CONTENT,
-                    PRIVILEGED_INTENTS, Guild, Message)
+from .world import (
+    DIRECT_MESSAGES,
+    GUILD_MEMBERS,
+    GUILD_MESSAGES,
+    GUILD_PRESENCES,
+    GUILDS,
+    MESSAGE_CONTENT,
+    PRIVILEGED_INTENTS,
+    Guild,
+    Message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +72,8 @@ class Gateway:
     async def _gateway_socket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
-        await ws.send_str(json.dumps({"op": Op.HELLO, "d": {"heartbeat_interval": int(self.heartbeat_interval * 1000)}}))
+        hello = {"heartbeat_interval": int(self.heartbeat_interval * 1000)}
+        await ws.send_str(json.dumps({"op": Op.HELLO, "d": hello}))
         session: GatewaySession | None = None
         async for frame in ws:
             if frame.type != WSMsgType.TEXT:
@@ -123,9 +133,10 @@ class Gateway:
             return None
         session = GatewaySession(secrets.token_hex(16), intents, shard, ws=ws)
         self.sessions[session.id] = session
-        flags = discord.ApplicationFlags(gateway_presence_limited=bool(self.privileged_intents & GUILD_PRESENCES),
-                                         gateway_guild_members_limited=bool(self.privileged_intents & GUILD_MEMBERS),
-                                         gateway_message_content_limited=bool(self.privileged_intents & MESSAGE_CONTENT)).value
+        enabled = self.privileged_intents
+        flags = discord.ApplicationFlags(gateway_presence_limited=bool(enabled & GUILD_PRESENCES),
+                                         gateway_guild_members_limited=bool(enabled & GUILD_MEMBERS),
+                                         gateway_message_content_limited=bool(enabled & MESSAGE_CONTENT)).value
         guilds = [g for g in self.guilds if session.receives(g.id)]
         ready = {
             "v": 10, "user": {**self.bot_user.to_json(), "verified": True, "mfa_enabled": False},
@@ -223,7 +234,7 @@ class Gateway:
         await self.wait_for(lambda: not self.connected, 10.0, "the dropped connections to close")
 
     async def invalidate_sessions(self) -> None:
-        """Op 9 with d=false to every client: its session is gone, it must IDENTIFY again (events in between are lost)."""
+        """Op 9 with d=false to every client: its session is gone, it must IDENTIFY again (events meanwhile lost)."""
         for session in [s for s in self.sessions.values() if not s.ended]:
             session.ended = True
             if session.ws is not None and not session.ws.closed:

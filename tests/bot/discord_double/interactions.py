@@ -4,13 +4,25 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import discord
-from discord import AppCommandOptionType as Option, AppCommandType, ComponentType, InteractionResponseType as Response
-from discord import InteractionType
+from discord import AppCommandOptionType as Option
+from discord import AppCommandType, ComponentType, InteractionType
+from discord import InteractionResponseType as Response
 
-from .world import ADMINISTRATOR, ATTACHMENT_SIZE_LIMIT, Attachment, Channel, Guild, Message, Role, User, permission_value
+from .world import (
+    ADMINISTRATOR,
+    ATTACHMENT_SIZE_LIMIT,
+    Attachment,
+    Channel,
+    Guild,
+    Message,
+    Role,
+    User,
+    permission_value,
+)
 
 if TYPE_CHECKING:
     from .double import DiscordDouble
@@ -117,7 +129,9 @@ class InteractionRecord:
 
     @property
     def choices(self) -> list[dict] | None:
-        return self.response["data"].get("choices", []) if self.response_type == Response.autocomplete_result.value else None
+        if self.response_type != Response.autocomplete_result.value:
+            return None
+        return self.response["data"].get("choices", [])
 
     @property
     def content(self) -> str | None:

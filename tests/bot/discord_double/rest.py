@@ -6,17 +6,30 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from discord import AppCommandType, InteractionResponseType as Response, InteractionType, MessageType
+from discord import AppCommandType, InteractionType, MessageType
+from discord import InteractionResponseType as Response
 
 from .interactions import CHAT_INPUT, InteractionRecord, command_schema_errors
-from .world import (ATTACHMENT_SIZE_LIMIT, CONTENT_LIMIT, EMBED_FIELD_LIMITS, EMBED_TOTAL_LIMIT, EMBEDS_LIMIT,
-                    EPHEMERAL, LOADING, Attachment, Channel, Message, would_ping)
+from .world import (
+    ATTACHMENT_SIZE_LIMIT,
+    CONTENT_LIMIT,
+    EMBED_FIELD_LIMITS,
+    EMBED_TOTAL_LIMIT,
+    EMBEDS_LIMIT,
+    EPHEMERAL,
+    LOADING,
+    Attachment,
+    Channel,
+    Message,
+    would_ping,
+)
 
 MESSAGE, DEFERRED = Response.channel_message.value, Response.deferred_channel_message.value
 DEFERRED_UPDATE, UPDATE = Response.deferred_message_update.value, Response.message_update.value
@@ -432,7 +445,8 @@ class RestRoutes:
                 if len(item.get("name") or "") > 256 or len(item.get("value") or "") > 1024:
                     errors[f"embeds.{index}.fields.{n}"] = "Field name over 256 or value over 1024 characters."
             total += sum(len(embed.get(k) or "") for k in ("title", "description"))
-            total += len((embed.get("footer") or {}).get("text") or "") + len((embed.get("author") or {}).get("name") or "")
+            total += len((embed.get("footer") or {}).get("text") or "")
+            total += len((embed.get("author") or {}).get("name") or "")
             total += sum(len(f.get("name") or "") + len(f.get("value") or "") for f in fields)
         if total > EMBED_TOTAL_LIMIT:
             errors["embeds"] = f"Embed size exceeds maximum size of {EMBED_TOTAL_LIMIT}"
@@ -486,5 +500,5 @@ class RestRoutes:
         self._fill(message, body, files)
         message.edits.append(body)
         if not was_loading:
-            message.edited = datetime.now(timezone.utc).isoformat()
+            message.edited = datetime.now(UTC).isoformat()
         await self._dispatch_message("MESSAGE_UPDATE", message)

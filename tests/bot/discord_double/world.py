@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import discord
 from discord import ChannelType, MessageType
@@ -62,7 +63,7 @@ class _Ids:
 def snowflake_time(snowflake: int) -> str:
     """ISO timestamp encoded in a snowflake."""
     ms = (snowflake >> 22) + DISCORD_EPOCH_MS
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
 
 
 def permission_value(permissions: int | discord.Permissions) -> int:
@@ -107,7 +108,7 @@ class Member:
     user: User
     guild: Guild
     roles: list[Role] = field(default_factory=list)
-    joined: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    joined: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def __repr__(self) -> str:
         return f"<Member {self.user.name} of {self.guild.name}>"
@@ -154,7 +155,8 @@ class Channel:
 
     def to_json(self) -> dict:
         if self.guild is None:
-            return {"id": str(self.id), "type": DM_CHANNEL, "recipients": [self.recipient.to_json()], "last_message_id": None}
+            return {"id": str(self.id), "type": DM_CHANNEL, "recipients": [self.recipient.to_json()],
+                    "last_message_id": None}
         return {"id": str(self.id), "type": self.type, "name": self.name, "position": self.position,
                 "guild_id": str(self.guild.id), "permission_overwrites": [], "nsfw": False, "topic": None,
                 "parent_id": None, "rate_limit_per_user": 0, "last_message_id": None, "flags": 0,
