@@ -129,18 +129,18 @@ from .gateway import GatewaySession
 from .interactions import CommandRefused, InteractionRecord, command_schema_errors
 from .rest import Rejection, RequestRecord
 from .world import (
-                    DIRECT_MESSAGES,
-                    GUILD_MESSAGES,
-                    GUILDS,
-                    MESSAGE_CONTENT,
-                    Attachment,
-                    Channel,
-                    Guild,
-                    Member,
-                    Message,
-                    Role,
-                    User,
-                    would_ping,
+    DIRECT_MESSAGES,
+    GUILD_MESSAGES,
+    GUILDS,
+    MESSAGE_CONTENT,
+    Attachment,
+    Channel,
+    Guild,
+    Member,
+    Message,
+    Role,
+    User,
+    would_ping,
 )
 
 __all__ = [
