@@ -1,4 +1,5 @@
 """The bot's decoding options, in one place: /continue, replies to mentions and training samples all use them."""
+
 from __future__ import annotations
 
 from core import GenerationConfig
@@ -9,11 +10,22 @@ from .storage import GuildSettings
 SAMPLE_WORDS = 20  # length of the sample shown when a training ends
 
 
-def decoding(settings: BotSettings, server: GuildSettings, *, words: int | None = None,
-             temperature: float | None = None, top_p: float | None = None, variants: int = 1) -> GenerationConfig:
+def decoding(
+    settings: BotSettings,
+    server: GuildSettings,
+    *,
+    words: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    variants: int = 1,
+) -> GenerationConfig:
     """Sampling with the server's defaults, unless the asker chose otherwise."""
     return GenerationConfig.make(
-        max_new_tokens=words or server.words, do_sample=True,
+        max_new_tokens=words or server.words,
+        do_sample=True,
         temperature=temperature if temperature is not None else server.temperature,
-        top_p=top_p if top_p is not None else 1.0, top_k=settings.top_k, num_return_sequences=variants,
-        no_repeat_ngram_size=settings.no_repeat_ngram_size)
+        top_p=top_p if top_p is not None else 1.0,
+        top_k=settings.top_k,
+        num_return_sequences=variants,
+        no_repeat_ngram_size=settings.no_repeat_ngram_size,
+    )

@@ -1,4 +1,5 @@
 """A server's corpus as its model trains on it: the bundled base corpus first, then the server's own texts."""
+
 from __future__ import annotations
 
 import asyncio

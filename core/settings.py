@@ -1,4 +1,5 @@
 """Settings read from the environment (prefix CONTINUO_) or a .env file."""
+
 from functools import lru_cache
 from pathlib import Path
 

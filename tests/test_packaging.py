@@ -1,4 +1,5 @@
 """A built wheel works outside the checkout: the bundled corpora ship as package data, and `continuo` trains on one."""
+
 from __future__ import annotations
 
 import os
@@ -58,14 +59,32 @@ def test_the_wheel_ships_the_corpora_and_trains_from_another_folder(installed, t
     elsewhere.mkdir()
     python, continuo = installed / "bin" / "python", installed / "bin" / "continuo"
 
-    where = run(python, "-c", "import core, corpora; print(core.__file__); print(corpora.__file__)", cwd=elsewhere, env=env)
-    assert all(Path(line).is_relative_to(installed) for line in where.split()), where  # the wheel's copy, not the checkout
+    where = run(
+        python, "-c", "import core, corpora; print(core.__file__); print(corpora.__file__)", cwd=elsewhere, env=env
+    )
+    assert all(Path(line).is_relative_to(installed) for line in where.split()), (
+        where
+    )  # the wheel's copy, not the checkout
 
     listing = run(continuo, "corpora", cwd=elsewhere, env=env)
     assert "verse" in listing and "chat" in listing
     assert "**" not in listing and "`" not in listing  # plain text, not the cards' markdown
 
-    run(continuo, "train", "verse", "--units", "8", "--embedding-dim", "8", "--window", "4", "--epochs", "1",
-        "--quiet", cwd=elsewhere, env=env)
+    run(
+        continuo,
+        "train",
+        "verse",
+        "--units",
+        "8",
+        "--embedding-dim",
+        "8",
+        "--window",
+        "4",
+        "--epochs",
+        "1",
+        "--quiet",
+        cwd=elsewhere,
+        env=env,
+    )
     assert (tmp_path / "home" / "models" / "verse" / "card.json").is_file()
     assert not list(elsewhere.iterdir())  # nothing written where it ran

@@ -1,4 +1,5 @@
 """`python -m tui [MODEL]`: the same as `continuo tui [MODEL]`."""
+
 import argparse
 import sys
 

@@ -1,10 +1,11 @@
 """The Textual app: holds the active model and decoding options, and switches between its screens."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import partial
 from multiprocessing import resource_tracker
 from pathlib import Path
-from typing import Iterable
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -25,8 +26,10 @@ from .screens.models import ModelsScreen
 from .screens.train import TrainScreen
 from .suggester import ModelSuggester
 
-NO_DEFAULT_MODEL = ("the default model is not trained yet: train one on the Train screen (F3), "
-                    "pick one on the Models screen (F4), or start with `continuo tui MODEL`")
+NO_DEFAULT_MODEL = (
+    "the default model is not trained yet: train one on the Train screen (F3), "
+    "pick one on the Models screen (F4), or start with `continuo tui MODEL`"
+)
 
 
 class ContinuoApp(WorkerSafetyNet, App[None]):
@@ -48,8 +51,13 @@ class ContinuoApp(WorkerSafetyNet, App[None]):
     model_note = var("loading the model…")  # why there is no model, while there is none
     generation: var[GenerationConfig] = var(GenerationConfig)  # decoding options for ghost text and variants
 
-    def __init__(self, model: str | Path | LanguageModel | None = None, *, train_source: str | None = None,
-                 config: TuiConfig | None = None) -> None:
+    def __init__(
+        self,
+        model: str | Path | LanguageModel | None = None,
+        *,
+        train_source: str | None = None,
+        config: TuiConfig | None = None,
+    ) -> None:
         super().__init__()
         # Training processes need multiprocessing's resource tracker, which cannot start once Textual has
         # replaced sys.stderr (its fileno() is -1): start it now, while the real one is in place.
@@ -136,10 +144,16 @@ class ContinuoApp(WorkerSafetyNet, App[None]):
                 if isinstance(binding, Binding) and binding.description and binding.description not in seen:
                     seen.add(binding.description)
                     key = binding.key_display or self.get_key_display(binding)
-                    yield SystemCommand(binding.description, f"{binding.tooltip or binding.description} ({key})",
-                                        partial(self.run_action, binding.action, node))
+                    yield SystemCommand(
+                        binding.description,
+                        f"{binding.tooltip or binding.description} ({key})",
+                        partial(self.run_action, binding.action, node),
+                    )
         yield from getattr(screen, "extra_commands", lambda: ())()
         for stored in ModelStore().list():
             if stored.card is not None and stored.path != self.model_path:
-                yield SystemCommand(f"Use model {stored.name}", f"trained on {stored.card.corpus or '?'}",
-                                    partial(self.open_model, stored.path))
+                yield SystemCommand(
+                    f"Use model {stored.name}",
+                    f"trained on {stored.card.corpus or '?'}",
+                    partial(self.open_model, stored.path),
+                )

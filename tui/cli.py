@@ -1,4 +1,5 @@
 """`continuo tui [MODEL]`: the sub-command that opens the terminal UI."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,13 +7,19 @@ from pathlib import Path
 
 NAME = "tui"
 HELP = "open the terminal UI: live completion, training and models"
-DESCRIPTION = ("Open Continuo's terminal UI on the default model, or on MODEL: a model name, a model folder, "
-               "or a bundled corpus or text file to train a model on.")
+DESCRIPTION = (
+    "Open Continuo's terminal UI on the default model, or on MODEL: a model name, a model folder, "
+    "or a bundled corpus or text file to train a model on."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", nargs="?", metavar="MODEL",
-                        help="a model name or folder; or a bundled corpus name or text file to train on")
+    parser.add_argument(
+        "model",
+        nargs="?",
+        metavar="MODEL",
+        help="a model name or folder; or a bundled corpus name or text file to train on",
+    )
 
 
 def register(commands) -> None:
@@ -33,8 +40,9 @@ def resolve_target(target: str | None) -> tuple[str | Path | None, str | None]:
     except BundleError:
         if find_corpus(target) is not None or Path(target).expanduser().is_file():
             return None, target
-        raise BundleError(f"{target!r} is not a model, a bundled corpus or a text file; "
-                          "`continuo models` lists the models") from None
+        raise BundleError(
+            f"{target!r} is not a model, a bundled corpus or a text file; `continuo models` lists the models"
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:

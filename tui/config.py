@@ -1,4 +1,5 @@
 """The TUI's defaults: friendly decoding options and how much of each kind of suggestion to show."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,8 +1,10 @@
 """Runs blocking model calls off the event loop, one at a time, dropping calls that newer ones made stale."""
+
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class Stale(Exception):

@@ -1,8 +1,9 @@
 """Ghost text from the model as a Textual Suggester: the value typed so far plus the model's completion of it."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from textual.cache import LRUCache
 from textual.suggester import Suggester
@@ -12,8 +13,9 @@ from core import ContinuoError, GenerationConfig, LanguageModel
 from .gate import ModelGate, Stale
 
 
-def complete_unless(superseded: Callable[[], bool], model: LanguageModel, text: str,
-                    config: GenerationConfig) -> str | None:
+def complete_unless(
+    superseded: Callable[[], bool], model: LanguageModel, text: str, config: GenerationConfig
+) -> str | None:
     """`model.complete(text, config)`, given up (None) at the next token once `superseded()`: a keystroke
     makes the previous one's ghost useless, and the model is free for the new text within one step."""
     return model.complete(text, config, should_stop=superseded)
@@ -38,8 +40,9 @@ class ModelSuggester(Suggester):
     def use(self, model: LanguageModel | None, config: GenerationConfig) -> None:
         """Suggest with this model and these options from now on."""
         # a fixed sampling seed keeps the ghost still while the text does not change
-        config = replace(config, num_return_sequences=1, num_beams=1,
-                         seed=self.ghost_seed if config.seed is None else config.seed)
+        config = replace(
+            config, num_return_sequences=1, num_beams=1, seed=self.ghost_seed if config.seed is None else config.seed
+        )
         if model is not self._model or config != self._config:
             self._model, self._config, self._epoch = model, config, self._epoch + 1
             self._cache.clear()

@@ -1,11 +1,12 @@
 """Keeps native libraries' stderr (TensorFlow's C++ logs, training processes) off the screen Textual draws on."""
+
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 @contextlib.contextmanager
@@ -25,11 +26,11 @@ def native_stderr_to(log: Path) -> Iterator[None]:
     with open(log, "ab") as sink:
         os.dup2(sink.fileno(), 2)
     terminal = os.fdopen(terminal_fd, "w", buffering=1, encoding=original.encoding, errors=original.errors)
-    sys.__stderr__ = sys.stderr = terminal  # Textual's driver writes to sys.__stderr__
+    sys.__stderr__ = sys.stderr = terminal  # type: ignore[misc]  # Textual's driver writes to sys.__stderr__
     try:
         yield
     finally:
         terminal.flush()
         os.dup2(terminal_fd, 2)
-        sys.__stderr__ = sys.stderr = original
+        sys.__stderr__ = sys.stderr = original  # type: ignore[misc]  # the real one back
         terminal.close()

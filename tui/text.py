@@ -2,6 +2,7 @@
 
 Spacing and unfinished words follow the core's tokenizer (Tokenizer.continuation, Tokenizer.unfinished_word).
 """
+
 from __future__ import annotations
 
 import re
@@ -30,5 +31,5 @@ def appended(text: str, token: str, tokenizer: Tokenizer) -> str:
     tokens = tokenizer.split(text)
     stem = tokenizer.unfinished_word(text, tokens)
     if stem and token.startswith(stem):
-        return token[len(stem):]
+        return token[len(stem) :]
     return tokenizer.continuation(text, tokens).text([token])

@@ -1,4 +1,5 @@
 """Continuing text: /continue, the "Continue this message" menu, and replies to mentions."""
+
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,7 @@ from discord.ext import commands
 from core import ContinuoError
 
 from ..bot import ContinuoBot
-from ..checks import cooldown
+from ..checks import cooldown, guild_id
 from ..decoding import decoding
 from ..replies import answer
 from ..text import format_continuations
@@ -38,38 +39,55 @@ class ContinueText(commands.Cog):
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
 
-    async def continuation(self, guild_id: int, seed: str, words: int | None = None, temperature: float | None = None,
-                           top_p: float | None = None, variants: int = 1) -> str:
+    async def continuation(
+        self,
+        guild_id: int,
+        seed: str,
+        words: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        variants: int = 1,
+    ) -> str:
         """The reply to a seed: the seed in bold, each continuation after it, safe to send as it is."""
         seed = seed.strip()[-MAX_SEED_CHARS:].rstrip()
         if not seed:
             raise NothingToContinue("there is no text to continue: give a few words")
         server = await self.bot.store.guild_settings(guild_id)
-        config = decoding(self.bot.settings, server, words=words, temperature=temperature, top_p=top_p,
-                          variants=variants)
+        config = decoding(
+            self.bot.settings, server, words=words, temperature=temperature, top_p=top_p, variants=variants
+        )
         return format_continuations(seed, await self.bot.models.generate(guild_id, seed, config))
 
     async def answer(self, interaction: discord.Interaction, reply) -> None:
         await answer(interaction, reply, self.bot.settings.defer_after_s)
 
     @app_commands.command(name="continue", description="Continue a sentence in this server's voice")
-    @app_commands.describe(seed="the beginning of the text to continue", words="how many words to add",
-                           temperature="lower is safer, higher is wilder (default: the server's setting)",
-                           top_p="only sample among the likeliest words holding this much probability",
-                           variants="how many different continuations to show")
+    @app_commands.describe(
+        seed="the beginning of the text to continue",
+        words="how many words to add",
+        temperature="lower is safer, higher is wilder (default: the server's setting)",
+        top_p="only sample among the likeliest words holding this much probability",
+        variants="how many different continuations to show",
+    )
     @app_commands.guild_only()
     @app_commands.check(cooldown)
-    async def continue_(self, interaction: discord.Interaction, seed: app_commands.Range[str, 1, MAX_SEED_CHARS],
-                        words: app_commands.Range[int, 1, 200] | None = None,
-                        temperature: app_commands.Range[float, 0.05, 3.0] | None = None,
-                        top_p: app_commands.Range[float, 0.01, 1.0] | None = None,
-                        variants: app_commands.Range[int, 1, 5] = 1) -> None:
-        await self.answer(interaction, self.continuation(interaction.guild_id, seed, words, temperature, top_p, variants))
+    async def continue_(
+        self,
+        interaction: discord.Interaction,
+        seed: app_commands.Range[str, 1, MAX_SEED_CHARS],
+        words: app_commands.Range[int, 1, 200] | None = None,
+        temperature: app_commands.Range[float, 0.05, 3.0] | None = None,
+        top_p: app_commands.Range[float, 0.01, 1.0] | None = None,
+        variants: app_commands.Range[int, 1, 5] = 1,
+    ) -> None:
+        await self.answer(
+            interaction, self.continuation(guild_id(interaction), seed, words, temperature, top_p, variants)
+        )
 
     async def continue_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
         if not message.content.strip():
             raise NothingToContinue("that message has no text to continue")
-        await self.answer(interaction, self.continuation(interaction.guild_id, message.content))
+        await self.answer(interaction, self.continuation(guild_id(interaction), message.content))
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:

@@ -1,4 +1,5 @@
 """The one error handler: every failed application command ends in a short private message."""
+
 from __future__ import annotations
 
 import logging
@@ -47,16 +48,19 @@ class Errors(commands.Cog):
         self._previous = bot.tree.on_error
 
     async def cog_load(self) -> None:
-        self.bot.tree.on_error = self.on_app_command_error
+        self.bot.tree.error(self.on_app_command_error)
 
     async def cog_unload(self) -> None:
-        self.bot.tree.on_error = self._previous
+        self.bot.tree.error(self._previous)
 
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         message = describe(error, interaction)
         if message is None:
-            log.error("command %s failed", interaction.command and interaction.command.qualified_name,
-                      exc_info=getattr(error, "original", error))
+            log.error(
+                "command %s failed",
+                interaction.command and interaction.command.qualified_name,
+                exc_info=getattr(error, "original", error),
+            )
             message = APOLOGY
         await tell(interaction, message)
 

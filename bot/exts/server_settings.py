@@ -1,4 +1,5 @@
 """/settings: a server's defaults for /continue, replies to mentions, and automatic retraining."""
+
 from __future__ import annotations
 
 import discord
@@ -6,20 +7,25 @@ from discord import app_commands
 from discord.ext import commands
 
 from ..bot import ContinuoBot
-from ..checks import manage_server
+from ..checks import guild, guild_id, manage_server
 from ..storage import GuildSettings
 from ..text import safe
 
 
 def describe(settings: GuildSettings) -> str:
-    retrain = (f"when the corpus has grown by {settings.retrain_growth:.0%} since the last training"
-               if settings.retrain_growth > 0 else "off")
-    return "\n".join([
-        f"Temperature: {settings.temperature:g}",
-        f"Length: {settings.words} words",
-        f"Reply when mentioned: {'on' if settings.reply_on_mention else 'off'}",
-        f"Automatic retraining: {retrain}",
-    ])
+    retrain = (
+        f"when the corpus has grown by {settings.retrain_growth:.0%} since the last training"
+        if settings.retrain_growth > 0
+        else "off"
+    )
+    return "\n".join(
+        [
+            f"Temperature: {settings.temperature:g}",
+            f"Length: {settings.words} words",
+            f"Reply when mentioned: {'on' if settings.reply_on_mention else 'off'}",
+            f"Automatic retraining: {retrain}",
+        ]
+    )
 
 
 class ServerSettings(commands.Cog):
@@ -27,28 +33,39 @@ class ServerSettings(commands.Cog):
         self.bot = bot
 
     @app_commands.command(name="settings", description="Show or change this server's settings")
-    @app_commands.describe(temperature="/continue's default temperature (lower is safer, higher is wilder)",
-                           words="/continue's default length in words",
-                           reply_on_mention="continue the text of messages that mention me",
-                           retrain_growth_percent="retrain automatically once the corpus grew by this much (0: never)")
+    @app_commands.describe(
+        temperature="/continue's default temperature (lower is safer, higher is wilder)",
+        words="/continue's default length in words",
+        reply_on_mention="continue the text of messages that mention me",
+        retrain_growth_percent="retrain automatically once the corpus grew by this much (0: never)",
+    )
     @app_commands.guild_only()
     @app_commands.default_permissions(manage_guild=True)
     @manage_server
-    async def settings(self, interaction: discord.Interaction,
-                       temperature: app_commands.Range[float, 0.05, 3.0] | None = None,
-                       words: app_commands.Range[int, 1, 200] | None = None,
-                       reply_on_mention: bool | None = None,
-                       retrain_growth_percent: app_commands.Range[int, 0, 1000] | None = None) -> None:
-        changes = {name: value for name, value in (
-            ("temperature", temperature), ("words", words), ("reply_on_mention", reply_on_mention),
-            ("retrain_growth", None if retrain_growth_percent is None else retrain_growth_percent / 100),
-        ) if value is not None}
+    async def settings(
+        self,
+        interaction: discord.Interaction,
+        temperature: app_commands.Range[float, 0.05, 3.0] | None = None,
+        words: app_commands.Range[int, 1, 200] | None = None,
+        reply_on_mention: bool | None = None,
+        retrain_growth_percent: app_commands.Range[int, 0, 1000] | None = None,
+    ) -> None:
+        changes = {
+            name: value
+            for name, value in (
+                ("temperature", temperature),
+                ("words", words),
+                ("reply_on_mention", reply_on_mention),
+                ("retrain_growth", None if retrain_growth_percent is None else retrain_growth_percent / 100),
+            )
+            if value is not None
+        }
         if changes:
-            current = await self.bot.store.update_guild_settings(interaction.guild_id, **changes)
-            title = f"Updated the settings of **{safe(interaction.guild.name)}**:"
+            current = await self.bot.store.update_guild_settings(guild_id(interaction), **changes)
+            title = f"Updated the settings of **{safe(guild(interaction).name)}**:"
         else:
-            current = await self.bot.store.guild_settings(interaction.guild_id)
-            title = f"Settings of **{safe(interaction.guild.name)}**:"
+            current = await self.bot.store.guild_settings(guild_id(interaction))
+            title = f"Settings of **{safe(guild(interaction).name)}**:"
         await interaction.response.send_message(f"{title}\n{describe(current)}", ephemeral=True)
 
 

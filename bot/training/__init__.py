@@ -1,4 +1,5 @@
 """Training servers' models: the queue that runs jobs, the policy that retrains, the messages that report them."""
+
 from . import messages
 from .queue import AlreadyTraining, Display, Ticket, TrainingQueue
 from .retrain import RetrainPolicy

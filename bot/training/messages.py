@@ -1,4 +1,5 @@
 """What a training job shows in Discord: its place in line, its progress, and how it ended."""
+
 from __future__ import annotations
 
 from core import ContinuoError, GenerationConfig, ModelCard, Progress
@@ -11,8 +12,9 @@ SAMPLE_CHARS = 1500  # room left for the sample in the final message
 
 
 def queued(guild_name: str, place: int, at_a_time: int) -> str:
-    return (f"⏳ Training of **{guild_name}**'s model is queued: place {place} "
-            f"(the machine trains {at_a_time} at a time).")
+    return (
+        f"⏳ Training of **{guild_name}**'s model is queued: place {place} (the machine trains {at_a_time} at a time)."
+    )
 
 
 def starting(guild_name: str, automatic: bool) -> str:
@@ -25,15 +27,19 @@ def progress(guild_name: str, p: Progress | None) -> str:
         return f"🏋️ Training **{guild_name}**'s model: starting…"
     ppl = f" · validation perplexity {p.val_perplexity:.1f}" if p.val_perplexity is not None else ""
     eta = f" · ETA {duration(p.eta_s)}" if p.eta_s is not None else ""
-    return (f"🏋️ Training **{guild_name}**'s model\n`{progress_bar(p.fraction)}` {p.fraction:.0%} · epoch "
-            f"{p.epoch}/{p.epochs}{ppl}{eta}")
+    return (
+        f"🏋️ Training **{guild_name}**'s model\n`{progress_bar(p.fraction)}` {p.fraction:.0%} · epoch "
+        f"{p.epoch}/{p.epochs}{ppl}{eta}"
+    )
 
 
 def succeeded(guild_name: str, card: ModelCard, sample: str) -> str:
     epochs = f"{card.epochs} epoch{'s' if card.epochs != 1 else ''}"
-    return (f"✅ **{guild_name}**'s new model is in use: validation perplexity **{card.val_perplexity:.1f}** "
-            f"({card.tokens:,} tokens, {card.vocab_size:,} words known, {epochs}, {duration(card.train_seconds)})."
-            f"\n{sample}")
+    return (
+        f"✅ **{guild_name}**'s new model is in use: validation perplexity **{card.val_perplexity:.1f}** "
+        f"({card.tokens:,} tokens, {card.vocab_size:,} words known, {epochs}, {duration(card.train_seconds)})."
+        f"\n{sample}"
+    )
 
 
 def failed(guild_name: str, reason: str) -> str:
@@ -41,8 +47,10 @@ def failed(guild_name: str, reason: str) -> str:
 
 
 def interrupted(guild_name: str) -> str:
-    return (f"⚠️ Training **{guild_name}**'s model was interrupted by a shutdown; the previous model stays in use. "
-            "Run /train to start again.")
+    return (
+        f"⚠️ Training **{guild_name}**'s model was interrupted by a shutdown; the previous model stays in use. "
+        "Run /train to start again."
+    )
 
 
 async def sample(models: ModelService, guild_id: int, corpus: str, config: GenerationConfig, words: int = 3) -> str:

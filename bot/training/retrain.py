@@ -1,9 +1,10 @@
 """When a server's model retrains by itself: the server asked for it and its corpus grew enough since the last run."""
+
 from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from core import ContinuoError
 
@@ -17,8 +18,14 @@ log = logging.getLogger(__name__)
 class RetrainPolicy:
     """Checks a server's corpus growth at most once per `check_every_s` and queues a training when it is due."""
 
-    def __init__(self, store: Store, corpus: ServerCorpus, queue: TrainingQueue, check_every_s: float,
-                 channel_display: Callable[[int], Display] | None = None):
+    def __init__(
+        self,
+        store: Store,
+        corpus: ServerCorpus,
+        queue: TrainingQueue,
+        check_every_s: float,
+        channel_display: Callable[[int], Display] | None = None,
+    ):
         self.store, self.corpus, self.queue, self.check_every_s = store, corpus, queue, check_every_s
         self.channel_display = channel_display  # where automatic retraining shows progress: the last /train's channel
         self._last_check: dict[int, float] = {}

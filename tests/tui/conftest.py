@@ -1,4 +1,5 @@
 """TUI fixtures: no default model, a store with a model in it, and a bundle whose outputs never vary."""
+
 from __future__ import annotations
 
 import shutil
@@ -48,7 +49,15 @@ def fixed_model_path(tmp_path_factory) -> Path:
     counts = np.bincount(tokenizer.encode(tokens), minlength=len(tokenizer)).astype("float64")
     weights[-1] = np.log(counts + 1.0).astype("float32")  # the logits layer's bias
     model.set_weights(weights)
-    card = ModelCard(name="fixed", corpus="verse", tokens=len(tokens), vocab_size=len(tokenizer),
-                     val_perplexity=123.456, epochs=3, train_seconds=12.0, stopped="completed all epochs",
-                     created="2025-01-02T03:04:05+00:00")
+    card = ModelCard(
+        name="fixed",
+        corpus="verse",
+        tokens=len(tokens),
+        vocab_size=len(tokenizer),
+        val_perplexity=123.456,
+        epochs=3,
+        train_seconds=12.0,
+        stopped="completed all epochs",
+        created="2025-01-02T03:04:05+00:00",
+    )
     return save_bundle(tmp_path_factory.mktemp("fixed") / "fixed", model, tokenizer, config, card)

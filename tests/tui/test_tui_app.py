@@ -1,4 +1,5 @@
 """App-wide: command palette entries for every action, the help screen, the CLI, stale-answer dropping."""
+
 from __future__ import annotations
 
 import argparse
@@ -138,6 +139,7 @@ async def test_the_suggester_returns_the_whole_value_and_caches_per_model_and_op
     assert await suggester.get_suggestion("The sea ") == "The sea " + expected and suggester.model_calls == 1
     suggester.use(tiny_model, replace(friendly_generation(), max_new_tokens=2))
     shorter = await suggester.completion("The sea ")
-    assert suggester.model_calls == 2 and shorter == tiny_model.complete("The sea ", max_new_tokens=2, seed=3,
-                                                                          do_sample=True, temperature=0.8, top_p=0.9)
+    assert suggester.model_calls == 2 and shorter == tiny_model.complete(
+        "The sea ", max_new_tokens=2, seed=3, do_sample=True, temperature=0.8, top_p=0.9
+    )
     assert await suggester.get_suggestion("   ") is None

@@ -1,4 +1,5 @@
 """Compose screen: ghost text from a real tiny model, Tab and ctrl+→, candidates, variants, decoding options."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -6,9 +7,9 @@ from dataclasses import replace
 from tui_helpers import SIZE, ghost_ready, model_ready, notifications, wait_until
 
 from tui.app import ContinuoApp
+from tui.text import NEWLINE_MARK, appended, next_word
 from tui.widgets.candidates import CandidatesPanel
 from tui.widgets.decoding import DecodingControls
-from tui.text import NEWLINE_MARK, appended, next_word
 from tui.widgets.seed_editor import SeedEditor
 from tui.widgets.variants import VariantCard
 
@@ -49,7 +50,7 @@ async def test_typing_shows_the_models_continuation_as_ghost_text(tiny_model):
         # the model's completion of the text, or of a shorter text typed on the way whose ghost the keys followed
         prefixes = [text[:i] for i in range(1, len(text) + 1)]
         fulls = [prefix + tiny_model.complete(prefix, ghost_config(app)) for prefix in prefixes]
-        ghosts = [full[len(text):] for full in fulls if full.startswith(text)]
+        ghosts = [full[len(text) :] for full in fulls if full.startswith(text)]
         assert editor.completion and editor.completion in ghosts
         assert editor.suggestion == editor.completion.replace("\n", NEWLINE_MARK)  # drawn on one line after the cursor
         assert app.model_name == "tiny-verse" and app.sub_title == "tiny-verse"
@@ -77,7 +78,7 @@ async def test_ctrl_right_accepts_only_the_next_word(tiny_model):
         word = next_word(ghost)
         assert word.strip() and len(word) < len(ghost)
         assert editor.text == "The sea " + word
-        assert editor.completion == ghost[len(word):]  # the rest of the same ghost stays
+        assert editor.completion == ghost[len(word) :]  # the rest of the same ghost stays
 
 
 async def test_the_ghost_shows_only_with_the_cursor_at_the_end_and_tab_without_one_moves_on(tiny_model):

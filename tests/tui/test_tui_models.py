@@ -1,4 +1,5 @@
 """Models screen: the table of stored models with their cards; switch, rename, delete after confirmation."""
+
 from __future__ import annotations
 
 import shutil

@@ -2,6 +2,7 @@
 
 Update them with `pytest tests/tui/test_tui_snapshots.py --snapshot-update` after a deliberate change.
 """
+
 from __future__ import annotations
 
 import shutil

@@ -1,4 +1,5 @@
 """Smoke test: the real `python -m tui MODEL` in a real terminal (tmux) shows a ghost suggestion as you type."""
+
 from __future__ import annotations
 
 import shlex
@@ -24,12 +25,28 @@ class Terminal:
     def __init__(self, socket: Path, command: str, env: dict[str, str], size=(110, 32)):
         self.base = [TMUX, "-S", str(socket)]
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        subprocess.run([*self.base, "new-session", "-d", "-s", "tui", "-x", str(size[0]), "-y", str(size[1]),
-                        "-c", str(REPO), f"env {exports} {command}; sleep 60"], check=True)
+        subprocess.run(
+            [
+                *self.base,
+                "new-session",
+                "-d",
+                "-s",
+                "tui",
+                "-x",
+                str(size[0]),
+                "-y",
+                str(size[1]),
+                "-c",
+                str(REPO),
+                f"env {exports} {command}; sleep 60",
+            ],
+            check=True,
+        )
 
     def screen(self) -> str:
-        return subprocess.run([*self.base, "capture-pane", "-p", "-t", "tui"], check=True, capture_output=True,
-                              text=True).stdout
+        return subprocess.run(
+            [*self.base, "capture-pane", "-p", "-t", "tui"], check=True, capture_output=True, text=True
+        ).stdout
 
     def type(self, text: str) -> None:
         subprocess.run([*self.base, "send-keys", "-t", "tui", "-l", text], check=True)
@@ -66,9 +83,15 @@ def test_typing_a_seed_shows_the_models_suggestion_on_screen(tiny_model_path, ti
         assert "Next word" in screen and "f1 Help" in screen
         terminal.press("Tab")  # accepts it: the text becomes seed + ghost, and a new ghost follows
         text = seed + ghost
-        after = text.split("\n")[-1] + shown(tiny_model.complete(text, replace(config.generation, seed=config.ghost_seed)))[:10]
-        terminal.wait_for(lambda s: after.rstrip() in s and text.split("\n")[0] in s, timeout=30,
-                          what=f"the accepted text and a new ghost {after!r}")
+        after = (
+            text.split("\n")[-1]
+            + shown(tiny_model.complete(text, replace(config.generation, seed=config.ghost_seed)))[:10]
+        )
+        terminal.wait_for(
+            lambda s: after.rstrip() in s and text.split("\n")[0] in s,
+            timeout=30,
+            what=f"the accepted text and a new ghost {after!r}",
+        )
         terminal.press("C-q")
         terminal.wait_for(lambda s: "Next word" not in s, timeout=30, what="the app to quit")
         log = continuo_home / "logs" / "tui.log"

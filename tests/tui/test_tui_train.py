@@ -1,5 +1,6 @@
 """Train screen: a real run in its own process completes and its model appears; cancel keeps the old model;
 bad files and too little text are one-line error notifications."""
+
 from __future__ import annotations
 
 import json
@@ -76,12 +77,17 @@ async def test_an_instant_n_gram_model_can_be_used_while_the_neural_one_trains(t
         await model_ready(pilot)
         screen = await open_train(pilot, source="verse", name="quick", epochs="50", size="tiny")
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: any("instant" in n for n in notifications(app)), timeout=120,
-                         what="the instant model")
+        await wait_until(
+            pilot, lambda: any("instant" in n for n in notifications(app)), timeout=120, what="the instant model"
+        )
         assert screen.running
         await pilot.press("ctrl+n")
-        await wait_until(pilot, lambda: app.model is not None and app.model.model is None, timeout=60,
-                         what="the instant model to become active")
+        await wait_until(
+            pilot,
+            lambda: app.model is not None and app.model.model is None,
+            timeout=60,
+            what="the instant model to become active",
+        )
         assert app.model.ngram is not None and app.model.generate("The sea")[0].strip()
         await pilot.press("f3", "escape")
         await run_ended(pilot, screen)

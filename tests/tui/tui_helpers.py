@@ -1,4 +1,5 @@
 """Helpers for TUI tests: wait for a running app to reach a state, read its notifications."""
+
 from __future__ import annotations
 
 import time

@@ -1,8 +1,10 @@
 """The compose screen (home): type a seed, see the model's ghost text, next words and variants."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Iterable
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult, SystemCommand
@@ -23,6 +25,12 @@ from ..widgets.model_card import ModelCardView
 from ..widgets.seed_editor import SeedEditor
 from ..widgets.variants import VariantCard, VariantsPanel
 
+if TYPE_CHECKING:
+    from textual import getters
+
+    from ..app import ContinuoApp
+
+
 def variants_config(base: GenerationConfig, count: int) -> GenerationConfig:
     """`count` different continuations: sampled, or the best beams when sampling is off."""
     if base.do_sample:
@@ -32,6 +40,9 @@ def variants_config(base: GenerationConfig, count: int) -> GenerationConfig:
 
 class ComposeScreen(WorkerSafetyNet, Screen):
     """Seed editor with ghost text on the left; candidates, decoding options and model card on the right."""
+
+    if TYPE_CHECKING:
+        app = getters.app(ContinuoApp)
 
     DEFAULT_CSS = """
     ComposeScreen {
@@ -45,8 +56,14 @@ class ComposeScreen(WorkerSafetyNet, Screen):
 
     BINDINGS = [
         Binding("ctrl+g", "variants", "Variants", tooltip="Generate several continuations; again to regenerate"),
-        Binding("alt+1", "pick(1)", "Pick word", key_display="alt+1…9", show=False,
-                tooltip="Append the next-word candidate of that number"),
+        Binding(
+            "alt+1",
+            "pick(1)",
+            "Pick word",
+            key_display="alt+1…9",
+            show=False,
+            tooltip="Append the next-word candidate of that number",
+        ),
         *[Binding(f"alt+{n}", f"pick({n})", show=False) for n in range(2, 10)],
         Binding("ctrl+l", "clear", "Clear", show=False, tooltip="Empty the seed"),
     ]
@@ -107,8 +124,9 @@ class ComposeScreen(WorkerSafetyNet, Screen):
         stem = model.tokenizer.unfinished_word(text)
         title = f"Words starting “{stem}”" if stem else "Next word"
         try:
-            found = await self.app.gate.run("candidates", model.candidates, text, self.app.config.candidates,
-                                            partial=True)
+            found = await self.app.gate.run(
+                "candidates", model.candidates, text, self.app.config.candidates, partial=True
+            )
         except Stale:
             return
         except ContinuoError as e:

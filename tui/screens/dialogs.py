@@ -1,4 +1,5 @@
 """Small modal dialogs: confirm, ask for a name, pick a file from a directory tree."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -78,10 +79,13 @@ class PromptScreen(ModalScreen["str | None"]):
 class FilePickerScreen(ModalScreen["Path | None"]):
     """Browse folders and pick a text file; Escape cancels."""
 
-    DEFAULT_CSS = (DIALOG_CSS % "FilePickerScreen") + """
+    DEFAULT_CSS = (
+        (DIALOG_CSS % "FilePickerScreen")
+        + """
     FilePickerScreen > Vertical { width: 80%; height: 80%; }
     FilePickerScreen DirectoryTree { height: 1fr; }
     """
+    )
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, root: Path) -> None:

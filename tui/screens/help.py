@@ -1,8 +1,11 @@
 """The help screen: what each screen is for and its keys, read from the bindings themselves."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
@@ -18,16 +21,18 @@ Continuo learns how a body of text sounds and continues any sentence in that voi
   several variants side by side (again for new ones); in a variant, **Enter** appends it and
   **c** copies it. Decoding options use the core's names; a bad value is shown in red.
 * **Train** (F3): pick a bundled corpus or a text file (Tab completes paths), set epochs, a
-  time budget and a model size, and start (**ctrl+s**). **Escape** cancels: it stops cleanly and keeps any previous model of
-  that name. When training ends, **ctrl+n** makes the new model active.
+  time budget and a model size, and start (**ctrl+s**). **Escape** cancels: it stops cleanly and
+  keeps any previous model of that name. When training ends, **ctrl+n** makes the new model active.
 * **Models** (F4): trained models with their cards. **Enter** switches, **r** renames,
   **d** deletes (after asking).
 * **ctrl+p** opens the command palette: every action is there. **ctrl+q** quits.
 """
 
 
-def keys_table(title: str, bindings: list[Binding]) -> str:
-    rows = [f"| `{b.key_display or b.key}` | {b.tooltip or b.description} |" for b in bindings if b.description]
+def keys_table(title: str, bindings: Iterable[BindingType]) -> str:
+    """A markdown table of the bindings that have a description (ours are all Binding objects)."""
+    ours = [b for b in bindings if isinstance(b, Binding) and b.description]
+    rows = [f"| `{b.key_display or b.key}` | {b.tooltip or b.description} |" for b in ours]
     return f"## {title}\n\n| Key | Does |\n|---|---|\n" + "\n".join(rows) + "\n" if rows else ""
 
 
@@ -45,7 +50,7 @@ def help_markdown() -> str:
         ("Train", TrainScreen.BINDINGS),
         ("Models", ModelsScreen.BINDINGS),
     ]
-    return INTRO + "\n" + "\n".join(keys_table(title, list(b)) for title, b in sections)
+    return INTRO + "\n" + "\n".join(keys_table(title, b) for title, b in sections)
 
 
 class HelpScreen(ModalScreen[None]):

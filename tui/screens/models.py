@@ -1,4 +1,5 @@
 """The models screen: trained models with their cards; switch, rename, delete."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -9,27 +10,44 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from core import DEFAULT_MODEL, ContinuoError, ModelStore
+
 from .dialogs import ConfirmScreen, PromptScreen
 
 if TYPE_CHECKING:
-    from core.store import StoredModel
+    from textual import getters
+
+    from core import StoredModel
+
+    from ..app import ContinuoApp
 
 COLUMNS = ("", "name", "corpus", "tokens", "vocab", "val. ppl", "epochs", "trained", "note")
 
 
-def table_row(model: "StoredModel", active: bool) -> tuple[str, ...]:
+def table_row(model: StoredModel, active: bool) -> tuple[str, ...]:
     mark = "●" if active else ""
     card = model.card
     if card is None:
         why = model.error.removeprefix(f"{model.path}: ")  # the row already says which model
         return (mark, model.name, "?", "", "", "", "", "", f"unreadable: {why}")
     ppl = f"{card.val_perplexity:.1f}" if card.val_perplexity is not None else "?"
-    return (mark, model.name, card.corpus, f"{card.tokens:,}", f"{card.vocab_size:,}", ppl, str(card.epochs),
-            card.created[:10], "")
+    return (
+        mark,
+        model.name,
+        card.corpus,
+        f"{card.tokens:,}",
+        f"{card.vocab_size:,}",
+        ppl,
+        str(card.epochs),
+        card.created[:10],
+        "",
+    )
 
 
 class ModelsScreen(Screen):
     """A table of the models in the store; the active one is marked ●."""
+
+    if TYPE_CHECKING:
+        app = getters.app(ContinuoApp)
 
     DEFAULT_CSS = """
     ModelsScreen {
@@ -47,7 +65,7 @@ class ModelsScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.models: list["StoredModel"] = []
+        self.models: list[StoredModel] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -75,10 +93,11 @@ class ModelsScreen(Screen):
         if self.models:
             table.move_cursor(row=min(row, len(self.models) - 1))
         self.query_one("#hint", Static).update(
-            "Enter: use · r: rename · d: delete" if self.models else "no models yet: train one on the Train screen (F3)")
+            "Enter: use · r: rename · d: delete" if self.models else "no models yet: train one on the Train screen (F3)"
+        )
 
     @property
-    def selected(self) -> "StoredModel | None":
+    def selected(self) -> StoredModel | None:
         table = self.query_one(DataTable)
         return self.models[table.cursor_row] if self.models and 0 <= table.cursor_row < len(self.models) else None
 

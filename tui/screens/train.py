@@ -1,9 +1,11 @@
 """The train screen: pick a text and sizes, train in a separate process, watch progress, cancel, use the result."""
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
@@ -14,12 +16,30 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, RichLog, Select
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from core import (Cancelled, ContinuoError, LocalProcessRunner, ModelConfig, ModelStore, Progress, TrainConfig,
-                  TrainRequest, TrainResult, bundled_corpora, find_corpus, get_settings, read_text)
+from core import (
+    Cancelled,
+    ContinuoError,
+    LocalProcessRunner,
+    ModelConfig,
+    ModelStore,
+    Progress,
+    TrainConfig,
+    TrainRequest,
+    TrainResult,
+    bundled_corpora,
+    find_corpus,
+    get_settings,
+    read_text,
+)
 
 from ..widgets.charts import MetricChart
 from ..widgets.path_input import SourceInput
 from .dialogs import FilePickerScreen
+
+if TYPE_CHECKING:
+    from textual import getters
+
+    from ..app import ContinuoApp
 
 MODEL_SIZES = {  # name -> model settings; from seconds of training (tiny) to hours on a laptop (large)
     "tiny": dict(window=8, embedding_dim=16, units=16),
@@ -87,6 +107,9 @@ class TrainEnded(Message):
 class TrainScreen(Screen):
     """Train a model in its own process with a progress bar, charts, a log and Cancel."""
 
+    if TYPE_CHECKING:
+        app = getters.app(ContinuoApp)
+
     DEFAULT_CSS = """
     TrainScreen {
         & #form { height: auto; border: round $primary 60%; border-title-color: $text-muted; padding: 0 1; }
@@ -126,11 +149,19 @@ class TrainScreen(Screen):
         with Vertical(id="form"):
             with Horizontal():
                 yield Label("text")
-                yield SourceInput(corpora, value=source, id="source", compact=True,
-                                  placeholder="a bundled corpus name or a text file path")
+                yield SourceInput(
+                    corpora,
+                    value=source,
+                    id="source",
+                    compact=True,
+                    placeholder="a bundled corpus name or a text file path",
+                )
                 yield Button("Browse…", id="browse", compact=True)
-            yield Label(f"     bundled: {', '.join(corpora) or 'none'} · or a text file (Tab completes, ^b browses)",
-                        classes="hint", markup=False)
+            yield Label(
+                f"     bundled: {', '.join(corpora) or 'none'} · or a text file (Tab completes, ^b browses)",
+                classes="hint",
+                markup=False,
+            )
             with Horizontal():
                 yield Label("name")
                 yield Input(unique_name(ModelStore(), source), id="name", compact=True)
@@ -139,8 +170,9 @@ class TrainScreen(Screen):
                 yield Label(" minutes")
                 yield Input("", id="minutes", compact=True, type="number", placeholder="any")
                 yield Label(" size")
-                yield Select([(name, name) for name in MODEL_SIZES], value="small",
-                             allow_blank=False, id="size", compact=True)
+                yield Select(
+                    [(name, name) for name in MODEL_SIZES], value="small", allow_blank=False, id="size", compact=True
+                )
             with Horizontal(id="buttons"):
                 yield Button("Start", id="start", variant="primary", compact=True)
                 yield Button("Cancel", id="cancel", variant="error", compact=True, disabled=True)
@@ -161,7 +193,9 @@ class TrainScreen(Screen):
 
     # --- the form
     def read_form(self) -> TrainForm:
-        value = lambda id_: self.query_one(f"#{id_}", Input).value.strip()
+        def value(id_: str) -> str:
+            return self.query_one(f"#{id_}", Input).value.strip()
+
         source, name = value("source"), value("name")
         if not source:
             raise ContinuoError("nothing to train on: give a bundled corpus name or a text file path")
@@ -175,7 +209,8 @@ class TrainScreen(Screen):
         return TrainForm(source, name, epochs, minutes, str(self.query_one("#size", Select).value))
 
     async def on_button_pressed(self, event: Button.Pressed) -> None:
-        await self.run_action(event.button.id)
+        if event.button.id:  # each button's id names its action
+            await self.run_action(event.button.id)
 
     def action_browse(self) -> None:
         def picked(path: Path | None) -> None:
@@ -200,8 +235,9 @@ class TrainScreen(Screen):
         self.query_one(ProgressBar).update(progress=0)
         log = self.query_one(RichLog)
         replaced = " (replaces the model of that name when done)" if Path(request.out).is_dir() else ""
-        log.write(f"training {form.name} on {request.corpus_name}: {form.size} model, "
-                  f"up to {form.epochs} epochs{replaced}")
+        log.write(
+            f"training {form.name} on {request.corpus_name}: {form.size} model, up to {form.epochs} epochs{replaced}"
+        )
         self.trained = None
         self._set_running(True)
         self.train(request, form.file)
@@ -254,7 +290,8 @@ class TrainScreen(Screen):
         self.query_one(ProgressBar).update(progress=p.fraction)
         eta = f" · ETA {clock(p.eta_s)}" if p.phase != "done" else ""
         self.query_one("#status", Label).update(
-            f"epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} · {clock(p.elapsed_s)}{eta}")
+            f"epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} · {clock(p.elapsed_s)}{eta}"
+        )
         if p.phase == "batch" and p.loss is not None:
             self.query_one("#loss", MetricChart).add(p.loss)
         if p.phase == "epoch" and p.val_perplexity is not None:
@@ -281,8 +318,10 @@ class TrainScreen(Screen):
         self.trained = Path(message.result.path)
         self.query_one("#use", Button).disabled = False
         self.query_one("#status", Label).update(f"done: {card.epochs} epochs, {card.stopped}")
-        self.app.inform(f"model {self.trained.name} is ready (validation perplexity {card.val_perplexity:.1f}): "
-                        "ctrl+n makes it active")
+        self.app.inform(
+            f"model {self.trained.name} is ready (validation perplexity {card.val_perplexity:.1f}): "
+            "ctrl+n makes it active"
+        )
         self.query_one("#name", Input).value = unique_name(ModelStore(), self.query_one("#source", Input).value)
 
     def _set_running(self, running: bool) -> None:

@@ -1,4 +1,5 @@
 """The candidates panel: the likeliest next words for the seed, their probabilities drawn as bars."""
+
 from __future__ import annotations
 
 from rich.text import Text
@@ -26,8 +27,12 @@ def bar(fraction: float, cells: int = BAR_CELLS) -> str:
 def row(number: int, candidate: Candidate, top: float) -> Text:
     word = shown(candidate.token)
     word = word if len(word) <= WORD_CELLS else word[: WORD_CELLS - 1] + "…"
-    return Text.assemble((f"{number} ", "bold"), f"{word:<{WORD_CELLS}} ", (bar(candidate.probability / top), "green"),
-                         f" {candidate.probability * 100:5.1f}%")
+    return Text.assemble(
+        (f"{number} ", "bold"),
+        f"{word:<{WORD_CELLS}} ",
+        (bar(candidate.probability / top), "green"),
+        f" {candidate.probability * 100:5.1f}%",
+    )
 
 
 class CandidatesPanel(OptionList):

@@ -1,4 +1,5 @@
 """A labelled sparkline: a metric's history during training and its latest value."""
+
 from __future__ import annotations
 
 from textual.app import ComposeResult

@@ -1,4 +1,5 @@
 """Decoding controls: the core's generation options, validated as they are typed."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -67,8 +68,12 @@ class DecodingControls(Vertical):
             value = getattr(self.config, name)
             with Horizontal():
                 yield Label(name, classes="name")
-                yield Input("" if value is None else str(value), id=name, compact=True,
-                            placeholder="random" if name == "seed" else "")
+                yield Input(
+                    "" if value is None else str(value),
+                    id=name,
+                    compact=True,
+                    placeholder="random" if name == "seed" else "",
+                )
         yield Checkbox("do_sample (off: greedy)", self.config.do_sample, id="do_sample", compact=True)
         yield Label("", id="decoding-error")
 

@@ -1,4 +1,5 @@
 """The model card: which model is active and what it was trained on."""
+
 from __future__ import annotations
 
 from rich.table import Table

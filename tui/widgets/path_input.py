@@ -1,4 +1,5 @@
 """A text-source input: completes bundled corpus names and file paths; Tab accepts the completion."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,11 @@ class SourceSuggester(Suggester):
         head, sep, stem = value.rpartition(os.sep)
         folder = Path(head + sep).expanduser() if sep else Path(".")
         try:
-            names = sorted(e.name + (os.sep if e.is_dir() else "") for e in os.scandir(folder)
-                           if e.name.startswith(stem) and (stem.startswith(".") or not e.name.startswith(".")))
+            names = sorted(
+                e.name + (os.sep if e.is_dir() else "")
+                for e in os.scandir(folder)
+                if e.name.startswith(stem) and (stem.startswith(".") or not e.name.startswith("."))
+            )
         except OSError:
             return None
         match = next((n for n in names if n != stem), None)

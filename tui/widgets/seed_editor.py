@@ -1,4 +1,5 @@
 """The seed editor: multi-line text with the model's continuation shown as ghost text after the cursor."""
+
 from __future__ import annotations
 
 from textual.binding import Binding
@@ -42,9 +43,13 @@ class SeedEditor(WorkerSafetyNet, TextArea):
         """TextArea's hook after every edit: keep a ghost typed along with, else ask for a new one."""
         text = self.text
         before = self.answered_for
-        if before is not None and text.startswith(before) and self.completion.startswith(text[len(before):]) \
-                and len(text) - len(before) < len(self.completion):
-            self._show(text, self.completion[len(text) - len(before):])
+        if (
+            before is not None
+            and text.startswith(before)
+            and self.completion.startswith(text[len(before) :])
+            and len(text) - len(before) < len(self.completion)
+        ):
+            self._show(text, self.completion[len(text) - len(before) :])
             return
         self.refresh_ghost()
 
@@ -58,7 +63,7 @@ class SeedEditor(WorkerSafetyNet, TextArea):
         full = await self.suggester.get_suggestion(text)
         if text != self.text:
             return  # stale: the user typed on while the model was thinking
-        self._show(text, full[len(text):] if full and full.startswith(text) else "")
+        self._show(text, full[len(text) :] if full and full.startswith(text) else "")
 
     def _show(self, text: str, completion: str) -> None:
         self.completion, self.answered_for = completion, text

@@ -1,4 +1,5 @@
 """Variants: several continuations of the seed side by side, each one copyable or appendable."""
+
 from __future__ import annotations
 
 from textual.app import ComposeResult
@@ -78,7 +79,7 @@ class VariantsPanel(Horizontal):
         return list(self.query(VariantCard))
 
     def show(self, texts: list[str]) -> None:
-        for card, text in zip(self.cards, texts + [""] * self.count):
+        for card, text in zip(self.cards, texts + [""] * self.count, strict=False):  # fewer texts: blank cards
             card.set_text(text)
 
     def placeholder(self, message: str) -> None:
