@@ -3,15 +3,50 @@
 Front-ends use only what this module exports; it knows nothing of terminals or Discord. Names are
 imported on first use, so `import core` is instant and TensorFlow loads only when a model is needed.
 """
+
 from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers and editors see; at run time each name is imported on first use (below)
+    from .bundle import ModelCard, read_card
+    from .bundle_storage import BundleStorage, FsspecBundleStorage, LocalBundleStorage, open_bundle_storage
+    from .data import MIN_TOKENS, Corpus, bundled_corpora, check_corpus_size, decode_text, find_corpus, read_text
+    from .errors import (
+        BundleError,
+        Cancelled,
+        ConfigError,
+        ContinuoError,
+        CorpusTooSmall,
+        DecodingError,
+        InputFileError,
+        SeedError,
+    )
+    from .generate import Candidate, Evaluation, GenerationConfig, LanguageModel
+    from .jobs import Job, JobRunner, LocalProcessRunner, TrainRequest, run_request
+    from .model import ModelConfig
+    from .ngram import NGramModel
+    from .ray_runner import RayConfig, RayRunner
+    from .settings import Settings, get_settings
+    from .store import DEFAULT_MODEL, ModelStore, StoredModel
+    from .tokenizer import Tokenizer, count_tokens
+    from .training import Progress, TrainConfig, TrainResult, build_instant, train
+
+    load = LanguageModel.load
 
 _EXPORTS = {
     "bundle": ["ModelCard", "read_card"],
     "bundle_storage": ["BundleStorage", "FsspecBundleStorage", "LocalBundleStorage", "open_bundle_storage"],
-    "data": ["MIN_TOKENS", "Corpus", "bundled_corpora", "check_corpus_size", "decode_text", "find_corpus",
-             "read_text"],
-    "errors": ["BundleError", "Cancelled", "ConfigError", "ContinuoError", "CorpusTooSmall", "DecodingError",
-               "InputFileError", "SeedError"],
+    "data": ["MIN_TOKENS", "Corpus", "bundled_corpora", "check_corpus_size", "decode_text", "find_corpus", "read_text"],
+    "errors": [
+        "BundleError",
+        "Cancelled",
+        "ConfigError",
+        "ContinuoError",
+        "CorpusTooSmall",
+        "DecodingError",
+        "InputFileError",
+        "SeedError",
+    ],
     "generate": ["Candidate", "Evaluation", "GenerationConfig", "LanguageModel"],
     "jobs": ["Job", "JobRunner", "LocalProcessRunner", "TrainRequest", "run_request"],
     "model": ["ModelConfig"],
