@@ -127,8 +127,8 @@ class ModelService:
         """Continuations of `seed` by the server's model.
 
         Requests for the same model and options that arrive while one is being decoded wait for it,
-        then are decoded together: one forward pass per step for all of them, about 4x the throughput
-        of one request at a time on a CPU (a row costs little next to a pass).
+        then are decoded together: one forward pass per step for all of them, since a row costs little
+        next to a pass (bench/results/bot_load.md compares it with one request at a time).
         """
         model = await self.model_for(guild_id)
         key = (id(model), astuple(config))

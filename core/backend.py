@@ -23,7 +23,7 @@ def use_a_replica_per_core(cores: int | None = None) -> None:
     training split every batch into one replica per core, computed side by side.
 
     An LSTM runs step by step as small operations that two threads each share poorly; a replica
-    per core keeps every core busy instead (about 1.2x the examples per second on 2 cores).
+    per core keeps every core busy instead (bench/core_bench.py measures the examples per second).
     Has no effect once TensorFlow has started, so processes that only generate are left alone.
     `cores`: the cores this process may use (a Ray task's share of its machine); default: all it can run on.
     """

@@ -140,7 +140,7 @@ def windows_dataset(ids: np.ndarray, window: int, batch_size: int, *, shuffle: b
         return x, y
 
     options = tf.data.Options()
-    options.autotune.enabled = False  # its tuning stalled every third epoch or so at 128 ms a batch on 2 cores
+    options.autotune.enabled = False  # its tuning stalled whole epochs now and then on a 2-core machine
     return ds.map(gather).prefetch(_PREFETCH_BATCHES).with_options(options)  # a gather is cheap: no parallel map
 
 

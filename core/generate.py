@@ -163,7 +163,7 @@ class LanguageModel:
             logits = self.model(x, training=False)
             return logits[:, -1] if self.config.every_position else logits  # after the window's last token
 
-        fn = tf.function(forward, input_signature=spec, jit_compile=True, autograph=False)  # XLA: ~2x faster on CPU
+        fn = tf.function(forward, input_signature=spec, jit_compile=True, autograph=False)  # XLA fuses the LSTM's small ops
         try:
             fn(probe)
         except Exception:  # noqa: BLE001 - no XLA on this platform: plain graph mode

@@ -38,7 +38,7 @@ class TrainConfig:
     min_count: int = 2  # rarer words become the unknown token
     max_vocab: int = 20000  # vocabulary cap, special tokens included
     short_context_rate: float = 0.15  # share of windows cut short, so short seeds work
-    mixed_precision: bool = False  # bfloat16 compute: about 2x faster on CPUs with AVX-512 BF16
+    mixed_precision: bool = False  # bfloat16 compute: pays off on CPUs with AVX-512 BF16
 
     def validate(self) -> "TrainConfig":
         checks = [
