@@ -60,14 +60,33 @@ def start() -> str:
 
     try:
         run(str(tools / "initdb"), "-A", "trust", "-U", "postgres", "-D", str(data), "-E", "UTF8", "--no-sync")
-        # tests only: no durability, a socket in the folder and no TCP at all
-        run(str(tools / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-w", "-t", "60",
-            "-o", f"-k {folder} -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            "start")
+        url = f"postgresql://postgres@/postgres?host={folder}"
+        resume(url)
     except BaseException:
         stop(folder)
         raise
-    return f"postgresql://postgres@/postgres?host={folder}"
+    return url
+
+
+def resume(url: str) -> None:
+    """Start (again) the server of a folder that start() made, as it was."""
+    folder = folder_of(url)
+    # tests only: no durability, a socket in the folder and no TCP at all
+    done = subprocess.run([*_as_server_user(), str(bin_dir() / "pg_ctl"), "-D", str(folder / "data"), "-l",
+                           str(folder / "server.log"), "-w", "-t", "60", "-o",
+                           f"-k {folder} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
+                           "-c full_page_writes=off", "start"], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise Unavailable(f"pg_ctl start failed: {(done.stderr or done.stdout).strip()[-500:]}")
+
+
+def pause(url: str) -> None:
+    """Stop the server of a URL that start() returned, cutting every connection, keeping its data.
+
+    Fast mode, not immediate: with synchronous_commit off, an immediate stop would lose the last commits.
+    """
+    subprocess.run([*_as_server_user(), str(bin_dir() / "pg_ctl"), "-D", str(folder_of(url) / "data"), "-m",
+                    "fast", "-w", "stop"], capture_output=True, timeout=60)
 
 
 def folder_of(url: str) -> Path:

@@ -7,6 +7,7 @@ its own (which needs a direct or session-pooled connection, not a transaction-po
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import fields, replace
@@ -88,9 +89,10 @@ class PostgresStore:
         await self._pool.open(wait=True, timeout=self.connect_timeout_s)
 
     async def _migrate(self, conn) -> None:
-        """Numbered migrations under an advisory lock: processes starting together apply each exactly once."""
-        await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
-        try:
+        """Numbered migrations in one transaction under an advisory lock: processes starting together apply each
+        exactly once. A transaction-level lock, so that it also holds behind PgBouncer in transaction mode."""
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
                                "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
             current = (await (await conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
@@ -98,23 +100,33 @@ class PostgresStore:
             check_not_newer(current, self._where())
             for migration in MIGRATIONS:
                 if migration.version > current:
-                    async with conn.transaction():
-                        await conn.execute(migration.sql["postgresql"])
-                        await conn.execute("INSERT INTO schema_migrations VALUES (%s, %s, now())",
-                                           (migration.version, migration.name))
-                    log.info("%s: applied migration %d (%s)", self._where(), migration.version, migration.name)
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+                    await conn.execute(migration.sql["postgresql"])
+                    await conn.execute("INSERT INTO schema_migrations VALUES (%s, %s, now())",
+                                       (migration.version, migration.name))
+                    log.info("%s: applying migration %d (%s)", self._where(), migration.version, migration.name)
 
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
 
-    def _connection(self):
+    @contextlib.asynccontextmanager
+    async def _connection(self):
+        """A pooled connection for one transaction: committed at the end of the block, rolled back on an error.
+
+        A server that cannot be reached (or that went away mid-transaction: nothing of it was committed)
+        is one line; the pool connects again on a later call.
+        """
         if self._pool is None:
             raise RuntimeError("the store is not open")
-        return self._pool.connection()  # commits at the end of the block, rolls back on an exception
+        psycopg, pool = driver()
+        try:
+            async with self._pool.connection(timeout=self.connect_timeout_s) as conn:
+                yield conn
+        except (psycopg.OperationalError, pool.PoolTimeout) as e:
+            why = " ".join(str(e).split()) or type(e).__name__
+            raise ContinuoError(f"the database {self._where()} cannot be reached ({why}); nothing was changed, "
+                                "try again once it is back") from None
 
     async def _rows(self, sql: str, params: Sequence = ()) -> list[dict]:
         from psycopg.rows import dict_row

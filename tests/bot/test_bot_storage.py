@@ -313,3 +313,27 @@ async def test_a_damaged_database_file_is_one_line_naming_it(tmp_path):
     message_ = str(e.value)
     assert message_.startswith(f"{path} is not a usable SQLite database") and "\n" not in message_
     assert "restore a backup" in message_ and "continuo bot backup" in message_
+
+
+async def test_a_postgresql_server_that_goes_away_is_one_line_and_the_store_reconnects(postgres_server):
+    """A server of its own for this test, stopped as by a crash while the store is open, then started again."""
+    import postgres_server as pg
+
+    url = pg.start()
+    try:
+        from bot.storage.postgres import PostgresStore
+
+        store = PostgresStore(url, connect_timeout_s=2)  # a call waits this long for the server
+        await store.open()
+        await store.record([message(A, 1, "before the crash")])
+        pg.pause(url)
+        with pytest.raises(ContinuoError) as e:
+            await store.record([message(A, 2, "while it is down")])
+        assert str(e.value).startswith("the database postgresql://postgres@/postgres") and "\n" not in str(e.value)
+        assert "cannot be reached" in str(e.value)
+        pg.resume(url)
+        await store.record([message(A, 3, "after the restart", minutes=3)])
+        assert await store.corpus_texts(A) == ["before the crash", "after the restart"]
+        await store.close()
+    finally:
+        pg.stop(url)
