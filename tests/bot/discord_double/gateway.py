@@ -227,11 +227,14 @@ class Gateway:
 
     async def drop_connections(self) -> None:
         """The network drops every gateway connection (no close frame); clients resume their sessions."""
-        for ws in self._sockets():
+        dropped = self._sockets()
+        for ws in dropped:
             transport = ws._req.transport if ws._req is not None else None
             if transport is not None:
                 transport.abort()
-        await self.wait_for(lambda: not self.connected, 10.0, "the dropped connections to close")
+        # Wait for the double to notice, not for "disconnected": a client may be back already.
+        await self.wait_for(lambda: all(s.ws not in dropped for s in self.sessions.values()), 10.0,
+                            "the dropped connections to close")
 
     async def invalidate_sessions(self) -> None:
         """Op 9 with d=false to every client: its session is gone, it must IDENTIFY again (events meanwhile lost)."""
