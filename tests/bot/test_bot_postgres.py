@@ -1,5 +1,5 @@
-"""The bot end to end on PostgreSQL: the corpus module's tests once more with the store on a real server, and a
-training published as a version, rolled back by an admin and kept across a restart."""
+"""The bot end to end on PostgreSQL: the corpus module's tests and the server-settings ones once more with the
+store on a real server, and a training published as a version, rolled back by an admin and kept across a restart."""
 from __future__ import annotations
 
 import pytest
@@ -7,6 +7,8 @@ import pytest
 from continuo_world import answer, make_bot, world  # noqa: F401 - fixtures
 from continuo_world import bot_settings as sqlite_bot_settings  # noqa: F401 - the SQLite settings, renamed
 from test_bot_corpus import *  # noqa: F401,F403 - the same end-to-end tests, collected here on PostgreSQL
+from test_bot_continue import test_mentioning_the_bot_continues_the_text_and_can_be_switched_off, \
+    test_server_settings_set_continue_defaults  # noqa: F401 - server settings kept in the store
 from test_bot_training import TRAINING_TIMEOUT, upload_chat
 
 
