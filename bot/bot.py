@@ -11,6 +11,7 @@ from core import JobRunner, ModelStore, open_bundle_storage
 
 from .cluster import ClusterTraining, job_runner
 from .cooldowns import Cooldowns
+from .instant import InstantModels
 from .models import ModelService
 from .replies import ChannelDisplay
 from .server_corpus import ServerCorpus
@@ -52,9 +53,11 @@ class ContinuoBot(commands.Bot):
         self.versions = ModelVersions(self.store, open_bundle_storage(self.settings.model_storage,
                                                                       self.settings.model_cache_dir),
                                       self.settings.model_versions_kept, self.settings.model_poll_s)
-        self.models = ModelService(self.settings.guilds_dir, default, self.settings.model_cache_size,
-                                   self.settings.inference_threads, self.settings.max_batch_rows, self.versions)
         self.corpus = ServerCorpus(self.store)
+        self.models = ModelService(self.settings.guilds_dir, default, self.settings.model_cache_size,
+                                   self.settings.inference_threads, self.settings.max_batch_rows, self.versions,
+                                   cache_mb=self.settings.model_cache_mb,
+                                   instant=InstantModels(self.settings.guilds_dir, self.corpus))
         channel_display = lambda channel_id: ChannelDisplay(self.get_partial_messageable(channel_id))
         if self.settings.job_runner == "coordinator":  # one of a cluster's processes: the coordinator trains
             self.training = ClusterTraining(self.store, self.models, self.settings, self.corpus, channel_display,

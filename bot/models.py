@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple
+from datetime import UTC, datetime
 from pathlib import Path
+
+import numpy as np
 
 from core import BundleError, GenerationConfig, LanguageModel, load
 
@@ -18,6 +22,33 @@ log = logging.getLogger(__name__)
 
 class NoModel(BundleError):
     """Neither the server's own model nor the default model can be loaded."""
+
+
+NEURAL_OVERHEAD_BYTES = 8 << 20  # a loaded neural model's compiled forward passes and graph, beyond its weights
+
+
+def model_bytes(model: LanguageModel) -> int:
+    """Roughly the memory a loaded model holds: its weights, its n-gram tables and its vocabulary."""
+    size = sum(len(t) + 60 for t in model.tokenizer.vocab)  # a str and its dict entry
+    if model.model is not None:
+        size += NEURAL_OVERHEAD_BYTES + sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
+                                            for v in model.model.weights)
+    return size + _array_bytes(model.ngram)
+
+
+def _array_bytes(obj, depth: int = 3) -> int:
+    """Bytes of the numpy arrays reachable from `obj` through attributes and containers."""
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if depth == 0 or obj is None or isinstance(obj, (str, bytes, int, float)):
+        return 0
+    if isinstance(obj, dict):
+        items = obj.values()
+    elif isinstance(obj, (list, tuple)):
+        items = obj
+    else:
+        items = vars(obj).values() if hasattr(obj, "__dict__") else ()
+    return sum(_array_bytes(item, depth - 1) for item in items)
 
 
 class ModelService:
@@ -31,8 +62,14 @@ class ModelService:
     """
 
     def __init__(self, guilds_dir: Path, default_model: Path, cache_size: int = 8, threads: int = 2,
-                 max_batch_rows: int = 128, versions: ModelVersions | None = None):
+                 max_batch_rows: int = 128, versions: ModelVersions | None = None, *, cache_mb: float | None = None,
+                 instant=None):
         self.guilds_dir, self.default_model, self.cache_size = Path(guilds_dir), Path(default_model), cache_size
+        self.cache_bytes = int(cache_mb * 1e6) if cache_mb is not None else None  # None: bounded by count only
+        self.instant = instant  # bot.instant.InstantModels: servers' n-gram models of their own text
+        self._sizes: dict[Path, int] = {}  # model_bytes of each cached model
+        self._forgotten: dict[int, datetime | None] = {}  # when text was last removed from a server (read once)
+        self._served: dict[int, int] = {}  # bumped by a forget: answers decoded by an older model are decoded again
         self.versions = versions  # None: guilds/<id>/model is served as it is (no versions, no rollback)
         self.max_batch_rows = max_batch_rows
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="continuo-inference")
@@ -55,7 +92,19 @@ class ModelService:
         return self.bundle_path(guild_id).is_dir()
 
     async def bundle_for(self, guild_id: int) -> Path:
-        """The bundle that answers for the server now."""
+        """The bundle that answers for the server now.
+
+        After a forget, until a model trained from the corpus without that text is in use, that is the
+        server's instant model counted without it (or the default one): never a model that saw the text.
+        While a server has no trained model of its own, its instant model answers in its own voice.
+        """
+        instant = self.instant.current(guild_id) if self.instant is not None else None
+        if self.forgotten_at(guild_id) is not None:
+            return instant or self.default_model
+        chosen = await self._trained_bundle_for(guild_id)
+        return instant if chosen == self.default_model and instant is not None else chosen
+
+    async def _trained_bundle_for(self, guild_id: int) -> Path:
         pointer = await self.versions.pointer(guild_id) if self.versions is not None else None
         if pointer is not None:  # once a server has published, its pointer decides (None: back to the default)
             if pointer.version is None:
@@ -103,17 +152,74 @@ class ModelService:
     def _put(self, path: Path, model: LanguageModel) -> None:
         self._cache[path] = model
         self._cache.move_to_end(path)
-        while len(self._cache) > self.cache_size:
-            dropped, _ = self._cache.popitem(last=False)
+        self._sizes[path] = model_bytes(model)
+        while len(self._cache) > 1 and (len(self._cache) > self.cache_size if self.cache_bytes is None
+                                        else sum(self._sizes.values()) > self.cache_bytes):
+            dropped, _ = self._cache.popitem(last=False)  # least recently used first; the newest always stays
+            self._sizes.pop(dropped, None)
             log.info("dropped %s from the model cache", dropped)
 
-    async def reload(self, guild_id: int) -> LanguageModel:
+    @property
+    def cached_bytes(self) -> int:
+        return sum(self._sizes.values())
+
+    # --- forgetting
+    def _forgotten_file(self, guild_id: int) -> Path:
+        return self.guilds_dir / str(int(guild_id)) / "forgotten.json"
+
+    def forgotten_at(self, guild_id: int) -> datetime | None:
+        """When text was removed from the server's corpus, while no model trained without it is in use."""
+        if guild_id not in self._forgotten:
+            try:
+                at = json.loads(self._forgotten_file(guild_id).read_text())["at"]
+                self._forgotten[guild_id] = datetime.fromisoformat(at)
+            except (OSError, ValueError, KeyError):
+                self._forgotten[guild_id] = None
+        return self._forgotten[guild_id]
+
+    def mark_forgotten(self, guild_id: int) -> None:
+        """From now on the server is never answered by a model that saw its corpus before this moment.
+
+        Kept in a file, so a restart does not bring the old model back; cleared by reload() of a model
+        trained from a corpus read after it.
+        """
+        at = datetime.now(UTC)
+        path = self._forgotten_file(guild_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"at": at.isoformat()}))
+        tmp.replace(path)
+        self._forgotten[guild_id] = at
+        self._served[guild_id] = self._served.get(guild_id, 0) + 1
+        if self.instant is not None:
+            self.instant.discard(guild_id)
+
+    async def rebuild_instant(self, guild_id: int) -> Path | None:
+        """Count the server's instant model from its corpus now, and load it before it answers."""
+        if self.instant is None:
+            return None
+        path = await self.instant.rebuild(guild_id)
+        if path is not None:
+            await self._get(path)
+        return path
+
+    async def reload(self, guild_id: int, trained_from: datetime | None = None) -> LanguageModel:
         """Make the server's newly trained bundle (at bundle_path) its model: published as a new version when
-        versioned, then loaded and swapped in. Requests never see a half-loaded model."""
+        versioned, then loaded and swapped in. Requests never see a half-loaded model.
+
+        `trained_from`: when the training read its corpus; only a model trained from a corpus read after the
+        server's last forget is served again (without it, the forget's fallback stays).
+        """
         staged = self.bundle_path(guild_id)
         if self.versions is not None and staged.is_dir():
             await self.versions.publish(guild_id, staged)
             await asyncio.to_thread(shutil.rmtree, staged, True)  # the published version is the model now
+        forgotten = self.forgotten_at(guild_id)
+        if trained_from is not None and trained_from.tzinfo is None:
+            trained_from = trained_from.replace(tzinfo=UTC)  # the store's times are UTC
+        if forgotten is not None and trained_from is not None and trained_from > forgotten:
+            self._forgotten_file(guild_id).unlink(missing_ok=True)
+            self._forgotten[guild_id] = None
         path = await self.bundle_for(guild_id)
         model = await self.run(_load_warm, path)
         self._put(path, model)
@@ -130,16 +236,21 @@ class ModelService:
         then are decoded together: one forward pass per step for all of them, since a row costs little
         next to a pass (bench/results/bot_load.md compares it with one request at a time).
         """
-        model = await self.model_for(guild_id)
-        key = (id(model), astuple(config))
-        done = asyncio.get_running_loop().create_future()
-        waiting = self._waiting.setdefault(key, [])
-        waiting.append((seed, done))
-        if len(waiting) == 1:
-            task = asyncio.create_task(self._decode_waiting(key, model, config))
-            self._decoders.add(task)
-            task.add_done_callback(self._decoders.discard)
-        return await done
+        while True:
+            served = self._served.get(guild_id, 0)
+            model = await self.model_for(guild_id)
+            key = (id(model), astuple(config))
+            done = asyncio.get_running_loop().create_future()
+            waiting = self._waiting.setdefault(key, [])
+            waiting.append((seed, done))
+            if len(waiting) == 1:
+                task = asyncio.create_task(self._decode_waiting(key, model, config))
+                self._decoders.add(task)
+                task.add_done_callback(self._decoders.discard)
+            result = await done
+            if self._served.get(guild_id, 0) == served:
+                return result
+            # the server's model changed while this was decoded (a forget): decode it again with the new one
 
     async def _decode_waiting(self, key: tuple, model: LanguageModel, config: GenerationConfig) -> None:
         size = max(1, self.max_batch_rows // config.num_return_sequences)
@@ -163,6 +274,8 @@ class ModelService:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.instant is not None:
+            self.instant.close()
 
 
 def _load_warm(path: Path) -> LanguageModel:

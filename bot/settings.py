@@ -27,7 +27,8 @@ class BotSettings(BaseSettings):
     defer_after_s: float = 1.5  # answer "thinking..." when a continuation takes longer (Discord allows 3 s)
     inference_threads: int = 2  # generations running at once, off the event loop
     max_batch_rows: int = 128  # concurrent continuations decoded together (1: one at a time)
-    model_cache_size: int = 8  # loaded models kept in memory (least recently used ones are dropped)
+    model_cache_size: int = 64  # loaded models kept in memory at most (least recently used ones are dropped)
+    model_cache_mb: float = 1024.0  # and at most this many megabytes of them: the cache evicts by size
     top_k: int = 50  # sampling keeps the k likeliest words
     no_repeat_ngram_size: int = 3  # never repeat a three-word phrase: reads better on small models
 

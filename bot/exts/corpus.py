@@ -46,9 +46,9 @@ class ConfirmClear(discord.ui.View):
     async def confirm(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
         self.stop()
         removed = await self.cog.bot.store.clear_corpus(interaction.guild_id)
+        after = await self.cog.after_removal(interaction, "it")  # an empty corpus has no instant model: quick
         await interaction.response.edit_message(
-            content=f"Deleted {removed:,} texts: this server's corpus is empty. The current model stays in use "
-                    "until the next /train.", view=None)
+            content=f"Deleted {removed:,} texts: this server's corpus is empty. {after}", view=None)
 
     @discord.ui.button(label="Keep it", style=discord.ButtonStyle.secondary, custom_id="corpus-clear:cancel")
     async def cancel(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
@@ -63,6 +63,9 @@ class Corpus(commands.Cog):
     def __init__(self, bot: ContinuoBot):
         self.bot = bot
         self._learned: dict[int, set[int]] = {}  # guild -> learned channels, read once from the store
+        self._full: set[int] = set()  # servers told that their corpus is full (told again after it had room)
+        self._recording: dict[int, asyncio.Lock] = {}  # one check-then-record at a time per server, so the cap holds
+        self._retrains: set[asyncio.Task] = set()  # retrainings that wait for a stopped run to end
 
     async def learned(self, guild_id: int) -> set[int]:
         if guild_id not in self._learned:
@@ -93,7 +96,21 @@ class Corpus(commands.Cog):
         await self.check_room(interaction.guild_id, len(text))
         await self.bot.store.record([CorpusEntry(interaction.guild_id, interaction.user.id, text, name=file.filename)])
         tokens = await self.bot.corpus.tokens(interaction.guild_id)
-        return f"Added **{safe(file.filename)}** ({megabytes(len(data))}). {readiness(tokens)}"
+        voice = await self.instant_after_adding(interaction.guild_id)
+        return f"Added **{safe(file.filename)}** ({megabytes(len(data))}). {readiness(tokens)}{voice}"
+
+    async def instant_after_adding(self, guild_id: int) -> str:
+        """Count the server's instant model again when it is what the server is answered from; a line saying so."""
+        models = self.bot.models
+        if models.has_own_model(guild_id) and models.forgotten_at(guild_id) is None:
+            return ""  # its trained model answers; /train or automatic retraining learns the new text
+        try:
+            path = await models.rebuild_instant(guild_id)
+        except Exception:  # noqa: BLE001 - the text is stored; only the instant model is missing
+            log.exception("guild %s: the instant model could not be counted", guild_id)
+            return ""
+        return ("\nThis server now answers in its own voice: an instant model of its text answers until a "
+                "/train." if path is not None else "")
 
     @corpus.command(name="use", description="Start this server's corpus from a bundled one")
     @app_commands.describe(base="a bundled corpus, or 'none' to stop using one")
@@ -134,7 +151,8 @@ class Corpus(commands.Cog):
         await display.open()
         read, kept = await self.backfill(channel, min(backfill, self.bot.settings.max_backfill), note, display)
         tokens = await self.bot.corpus.tokens(interaction.guild_id)
-        await display.show(f"{note}\nRead {read:,} past messages, recorded {kept:,}. {readiness(tokens)}")
+        voice = await self.instant_after_adding(interaction.guild_id) if kept else ""
+        await display.show(f"{note}\nRead {read:,} past messages, recorded {kept:,}. {readiness(tokens)}{voice}")
 
     async def backfill(self, channel: discord.TextChannel, limit: int, note: str,
                        display: InteractionDisplay) -> tuple[int, int]:
@@ -170,11 +188,22 @@ class Corpus(commands.Cog):
     async def unlearn(self, interaction: discord.Interaction, channel: discord.TextChannel, forget: bool = False) -> None:
         was = await self.bot.store.unlearn_channel(interaction.guild_id, channel.id)
         (await self.learned(interaction.guild_id)).discard(channel.id)
-        removed = await self.bot.store.forget_channel(interaction.guild_id, channel.id) if forget else 0
         text = (f"Stopped learning from {channel.mention}." if was else f"{channel.mention} was not being learned.")
-        if forget:
-            text += f" Deleted the {removed:,} messages recorded from it."
-        await interaction.response.send_message(text)
+        if not forget:
+            await interaction.response.send_message(text)
+            return
+        await interaction.response.defer()  # counting the instant model again may take a few seconds
+        removed = 0
+        for recorded_in in {channel.id, *self.threads_of(channel)}:  # threads recorded before they were filed
+            removed += await self.bot.store.forget_channel(interaction.guild_id, recorded_in)  # under the channel
+        after = await self.after_removal(interaction, "them")
+        await interaction.followup.send(f"{text} Deleted the {removed:,} messages recorded from it and its "
+                                        f"threads. {after}")
+
+    @staticmethod
+    def threads_of(channel: discord.TextChannel) -> set[int]:
+        """Threads under `channel` this process knows of (active ones, and archived ones it has seen)."""
+        return {t.id for t in channel.guild.threads if t.parent_id == channel.id} | {t.id for t in channel.threads}
 
     # --- looking at it
     @corpus.command(name="stats", description="How much text this server's corpus holds")
@@ -220,11 +249,59 @@ class Corpus(commands.Cog):
     @app_commands.command(name="forget-me", description="Remove your messages from this server's corpus")
     @app_commands.guild_only()
     async def forget_me(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # the instant model is counted again
         messages, files = await self.bot.store.forget_author(interaction.guild_id, interaction.user.id)
         removed = f"{messages:,} of your messages" + (f" and {files:,} files you uploaded" if files else "")
-        await interaction.response.send_message(
-            f"Removed {removed} from this server's corpus; the next training will not learn from them.",
-            ephemeral=True)
+        after = await self.after_removal(interaction, "them")
+        await interaction.followup.send(f"Removed {removed} from this server's corpus. {after}", ephemeral=True)
+
+    # --- after text was removed: no answer from a model that saw it
+    async def after_removal(self, interaction: discord.Interaction, them: str) -> str:
+        """Serve the server from a model that never saw the removed text, queue a retraining without it; say so."""
+        guild_id, models = interaction.guild_id, self.bot.models
+        models.mark_forgotten(guild_id)  # from now on: the instant model counted without it, or the default one
+        try:
+            instant = await models.rebuild_instant(guild_id)
+        except Exception:  # noqa: BLE001 - the default model, which holds no server's text, answers meanwhile
+            log.exception("guild %s: the instant model could not be counted again", guild_id)
+            instant = None
+        serving = ("its instant model, counted again without " + them if instant is not None
+                   else "the bundled default model, which holds no server's text")
+        return f"This server now answers from {serving}; {await self.retrain_without(interaction, them)}"
+
+    async def retrain_without(self, interaction: discord.Interaction, it: str) -> str:
+        training, guild_id = self.bot.training, interaction.guild_id
+        ticket = training.ticket(guild_id)
+        if ticket is not None and training.place(ticket) > 0:
+            return f"the retraining already queued (place {training.place(ticket)}) reads the corpus without {it}."
+        if ticket is not None:  # it read the corpus before: its model will not be served; a new run follows it
+            job = getattr(ticket, "job", None)
+            if job is not None:
+                job.cancel()
+            task = asyncio.create_task(self._submit_when_free(guild_id, interaction.guild.name, interaction.channel_id))
+            self._retrains.add(task)
+            task.add_done_callback(self._retrains.discard)
+            return f"the training that was running had read {it}, so it was stopped; a retraining without {it} follows."
+        try:
+            ticket = await training.submit(guild_id, interaction.guild.name, 0, interaction.channel_id)
+        except CorpusTooSmall:
+            return "the corpus is now too small to train a model on; add text and run /train."
+        except ContinuoError as e:
+            return f"a retraining was not queued ({e})."
+        place = training.place(ticket)
+        return (f"a retraining without {it} has started." if place == 0
+                else f"a retraining without {it} is queued (place {place}).")
+
+    async def _submit_when_free(self, guild_id: int, guild_name: str, channel_id: int | None) -> None:
+        training = self.bot.training
+        for _ in range(7200):  # the stopped run ends within seconds; a cluster's within its poll
+            if not training.busy(guild_id):
+                break
+            await asyncio.sleep(0.5)
+        try:
+            await training.submit(guild_id, guild_name, 0, channel_id)
+        except ContinuoError as e:
+            log.info("guild %s: retraining after a forget not queued: %s", guild_id, e)
 
     # --- recording channels
     def entry(self, message: discord.Message, bot_id: int) -> CorpusEntry | None:
@@ -236,7 +313,9 @@ class Corpus(commands.Cog):
         text = corpus_text(message.content, bot_id)
         if text is None:
             return None
-        return CorpusEntry(message.guild.id, message.author.id, text, message.id, message.channel.id,
+        # a thread's messages are filed under its channel, so unlearning the channel forgets them too
+        channel_id = message.channel.parent_id if isinstance(message.channel, discord.Thread) else message.channel.id
+        return CorpusEntry(message.guild.id, message.author.id, text, message.id, channel_id,
                            created_at=message.created_at)
 
     async def is_learned(self, message: discord.Message) -> bool:
@@ -252,8 +331,30 @@ class Corpus(commands.Cog):
         entry = self.entry(message, self.bot.user.id)
         if entry is None:
             return
-        await self.bot.store.record([entry])
+        async with self._recording.setdefault(message.guild.id, asyncio.Lock()):  # messages come in concurrently
+            if not await self.room_for(message, len(entry.text)):
+                return
+            await self.bot.store.record([entry])
         await self.bot.retraining.corpus_grew(message.guild.id, message.guild.name)
+
+    async def room_for(self, message: discord.Message, adding: int) -> bool:
+        """At the size cap, recording pauses (nothing is dropped) and the channel is told once."""
+        guild_id = message.guild.id
+        try:
+            await self.check_room(guild_id, adding)
+        except CorpusFull:
+            if guild_id not in self._full:
+                self._full.add(guild_id)
+                limit = megabytes(self.bot.settings.max_corpus_mb * 1e6)
+                try:
+                    await message.channel.send(
+                        f"⚠️ This server's corpus is full ({limit}): new messages are no longer recorded. An admin "
+                        "can make room with /corpus unlearn forget:true or /corpus clear; recording resumes then.")
+                except discord.HTTPException:
+                    log.warning("guild %s: could not say that its corpus is full", guild_id)
+            return False
+        self._full.discard(guild_id)
+        return True
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:

@@ -122,6 +122,7 @@ class TrainingQueue:
     async def _train(self, ticket: Ticket) -> None:
         relay = None
         try:
+            read_at = utcnow()  # a model trained from text read after a forget may be served again
             text, name = await self.corpus.text(ticket.guild_id)
             await self.store.update_job(ticket.record.id, status="running", started_at=utcnow())
             await self._show(ticket, messages.starting(ticket.guild_name, automatic=not ticket.record.requested_by))
@@ -130,7 +131,7 @@ class TrainingQueue:
             result = await asyncio.to_thread(job.result)
             relay.cancel()
             await asyncio.gather(relay, return_exceptions=True)  # no progress edit may land after the result
-            await self.models.reload(ticket.guild_id)
+            await self.models.reload(ticket.guild_id, trained_from=read_at)
             card = result.card
             await self.store.update_job(ticket.record.id, status="succeeded", finished_at=utcnow(),
                                         val_perplexity=card.val_perplexity)
