@@ -17,7 +17,6 @@ from bench.common import DATA, machine, run_json, seed_method, write_results  # 
 
 SAME_SIZES = dict(window=10, embedding_dim=100, units=150, dropout=0.2)  # the seed's Embedding(100), BiLSTM(150), 10-word input
 THROUGHPUT_RUNS = 3  # runs of each method, alternated; the table shows medians
-BEST_SONNETS = dict(window=16, embedding_dim=64, units=128, dropout=0.3)  # as the default model is trained
 _SEED_FILTERS = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~\t\n]")
 
 
@@ -62,8 +61,11 @@ def main() -> None:
         results["throughput_runs"] = runs
         results["seed_sonnets"], results["ours_same_sizes"] = runs["seed"][0], runs["ours"][0]
         results["throughput"] = throughput(runs, epochs)
-        results["ours_best_sonnets"] = ours(train, tmp / "best", BEST_SONNETS,
-                                            dict(epochs=3 if quick else 60, patience=3, batch_size=128, min_count=1), test)
+        # `continuo train` with its defaults: sizes chosen for the corpus, a 10-minute budget
+        results["ours_best_sonnets"] = ours(train, tmp / "best", {}, dict(min_count=1, epochs=3 if quick else 30), test)
+        # the option that predicts every position, over the same sizes and input
+        results["ours_lstm_lm_same_sizes"] = ours(train, tmp / "lm", {**SAME_SIZES, "architecture": "lstm-lm"},
+                                                  {**fixed, "batch_size": 512 // SAME_SIZES["window"]}, test)
         shakespeare = DATA / "tinyshakespeare" / "input.txt"
         results["ours_tinyshakespeare"] = ours(shakespeare, tmp / "shake", dict(window=16, embedding_dim=128, units=256),
                                                dict(epochs=1, max_minutes=1 if quick else 3, batch_size=256))
@@ -93,10 +95,14 @@ def throughput(runs: dict, epochs: int) -> dict:
 
 def table(r: dict) -> str:
     seed, same, best, shake = r["seed_sonnets"], r["ours_same_sizes"], r["ours_best_sonnets"], r["ours_tinyshakespeare"]
+    lm = r["ours_lstm_lm_same_sizes"]
+    cpu = r["machine"]
     tp = r["throughput"]
     ratio = lambda a, b: f"{a / b:.1f}x"
     return "\n".join([
-        f"Measured {r['machine']['date']} on {r['machine']['cpus']} CPU cores; both methods in the same run, alternated.",
+        f"Measured {cpu['date']} on {cpu['cpus']} cores of {cpu['cpu_model']} (AVX2 {cpu['avx2']}, AVX-512 "
+        f"{cpu['avx512']}, native bfloat16 {cpu['native_bfloat16']}; load average {cpu['load_average']:.1f} at the "
+        "start); both methods in the same run, alternated.",
         "",
         "| measure | seed method | Continuo | ratio |",
         "|---|---|---|---|",
@@ -107,8 +113,15 @@ def table(r: dict) -> str:
         f"{tp['ours_end_to_end']:,.0f} | {ratio(tp['ours_end_to_end'], tp['seed_end_to_end'])} faster |",
         f"| held-out perplexity, sonnets (last 10% of lines), same sizes, {same['epochs']} epochs | "
         f"{seed['test_ppl_in_vocab']:,.1f} | {same['test_ppl']:,.1f} | {ratio(seed['test_ppl_in_vocab'], same['test_ppl'])} lower |",
-        f"| held-out perplexity, sonnets, early stopping ({best['epochs']} epochs) | - | {best['test_ppl']:,.1f} | "
-        f"{ratio(seed['test_ppl_in_vocab'], best['test_ppl'])} lower |",
+        f"| tokens predicted per second, the `lstm-lm` option (one-way LSTM 150 + LSTM 150, every position of "
+        f"10-token windows; after the first epoch) | {tp['seed_steady']:,.0f} | "
+        f"{lm['steady_examples_per_s'] or lm['examples_per_s']:,.0f} | "
+        f"{ratio(lm['steady_examples_per_s'] or lm['examples_per_s'], tp['seed_steady'])} faster |",
+        f"| held-out perplexity, sonnets, `continuo train` defaults ({best['epochs']} epochs; served mixture) | - | "
+        f"{best['test_ppl']:,.1f} | {ratio(seed['test_ppl_in_vocab'], best['test_ppl'])} lower |",
+        f"| ms per generated word at batch 1, default sizes (window {best.get('window', '?')}, units "
+        f"{best.get('units', '?')}), n-gram mixed in | {seed['gen_ms_per_word']:.1f} | {best['gen_ms_per_word']:.2f} | "
+        f"{ratio(seed['gen_ms_per_word'], best['gen_ms_per_word'])} faster |",
         f"| ms per generated word (batch of 1) | {seed['gen_ms_per_word']:.1f} | {same['gen_ms_per_word']:.2f} | "
         f"{ratio(seed['gen_ms_per_word'], same['gen_ms_per_word'])} faster |",
         f"| ms per generated word (32 sequences in one batch) | - | {same['gen_ms_per_word_batch32']:.3f} | - |",

@@ -65,6 +65,8 @@ def main() -> None:
            "val_ppl": card.val_perplexity, "stopped": card.stopped,
            "peak_rss_train_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
            "total_s": round(train_s, 2)}
+    sizes = card.hyperparameters.get("model", {})
+    out.update(window=sizes.get("window"), units=sizes.get("units"), architecture=sizes.get("architecture"))
     out.update(val_ppl_neural=card.neural_val_perplexity, val_ppl_ngram=card.ngram_val_perplexity,
                ngram_order=card.ngram_order, neural_weight=card.neural_weight)
     model = load(result.path)

@@ -49,6 +49,15 @@ class ModelCard:
     hyperparameters: dict = field(default_factory=dict)  # model and training settings
     history: dict = field(default_factory=dict)  # per-epoch loss and validation perplexity
 
+    @property
+    def serves(self) -> str:
+        """What answers: the neural model, the n-gram model, or their mixture with its weight."""
+        if not self.ngram_order or self.neural_weight >= 1:
+            return "neural"
+        if self.neural_weight <= 0:
+            return f"{self.ngram_order}-gram"
+        return f"{self.neural_weight:.2f} neural + {1 - self.neural_weight:.2f} {self.ngram_order}-gram"
+
     @classmethod
     def from_dict(cls, data: dict) -> "ModelCard":
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}

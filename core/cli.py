@@ -242,7 +242,7 @@ def run_models(args) -> int:
         c = m.card
         ppl = f"{c.val_perplexity:8.2f}" if c.val_perplexity is not None else "       -"
         print(f"{m.name:<20} val ppl {ppl}  {c.tokens:>9,} tokens  vocab {c.vocab_size:>6,}  "
-              f"{c.corpus:<16} {c.created[:10]}")
+              f"{c.corpus:<16} {c.created[:10]}  {c.serves}")
     return 0
 
 
