@@ -5,8 +5,12 @@ import asyncio
 import json
 import logging
 from dataclasses import asdict, fields, replace
+from typing import TYPE_CHECKING
 
 from core import Progress
+
+if TYPE_CHECKING:
+    from .training.queue import Ticket
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,7 @@ class ClusterTraining:
         self.store, self.models, self.settings, self.corpus = store, models, settings, corpus
         self.channel_display = channel_display  # where a job found after a restart shows its progress
         self.served_guilds = served_guilds  # the servers this process holds (discord.Guild objects)
-        self._tickets: dict[int, "Ticket"] = {}  # server -> the job followed
+        self._tickets: dict[int, Ticket] = {}  # server -> the job followed
         self._places: dict[int, int] = {}  # job id -> place in line (0: training)
         self._submitting: set[int] = set()
         self._tasks: set[asyncio.Task] = set()

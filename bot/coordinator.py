@@ -13,9 +13,9 @@ import asyncio
 import logging
 import shutil
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from core import ContinuoError, JobRunner, TrainRequest, TrainResult
 
@@ -55,7 +55,7 @@ class Coordinator:
                 log.exception("could not read the job queue")
             try:
                 await asyncio.wait_for(self._stopping.wait(), self.poll_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         await self.close()
 

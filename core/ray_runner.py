@@ -43,7 +43,7 @@ class RayConfig:
 class RayJob:
     """A training job running as a Ray generator task; a reader thread relays its progress."""
 
-    def __init__(self, runner: "RayRunner", request: TrainRequest, on_progress: ProgressCallback | None):
+    def __init__(self, runner: RayRunner, request: TrainRequest, on_progress: ProgressCallback | None):
         self._outputs = {name: Path(getattr(request, name)) for name in _OUTPUTS if getattr(request, name, None)}
         self._on_progress = on_progress or (lambda p: None)
         self._outcome: tuple[str, object] | None = None

@@ -3,15 +3,23 @@ process reports the result and answers with the new model; a restarted bot proce
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
+from continuo_world import CHAT, answer, bot_settings, make_bot, world  # noqa: F401 - fixtures
+from discord_double import run_client
 
 from bot.coordinator import Coordinator, publisher
 from bot.storage import open_store
 from bot.storage.versions import ModelVersions
-from continuo_world import CHAT, answer, bot_settings, make_bot, world  # noqa: F401 - fixtures
-from core import LocalProcessRunner, open_bundle_storage
-from discord_double import run_client
+from core import LocalProcessRunner, open_bundle_storage, read_card
 
 TRAINING_TIMEOUT = 180  # seconds; a tiny model trains in a few, but CI machines are shared
 
@@ -93,3 +101,131 @@ async def test_a_restarted_bot_process_follows_its_servers_jobs_and_reports_them
     await double.wait_for(lambda: any("new model is in use" in m.content for m in general.history()),
                           TRAINING_TIMEOUT, "the result in the channel")
     assert (await second.models.model_for(alpha.id)).card.corpus == "this server's text"
+
+
+# --- the whole cluster as deploy/local-cluster runs it: PostgreSQL, a Ray head, the coordinator, two bot processes
+
+REPO = Path(__file__).resolve().parents[2]
+VERSE_ONLY, CHAT_ONLY = "lamp", "lol"  # words of one bundled corpus that the other never uses
+
+
+def shard_of(guild_id: int, count: int) -> int:
+    return (guild_id >> 22) % count
+
+
+def cluster_env(double_url: str, token: str, folder: str, tiny_model_path, bot_settings) -> dict:
+    """The script's settings: the double as Discord, tiny models, 2 Ray CPUs, quick progress."""
+    train = {k: v for k, v in read_card(tiny_model_path).hyperparameters["train"].items()}
+    return {
+        **os.environ, "DISCORD_TOKEN": token, "CONTINUO_CLUSTER_DIR": folder, "CONTINUO_CLUSTER_RAY_CPUS": "2",
+        "CONTINUO_CLUSTER_BOT_COMMAND": f"{sys.executable} -m discord_double.run_bot --double {double_url} --",
+        "CONTINUO_CLUSTER_PYTHON": sys.executable,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "bot"), str(REPO)]),
+        "CONTINUO_BOT_DEFAULT_MODEL": str(tiny_model_path),
+        "CONTINUO_BOT_TRAIN_MODEL": json.dumps(dataclasses.asdict(bot_settings.train_model)),
+        "CONTINUO_BOT_TRAIN_OPTIONS": json.dumps(train),
+        "CONTINUO_BOT_RAY": json.dumps({"cpus": 1, "memory_mb": 600}),
+        "CONTINUO_BOT_PROGRESS_INTERVAL_S": "0.5", "CONTINUO_BOT_MODEL_POLL_S": "0.5",
+        "CONTINUO_BOT_IDENTIFY_INTERVAL_S": "1.5", "CONTINUO_BOT_COOLDOWN_USES": "50",
+    }
+
+
+async def script(env: dict, *args: str, timeout: float = 300) -> str:
+    process = await asyncio.create_subprocess_exec(str(REPO / "deploy" / "local-cluster"), *args, env=env,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode == 0, out.decode()
+    return out.decode()
+
+
+@pytest.mark.slow
+async def test_the_local_cluster_script_runs_the_whole_cluster_against_the_double(tiny_model_path, bot_settings):
+    from discord_double.control import start_standalone
+
+    process, double, state = await start_standalone("--identify-window", "1", "--heartbeat-interval", "0.5",
+                                                    "--recommended-shards", "2")
+    folder = tempfile.mkdtemp(prefix="ccl-", dir="/tmp")  # short: Ray's socket paths; reachable by postgres
+    env = cluster_env(double.base_url, state["token"], folder, tiny_model_path, bot_settings)
+    try:
+        guilds = []
+        while len({shard_of(int(g["id"]), 2) for g in guilds}) < 2:
+            guilds.append(await double.add_guild(f"Server {len(guilds)}"))
+        alpha = guilds[0]
+        beta = next(g for g in guilds if shard_of(int(g["id"]), 2) != shard_of(int(alpha["id"]), 2))
+        owner = state["owner"]
+        await script(env, "start")
+
+        async def both_connected():
+            current = await double.state()
+            shards = {tuple(s["shard"]) for s in current["sessions"] if s["connected"]}
+            return shards == {(0, 2), (1, 2)} and current["command_syncs"]
+        await double.wait_for(both_connected, 180, "both bot processes to connect and sync")
+
+        async def ask(guild, name, options, timeout=60):
+            sent = await double.slash_command(guild["channels"]["general"], owner, name, options)
+            return await double.wait_done(sent["id"], timeout)
+
+        # every server is answered by exactly one process: the one holding its shard
+        for guild in guilds:
+            answer = await ask(guild, "continue", {"seed": "The night", "words": 3})
+            assert answer["shards"] == [[shard_of(int(guild["id"]), 2), 2]] and answer["callbacks"] == 1
+
+        # each server its own text: Alpha chat, Beta verse
+        for guild, corpus in ((alpha, "chat"), (beta, "verse")):
+            text = (REPO / "corpora" / corpus / "corpus.txt").read_text("utf-8")
+            added = await ask(guild, "corpus add", {"file": {"file": f"{corpus}.txt", "text": text}})
+            assert "enough to /train" in added["content"], added
+
+        # a /train in Alpha runs on Ray; its new model answers in the process serving Alpha
+        sent = await double.slash_command(alpha["channels"]["general"], owner, "train", {"epochs": 1})
+
+        async def trained():
+            found = await double.interaction(sent["id"])
+            return found if "new model is in use" in (found["content"] or "") or "failed" in (found["content"] or "") \
+                else None
+        result = await double.wait_for(trained, TRAINING_TIMEOUT, "Alpha's training")
+        assert "new model is in use" in result["content"], result["content"]
+        assert result["shards"] == [[shard_of(int(alpha["id"]), 2), 2]]
+        assert "started as ray-" in (Path(folder) / "logs" / "coordinator.log").read_text()
+        own = await ask(alpha, "continue", {"seed": CHAT_ONLY, "words": 3})
+        assert own["content"].startswith(f"**{CHAT_ONLY}**")  # a word of Alpha's text: its own model
+        assert own["shards"] == [[shard_of(int(alpha["id"]), 2), 2]]
+        foreign = await ask(alpha, "continue", {"seed": VERSE_ONLY, "words": 3})
+        assert "none of the seed's words are known" in foreign["content"]  # Beta's text never reached it
+
+        # a bot process killed with SIGKILL mid-training and started again loses nothing
+        before = (await ask(beta, "corpus stats", {}))["content"]
+        sent = await double.slash_command(beta["channels"]["general"], owner, "train", {"epochs": 1})
+        await double.wait_for(lambda: _contains(double, sent["id"], "Training"), 120, "Beta's training to start")
+        pid = int((Path(folder) / "run" / f"bot-{shard_of(int(beta['id']), 2)}.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        await script(env, "start")  # starts what is not running: that bot process again
+
+        store = open_store(f"postgresql://postgres@/continuo?host={folder}/pg")
+        await store.open()
+        try:
+            async def beta_finished():
+                job = await store.last_job(int(beta["id"]))
+                return job if job.status not in ("queued", "running") else None
+            job = await double.wait_for(beta_finished, TRAINING_TIMEOUT, "Beta's training after the restart", every=1)
+            assert job.status == "succeeded", job  # not interrupted by the kill
+            assert (await store.current_model(int(beta["id"]))).version is not None
+        finally:
+            await store.close()
+        assert (await ask(beta, "corpus stats", {}))["content"] == before
+        info = await ask(beta, "model info", {})
+        assert "its own, trained on its corpus" in info["content"] and "The last training" not in info["content"]
+        mine = await ask(beta, "continue", {"seed": VERSE_ONLY, "words": 3})
+        assert mine["content"].startswith(f"**{VERSE_ONLY}**")
+        final = await double.state()
+        assert not final["unknown_routes"] and not final["double_errors"] and not final["rejected_requests"]
+    finally:
+        print(await script(env, "stop", timeout=180))
+        await double.close()
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _contains(double, interaction_id: str, text: str) -> bool:
+    return text in ((await double.interaction(interaction_id))["content"] or "")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from continuo_world import bot_settings  # noqa: F401 - fixture
 
 from bot.cluster import progress_from_json
 from bot.coordinator import Coordinator, publisher
 from bot.storage import CorpusEntry, open_store, sqlite_url
 from bot.storage.base import UNFINISHED
 from bot.storage.versions import ModelVersions
-from continuo_world import bot_settings  # noqa: F401 - fixture
 from core import LocalProcessRunner, open_bundle_storage, read_card
 
 A, B = 111, 222  # two servers

@@ -2,11 +2,11 @@
 import threading
 
 import pytest
-
-ray = pytest.importorskip("ray")
-
 from testdata import TINY_MODEL, TINY_TRAIN
+
 from core import Cancelled, ContinuoError, ModelConfig, RayConfig, RayRunner, TrainConfig, TrainRequest, load, read_card
+
+ray = pytest.importorskip("ray", reason='training on Ray needs ray: pip install -e ".[test,scale]"')
 
 TIMEOUT = 240  # seconds; a worker imports TensorFlow first, on 2 shared cores
 
@@ -27,7 +27,7 @@ def request(out, **train):
 
 
 def test_job_trains_in_a_ray_worker_and_streams_its_progress(runner, tmp_path):
-    reports, pids = [], set()
+    reports = []
     job = runner.submit(request(tmp_path / "m"), reports.append)
     result = job.result(timeout=TIMEOUT)
     assert job.done() and job.id.startswith("ray-")
