@@ -1,7 +1,8 @@
 """A whole corpus to token ids in pieces: memory holds one int32 per token, never a Python string per token."""
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -31,8 +32,9 @@ def pieces(text: str, mode: str = "words", size: int | None = None) -> Iterator[
         start = end
 
 
-def encode_corpus(text: str, mode: str = "words", min_count: int = 1, max_size: int | None = None,
-                  fit_share: float = 1.0) -> tuple[Tokenizer, np.ndarray, int]:
+def encode_corpus(
+    text: str, mode: str = "words", min_count: int = 1, max_size: int | None = None, fit_share: float = 1.0
+) -> tuple[Tokenizer, np.ndarray, int]:
     """(tokenizer, ids of every token, cut): the vocabulary is fitted on the first `cut` tokens.
 
     The same vocabulary as `Tokenizer.fit` on those tokens (most frequent first, ties by the token),
@@ -52,8 +54,10 @@ def encode_corpus(text: str, mode: str = "words", min_count: int = 1, max_size: 
     counts = np.bincount(provisional[:cut], minlength=len(index))
     types = list(index)
     del index
-    ranked = sorted((i for i in np.flatnonzero(counts >= min_count) if types[i] not in SPECIALS),
-                    key=lambda i: (-counts[i], types[i]))
+    ranked = sorted(
+        (i for i in np.flatnonzero(counts >= min_count) if types[i] not in SPECIALS),
+        key=lambda i: (-counts[i], types[i]),
+    )
     if max_size is not None:
         ranked = ranked[: max(0, max_size - len(SPECIALS))]
     final = np.ones(len(types), np.int32)  # 1: the unknown token

@@ -1,4 +1,5 @@
 """Guards around a training run: one run per model at a time, and a writable folder with room for its files."""
+
 from __future__ import annotations
 
 import contextlib
@@ -25,13 +26,17 @@ class StorageError(ContinuoError):
 
 def storage_error(e: OSError, what: str, where: str | Path) -> StorageError:
     """One line for a failed write: which folder, why, and what to do."""
-    advice = {errno.ENOSPC: "free some space there", errno.EDQUOT: "free some space there",
-              errno.EROFS: "the file system is read-only: set CONTINUO_HOME or --out to a writable folder",
-              errno.EACCES: "give this user write permission there, or set CONTINUO_HOME or --out elsewhere",
-              errno.EPERM: "give this user write permission there, or set CONTINUO_HOME or --out elsewhere"}
+    advice = {
+        errno.ENOSPC: "free some space there",
+        errno.EDQUOT: "free some space there",
+        errno.EROFS: "the file system is read-only: set CONTINUO_HOME or --out to a writable folder",
+        errno.EACCES: "give this user write permission there, or set CONTINUO_HOME or --out elsewhere",
+        errno.EPERM: "give this user write permission there, or set CONTINUO_HOME or --out elsewhere",
+    }
     why = e.strerror or type(e).__name__
-    return StorageError(f"{where}: cannot {what} ({why}); {advice.get(e.errno, 'check the folder')}; "
-                        "the previous model is unchanged")
+    return StorageError(
+        f"{where}: cannot {what} ({why}); {advice.get(e.errno, 'check the folder')}; the previous model is unchanged"
+    )
 
 
 def estimated_bytes(model_config, train_config) -> int:
@@ -60,9 +65,11 @@ def check_writable(folder: Path, need_bytes: int = 0) -> None:
         raise storage_error(e, "write there", folder) from None
     free = shutil.disk_usage(folder).free
     if free < need_bytes:
-        raise StorageError(f"{folder}: only {free / 1e6:.1f} MB free, and a model of these settings needs about "
-                           f"{need_bytes / 1e6:.0f} MB while it trains and saves; free some space, or set "
-                           "CONTINUO_HOME or --out to another disk")
+        raise StorageError(
+            f"{folder}: only {free / 1e6:.1f} MB free, and a model of these settings needs about "
+            f"{need_bytes / 1e6:.0f} MB while it trains and saves; free some space, or set "
+            "CONTINUO_HOME or --out to another disk"
+        )
 
 
 class NameLock:
@@ -73,16 +80,18 @@ class NameLock:
         self.path = self.target.parent / f".{self.target.name}.lock"
         self._fd: int | None = None
 
-    def acquire(self) -> "NameLock":
+    def acquire(self) -> NameLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
             os.close(fd)
-            raise ModelBusy(f"the {self.what} {self.target.name!r} is being trained by another process"
-                            f"{f' (pid {holder})' if holder.isdigit() else ''}; wait for it to finish, or give "
-                            "this run another name") from None
+            raise ModelBusy(
+                f"the {self.what} {self.target.name!r} is being trained by another process"
+                f"{f' (pid {holder})' if holder.isdigit() else ''}; wait for it to finish, or give "
+                "this run another name"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd
@@ -100,7 +109,7 @@ class NameLock:
             os.close(self._fd)  # closing drops the lock; the file stays, so no one locks a file about to vanish
             self._fd = None
 
-    def __enter__(self) -> "NameLock":
+    def __enter__(self) -> NameLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -1,13 +1,16 @@
 """Tokenizing a corpus in pieces gives exactly the ids and vocabulary of tokenizing it whole."""
+
 import numpy as np
 import pytest
-
 from testdata import CHAT, VERSE
+
 from core.encoding import encode_corpus, encode_text, pieces
 from core.tokenizer import Tokenizer
 
-TRICKY = ("Don't stop :) at 12:30pm — see https://example.com/a_b.\r\n  Two  spaces \u00a0here; \"quoted\"...\n"
-          "salt-white 3.14 e\u0301clair 👍🏽 x\n\n\nlast line without a break")
+TRICKY = (
+    'Don\'t stop :) at 12:30pm — see https://example.com/a_b.\r\n  Two  spaces \u00a0here; "quoted"...\n'
+    "salt-white 3.14 e\u0301clair 👍🏽 x\n\n\nlast line without a break"
+)
 
 
 @pytest.mark.parametrize("mode", ["words", "whitespace"])
