@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,10 +42,10 @@ if TYPE_CHECKING:
     from ..app import ContinuoApp
 
 MODEL_SIZES = {  # name -> model settings; from seconds of training (tiny) to hours on a laptop (large)
-    "tiny": dict(window=8, embedding_dim=16, units=16),
-    "small": dict(window=16, embedding_dim=64, units=128),  # as the bundled default model
-    "medium": dict(),  # the core's defaults
-    "large": dict(embedding_dim=256, units=384, bidirectional_layers=2),
+    "tiny": ModelConfig(window=8, embedding_dim=16, units=16),
+    "small": ModelConfig(window=16, embedding_dim=64, units=128),  # as the bundled default model
+    "medium": ModelConfig(),  # the core's defaults
+    "large": ModelConfig(embedding_dim=256, units=384, bidirectional_layers=2),
 }
 
 
@@ -85,7 +85,7 @@ class TrainForm:
             instant_out=get_settings().home / "instant" / self.name,  # usable while the neural model trains
             source=self.file or self.source,
             corpus_name=self.file.name if self.file else self.source,
-            model=ModelConfig(**MODEL_SIZES[self.size]),
+            model=replace(MODEL_SIZES[self.size]),  # a copy: training fills in what the size leaves open
             train=TrainConfig(epochs=self.epochs, max_minutes=self.minutes),
         )
 
@@ -258,7 +258,11 @@ class TrainScreen(Screen):
         if self.cancel_requested:
             self.post_message(TrainEnded(error="training cancelled before it started", cancelled=True))
             return
-        job = LocalProcessRunner().submit(request, lambda p: self.post_message(TrainProgress(p)))
+
+        def on_progress(progress: Progress) -> None:
+            self.post_message(TrainProgress(progress))
+
+        job = LocalProcessRunner().submit(request, on_progress)
         while True:
             if worker.is_cancelled or self.cancel_requested:
                 job.cancel()  # also when the app is closing: the process must not outlive it
