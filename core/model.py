@@ -2,6 +2,7 @@
 
 The "lstm-lm" architecture, an option, reads one way and predicts after every position of its window.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
@@ -9,12 +10,11 @@ from dataclasses import asdict, dataclass, replace
 from .backend import load_keras
 from .errors import ConfigError
 
-
-# Sizes for a corpus of at most this many training tokens, such that a 10-minute budget on 2 CPU cores
-# still trains the model for several epochs (bench/results/sizing.md).
+# Sizes for a corpus of at most this many training tokens: small enough that a 10-minute budget trains
+# several epochs of a million tokens and generation stays fast (bench/results/quality.md, core.md).
 SIZES_BY_TOKENS = (
-    (60_000, dict(window=12, embedding_dim=128, units=256)),
-    (250_000, dict(window=10, embedding_dim=128, units=192)),
+    (60_000, dict(window=12, embedding_dim=128, units=128)),
+    (250_000, dict(window=10, embedding_dim=128, units=128)),
     (None, dict(window=8, embedding_dim=128, units=128)),
 )
 
@@ -31,9 +31,9 @@ class ModelConfig:
     bidirectional_layers: int = 1  # stacked sequence layers before the final LSTM
     bidirectional: bool = True  # read the window both ways in those layers
     dropout: float = 0.2  # on the embeddings and before the output layer
-    architecture: str = "bilstm"  # "bilstm" reads each window both ways; "lstm-lm" reads one way and learns from every position
+    architecture: str = "bilstm"  # "bilstm" reads windows both ways; "lstm-lm" one way, learning from every position
 
-    def validate(self) -> "ModelConfig":
+    def validate(self) -> ModelConfig:
         for name in ("window", "embedding_dim", "units"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -43,10 +43,12 @@ class ModelConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.architecture not in ARCHITECTURES:
-            raise ConfigError(f"architecture must be {' or '.join(map(repr, ARCHITECTURES))}, got {self.architecture!r}")
+            raise ConfigError(
+                f"architecture must be {' or '.join(map(repr, ARCHITECTURES))}, got {self.architecture!r}"
+            )
         return self
 
-    def sized_for(self, tokens: int, minutes: float | None = None) -> "ModelConfig":
+    def sized_for(self, tokens: int) -> ModelConfig:
         """This config with the sizes left open chosen for a corpus of `tokens` training tokens."""
         sizes = next(sizes for limit, sizes in SIZES_BY_TOKENS if limit is None or tokens <= limit)
         return replace(self, **{k: v for k, v in sizes.items() if getattr(self, k) is None})
