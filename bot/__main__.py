@@ -1,4 +1,5 @@
 """`python -m bot`: the same as `continuo bot`."""
+
 import argparse
 import sys
 

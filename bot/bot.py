@@ -1,4 +1,5 @@
 """The Discord bot: intents, storage, models and training wired together, extensions loaded, commands synced."""
+
 from __future__ import annotations
 
 import logging
@@ -41,33 +42,62 @@ def intents() -> discord.Intents:
 class ContinuoBot(commands.Bot):
     """Slash commands only: prefix commands are switched off and mentions are handled by a cog."""
 
-    def __init__(self, settings: BotSettings | None = None, *, store: Store | None = None,
-                 runner: JobRunner | None = None, default_model: Path | None = None, **options):
-        super().__init__(command_prefix=commands.when_mentioned, help_command=None, intents=intents(),
-                         allowed_mentions=discord.AllowedMentions.none(), **options)
+    def __init__(
+        self,
+        settings: BotSettings | None = None,
+        *,
+        store: Store | None = None,
+        runner: JobRunner | None = None,
+        default_model: Path | None = None,
+        **options,
+    ):
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            help_command=None,
+            intents=intents(),
+            allowed_mentions=discord.AllowedMentions.none(),
+            **options,
+        )
         self.settings = settings or BotSettings()
-        self.store: Store = store or open_store(self.settings.database,  # SQLite by default, or PostgreSQL
-                                                busy_timeout_s=self.settings.database_busy_timeout_s,
-                                                write_retry_s=self.settings.database_write_retry_s)
+        self.store: Store = store or open_store(
+            self.settings.database,  # SQLite by default, or PostgreSQL
+            busy_timeout_s=self.settings.database_busy_timeout_s,
+            write_retry_s=self.settings.database_write_retry_s,
+        )
         default = default_model or self.settings.default_model or ModelStore().resolve(None)
-        self.versions = ModelVersions(self.store, open_bundle_storage(self.settings.model_storage,
-                                                                      self.settings.model_cache_dir),
-                                      self.settings.model_versions_kept, self.settings.model_poll_s)
+        self.versions = ModelVersions(
+            self.store,
+            open_bundle_storage(self.settings.model_storage, self.settings.model_cache_dir),
+            self.settings.model_versions_kept,
+            self.settings.model_poll_s,
+        )
         self.corpus = ServerCorpus(self.store)
-        self.models = ModelService(self.settings.guilds_dir, default, self.settings.model_cache_size,
-                                   self.settings.inference_threads, self.settings.max_batch_rows, self.versions,
-                                   cache_mb=self.settings.model_cache_mb,
-                                   instant=InstantModels(self.settings.guilds_dir, self.corpus))
-        channel_display = lambda channel_id: ChannelDisplay(self.get_partial_messageable(channel_id))
+        self.models = ModelService(
+            self.settings.guilds_dir,
+            default,
+            self.settings.model_cache_size,
+            self.settings.inference_threads,
+            self.settings.max_batch_rows,
+            self.versions,
+            cache_mb=self.settings.model_cache_mb,
+            instant=InstantModels(self.settings.guilds_dir, self.corpus),
+        )
+
+        def channel_display(channel_id: int) -> ChannelDisplay:
+            return ChannelDisplay(self.get_partial_messageable(channel_id))
+
         if self.settings.job_runner == "coordinator":  # one of a cluster's processes: the coordinator trains
-            self.training = ClusterTraining(self.store, self.models, self.settings, self.corpus, channel_display,
-                                            lambda: self.guilds)
+            self.training = ClusterTraining(
+                self.store, self.models, self.settings, self.corpus, channel_display, lambda: self.guilds
+            )
             self.add_listener(self.training.follow_unfinished, "on_ready")  # after a restart too
         else:
-            self.training = TrainingQueue(self.store, self.models, self.settings, runner or job_runner(self.settings),
-                                          self.corpus)
-        self.retraining = RetrainPolicy(self.store, self.corpus, self.training, self.settings.retrain_check_s,
-                                        channel_display)
+            self.training = TrainingQueue(
+                self.store, self.models, self.settings, runner or job_runner(self.settings), self.corpus
+            )
+        self.retraining = RetrainPolicy(
+            self.store, self.corpus, self.training, self.settings.retrain_check_s, channel_display
+        )
         self.cooldowns = Cooldowns(self.settings.cooldown_uses, self.settings.cooldown_seconds)
         self.interrupted_jobs: list[TrainingJobRecord] = []  # found at start-up; reported once connected
 

@@ -1,4 +1,5 @@
 """`continuo bot` and `python -m bot`: run the Discord bot until interrupted."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,10 @@ import discord
 from core import ContinuoError
 
 EXIT_USER_ERROR = 2  # as `continuo` exits on a mistake the user can fix
-DESCRIPTION = ("Run the Discord bot. It reads DISCORD_TOKEN from the environment or a .env file; "
-               "see the README for creating the application and inviting the bot.")
+DESCRIPTION = (
+    "Run the Discord bot. It reads DISCORD_TOKEN from the environment or a .env file; "
+    "see the README for creating the application and inviting the bot."
+)
 
 
 def register(commands) -> None:
@@ -21,11 +24,18 @@ def register(commands) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, help="folder for the database and servers' models "
-                                                  "(default: Continuo's data folder)")
-    parser.add_argument("--model", type=Path, help="model bundle used while a server has none (default: the bundled one)")
-    parser.add_argument("--sync-guild", type=int, metavar="ID",
-                        help="also register the commands in this server, where they appear at once")
+    parser.add_argument(
+        "--data", type=Path, help="folder for the database and servers' models (default: Continuo's data folder)"
+    )
+    parser.add_argument(
+        "--model", type=Path, help="model bundle used while a server has none (default: the bundled one)"
+    )
+    parser.add_argument(
+        "--sync-guild",
+        type=int,
+        metavar="ID",
+        help="also register the commands in this server, where they appear at once",
+    )
     parser.add_argument("--no-sync", action="store_true", help="do not register the commands with Discord at start-up")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     add_shard_arguments(parser)
@@ -35,10 +45,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shard-count", type=_positive, metavar="N",
-                        help="run sharded: the bot's shards over all its processes (default: one unsharded connection)")
-    parser.add_argument("--shard-ids", type=_shard_ids, metavar="0,1",
-                        help="the shards this process holds (default: all); the process holding shard 0 syncs commands")
+    parser.add_argument(
+        "--shard-count",
+        type=_positive,
+        metavar="N",
+        help="run sharded: the bot's shards over all its processes (default: one unsharded connection)",
+    )
+    parser.add_argument(
+        "--shard-ids",
+        type=_shard_ids,
+        metavar="0,1",
+        help="the shards this process holds (default: all); the process holding shard 0 syncs commands",
+    )
 
 
 def _positive(text: str) -> int:
@@ -65,30 +83,44 @@ def _shard_settings(args: argparse.Namespace) -> dict:
 
 
 def add_database_arguments(parser: argparse.ArgumentParser, default=None) -> None:
-    parser.add_argument("--database", metavar="URL", default=default,
-                        help="sqlite:///PATH (default: bot.sqlite3 in the data folder) or postgresql://USER@HOST/DB")
-    parser.add_argument("--model-storage", metavar="URL", default=default,
-                        help="where published model versions live: a folder (default: model-store in the data "
-                             "folder) or an fsspec URL such as s3://bucket/continuo")
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        default=default,
+        help="sqlite:///PATH (default: bot.sqlite3 in the data folder) or postgresql://USER@HOST/DB",
+    )
+    parser.add_argument(
+        "--model-storage",
+        metavar="URL",
+        default=default,
+        help="where published model versions live: a folder (default: model-store in the data "
+        "folder) or an fsspec URL such as s3://bucket/continuo",
+    )
 
 
 def add_store_commands(parser: argparse.ArgumentParser) -> None:
     """`continuo bot backup PATH` and `continuo bot migrate-store FROM TO`; plain `continuo bot` runs the bot."""
     commands = parser.add_subparsers(dest="store_command", metavar="{backup,migrate-store,coordinator}")
-    backup = commands.add_parser("backup", help="copy the bot's database to PATH while the bot may run",
-                                 description="A consistent copy of the SQLite database made with SQLite's online "
-                                             "backup, safe while the bot runs; restore it by stopping the bot and "
-                                             "copying it over the database file. For PostgreSQL it names the tool.")
+    backup = commands.add_parser(
+        "backup",
+        help="copy the bot's database to PATH while the bot may run",
+        description="A consistent copy of the SQLite database made with SQLite's online "
+        "backup, safe while the bot runs; restore it by stopping the bot and "
+        "copying it over the database file. For PostgreSQL it names the tool.",
+    )
     backup.add_argument("path", type=Path, metavar="PATH")
     backup.add_argument("--data", type=Path, default=argparse.SUPPRESS, help="the data folder holding the database")
     add_database_arguments(backup, default=argparse.SUPPRESS)  # given here or before `backup`: either counts
     backup.set_defaults(run=run_backup)
-    migrate = commands.add_parser("migrate-store", help="copy servers' data from one database to another",
-                                  description="Copy every server's data (or those given with --guild) from the "
-                                              "database FROM to the database TO, e.g. from sqlite:///bot.sqlite3 to "
-                                              "postgresql://continuo@db/continuo. Stop the bot first. A server TO "
-                                              "already holds is refused before anything is copied; model files stay "
-                                              "where model storage keeps them.")
+    migrate = commands.add_parser(
+        "migrate-store",
+        help="copy servers' data from one database to another",
+        description="Copy every server's data (or those given with --guild) from the "
+        "database FROM to the database TO, e.g. from sqlite:///bot.sqlite3 to "
+        "postgresql://continuo@db/continuo. Stop the bot first. A server TO "
+        "already holds is refused before anything is copied; model files stay "
+        "where model storage keeps them.",
+    )
     migrate.add_argument("source", metavar="FROM", help="database URL, or the path of an SQLite file")
     migrate.add_argument("target", metavar="TO", help="database URL, or the path of an SQLite file")
     migrate.add_argument("--guild", type=int, action="append", metavar="ID", help="only this server (repeatable)")
@@ -99,18 +131,25 @@ def add_store_commands(parser: argparse.ArgumentParser) -> None:
 def add_coordinator_command(commands) -> None:
     """`continuo bot coordinator`: the process that trains what a cluster's bot processes queue."""
     coordinator = commands.add_parser(
-        "coordinator", help="run the training jobs of a cluster of bot processes (on Ray)",
+        "coordinator",
+        help="run the training jobs of a cluster of bot processes (on Ray)",
         description="Take the training jobs that bot processes started with CONTINUO_BOT_JOB_RUNNER=coordinator "
-                    "queue in the shared database, run them on Ray (or local processes), write their progress back "
-                    "and publish each new model version. Run one per database; a restart resumes its jobs.")
-    coordinator.add_argument("--data", type=Path, default=argparse.SUPPRESS,
-                             help="this process's folder for checkpoints and caches")
+        "queue in the shared database, run them on Ray (or local processes), write their progress back "
+        "and publish each new model version. Run one per database; a restart resumes its jobs.",
+    )
+    coordinator.add_argument(
+        "--data", type=Path, default=argparse.SUPPRESS, help="this process's folder for checkpoints and caches"
+    )
     add_database_arguments(coordinator, default=argparse.SUPPRESS)
     coordinator.add_argument("--runner", choices=["ray", "local"], help="where jobs run (default: ray)")
-    coordinator.add_argument("--ray-address", metavar="ADDRESS", help='the Ray cluster, e.g. "auto" or host:6379 '
-                             "(default: RAY_ADDRESS, else a Ray started for this process)")
-    coordinator.add_argument("--max-jobs", type=_positive, metavar="N", help="jobs run at once (default: "
-                             "CONTINUO_BOT_MAX_TRAINING_JOBS)")
+    coordinator.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help='the Ray cluster, e.g. "auto" or host:6379 (default: RAY_ADDRESS, else a Ray started for this process)',
+    )
+    coordinator.add_argument(
+        "--max-jobs", type=_positive, metavar="N", help="jobs run at once (default: CONTINUO_BOT_MAX_TRAINING_JOBS)"
+    )
     coordinator.add_argument("--log-level", default=argparse.SUPPRESS, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     coordinator.set_defaults(run=run_coordinator)
 
@@ -138,13 +177,21 @@ def run(args: argparse.Namespace) -> int:
     from .settings import BotSettings
     from .sharding import make_bot
 
-    overrides = {"data_dir": args.data, "default_model": args.model, "sync_guild": args.sync_guild,
-                 "sync_commands": False if args.no_sync else None, "database_url": args.database,
-                 "model_storage_url": args.model_storage, **_shard_settings(args)}
+    overrides = {
+        "data_dir": args.data,
+        "default_model": args.model,
+        "sync_guild": args.sync_guild,
+        "sync_commands": False if args.no_sync else None,
+        "database_url": args.database,
+        "model_storage_url": args.model_storage,
+        **_shard_settings(args),
+    }
     settings = BotSettings(**{k: v for k, v in overrides.items() if v is not None})
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
-        raise ContinuoError("DISCORD_TOKEN is not set: put the bot's token in the environment or a .env file "
-                            "(see the README, 'Discord bot')")
+        raise ContinuoError(
+            "DISCORD_TOKEN is not set: put the bot's token in the environment or a .env file "
+            "(see the README, 'Discord bot')"
+        )
     if not logging.getLogger().handlers:  # leave a host's (or a test runner's) logging alone
         discord.utils.setup_logging(level=getattr(logging, args.log_level))
     try:
@@ -159,18 +206,25 @@ async def serve(bot, token: str) -> None:
         try:
             await bot.start(token)
         except discord.LoginFailure as e:
-            raise ContinuoError(f"DISCORD_TOKEN was rejected by Discord: {e}; copy the token again from the "
-                                "Developer Portal (Bot > Reset Token)") from None
+            raise ContinuoError(
+                f"DISCORD_TOKEN was rejected by Discord: {e}; copy the token again from the "
+                "Developer Portal (Bot > Reset Token)"
+            ) from None
         except discord.PrivilegedIntentsRequired:
-            raise ContinuoError("Discord refused the Message Content intent: enable it in the Developer Portal "
-                                "(Bot > Privileged Gateway Intents > Message Content Intent)") from None
+            raise ContinuoError(
+                "Discord refused the Message Content intent: enable it in the Developer Portal "
+                "(Bot > Privileged Gateway Intents > Message Content Intent)"
+            ) from None
 
 
 def _settings(args: argparse.Namespace):
     from .settings import BotSettings
 
-    overrides = {"data_dir": getattr(args, "data", None), "database_url": getattr(args, "database", None),
-                 "model_storage_url": getattr(args, "model_storage", None)}
+    overrides = {
+        "data_dir": getattr(args, "data", None),
+        "database_url": getattr(args, "database", None),
+        "model_storage_url": getattr(args, "model_storage", None),
+    }
     return BotSettings(**{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -192,8 +246,9 @@ def run_backup(args: argparse.Namespace) -> int:
             await store.close()
 
     asyncio.run(backup())
-    print(f"backed up {redact(settings.database)} to {args.path}; to restore, stop the bot and copy it over "
-          f"{store.path}")
+    print(
+        f"backed up {redact(settings.database)} to {args.path}; to restore, stop the bot and copy it over {store.path}"
+    )
     return 0
 
 
@@ -204,8 +259,7 @@ def store_url(text: str) -> str:
     return text if "://" in text else sqlite_url(Path(text).expanduser().resolve())
 
 
-async def migrate_store(source_url: str, target_url: str, guilds: list[int] | None = None,
-                        say=print) -> list[int]:
+async def migrate_store(source_url: str, target_url: str, guilds: list[int] | None = None, say=print) -> list[int]:
     """Copy servers from one store to another, then read both back: every row arrived and nothing else was touched."""
     from dataclasses import replace
 
@@ -227,19 +281,25 @@ async def migrate_store(source_url: str, target_url: str, guilds: list[int] | No
                 raise ContinuoError(f"server {missing[0]} has no data in {redact(source_url)}")
             taken = sorted(set(wanted) & set(await target.guild_ids()))
             if taken:  # checked before anything is written: nothing half-copied, nothing merged
-                raise ContinuoError(f"{redact(target_url)} already holds server {taken[0]}"
-                                    f"{f' and {len(taken) - 1} more' if len(taken) > 1 else ''}; nothing was copied "
-                                    "(copy into an empty database, or leave those out with --guild)")
+                raise ContinuoError(
+                    f"{redact(target_url)} already holds server {taken[0]}"
+                    f"{f' and {len(taken) - 1} more' if len(taken) > 1 else ''}; nothing was copied "
+                    "(copy into an empty database, or leave those out with --guild)"
+                )
             for guild_id in wanted:
                 data = await source.export_guild(guild_id)
                 await target.import_guild(data)
                 copied = await target.export_guild(guild_id)
                 same_jobs = [replace(j, id=0) for j in data.jobs] == [replace(j, id=0) for j in copied.jobs]
                 if replace(copied, jobs=[]) != replace(data, jobs=[]) or not same_jobs:
-                    raise ContinuoError(f"server {guild_id} reads back differently from {redact(target_url)}; "
-                                        "the copy is incomplete: do not use it")
-                say(f"server {guild_id}: {len(data.corpus):,} texts, {len(data.channels)} channels, "
-                    f"{len(data.jobs)} trainings, {len(data.models)} model versions")
+                    raise ContinuoError(
+                        f"server {guild_id} reads back differently from {redact(target_url)}; "
+                        "the copy is incomplete: do not use it"
+                    )
+                say(
+                    f"server {guild_id}: {len(data.corpus):,} texts, {len(data.channels)} channels, "
+                    f"{len(data.jobs)} trainings, {len(data.models)} model versions"
+                )
             return wanted
         finally:
             await target.close()

@@ -1,4 +1,5 @@
 """The bot processes' side of a cluster: /train queued in the store for the coordinator, followed from there."""
+
 from __future__ import annotations
 
 import asyncio
@@ -71,8 +72,15 @@ class ClusterTraining:
         return guild_id in self._tickets or guild_id in self._submitting
 
     # --- submitting
-    async def submit(self, guild_id: int, guild_name: str, requested_by: int, channel_id: int | None,
-                     epochs: int | None = None, display=None):
+    async def submit(
+        self,
+        guild_id: int,
+        guild_name: str,
+        requested_by: int,
+        channel_id: int | None,
+        epochs: int | None = None,
+        display=None,
+    ):
         """Queue a training for the coordinator; refuses a second one and a corpus too small."""
         from core import check_corpus_size
 
@@ -93,8 +101,9 @@ class ClusterTraining:
             epochs = min(epochs or self.settings.train_options.epochs, self.settings.max_epochs)
             record = await self.store.add_job(guild_id, requested_by, channel_id, epochs, tokens)
             ticket = Ticket(record, safe(guild_name), display)
-            place = self._places[record.id] = len([j for j in await self.store.unfinished_jobs()
-                                                   if j.status == "queued"])
+            place = self._places[record.id] = len(
+                [j for j in await self.store.unfinished_jobs() if j.status == "queued"]
+            )
             text = messages.queued(ticket.guild_name, place, self.settings.max_training_jobs)
             await self._show(ticket, text)  # before the command's answer is sent: it is that answer
             self._follow(ticket, shown=text)
@@ -111,8 +120,9 @@ class ClusterTraining:
         found = 0
         for record in await self.store.unfinished_jobs():
             if record.guild_id in names and not self.busy(record.guild_id):
-                display = self.channel_display(record.channel_id) if self.channel_display and record.channel_id \
-                    else None
+                display = (
+                    self.channel_display(record.channel_id) if self.channel_display and record.channel_id else None
+                )
                 self._follow(Ticket(record, safe(names[record.guild_id]), display))
                 found += 1
         return found
@@ -175,8 +185,9 @@ class ClusterTraining:
             model = await self._serve_new_model(ticket.guild_id, ticket.record.created_at)
             text, _ = await self.corpus.text(ticket.guild_id)
             server = await self.store.guild_settings(ticket.guild_id)
-            sample = await messages.sample(self.models, ticket.guild_id, text,
-                                           decoding(self.settings, server, words=SAMPLE_WORDS))
+            sample = await messages.sample(
+                self.models, ticket.guild_id, text, decoding(self.settings, server, words=SAMPLE_WORDS)
+            )
             return messages.succeeded(ticket.guild_name, model.card, sample)
         if record.status == "failed":
             return messages.failed(ticket.guild_name, record.error or "unknown error")

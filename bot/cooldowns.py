@@ -1,4 +1,5 @@
 """One per-user cooldown shared by every way of asking for a continuation."""
+
 from __future__ import annotations
 
 from discord import Interaction, app_commands
@@ -22,5 +23,7 @@ class Cooldowns:
         """An app-command check: raises CommandOnCooldown, which the error handler words for the user."""
         retry_after = self.hit(interaction.guild_id, interaction.user.id)
         if retry_after is not None:
-            raise app_commands.CommandOnCooldown(self._buckets[(interaction.guild_id, interaction.user.id)], retry_after)
+            raise app_commands.CommandOnCooldown(
+                self._buckets[(interaction.guild_id, interaction.user.id)], retry_after
+            )
         return True

@@ -7,6 +7,7 @@ progress and outcome back, and publishes each new model. It alone holds the runn
 task references die with their owner), so a bot process that dies loses nothing. When it restarts,
 the jobs it was running go back to the queue and resume from their last finished epoch.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,8 +34,14 @@ Publish = Callable[[int, TrainResult], Awaitable[None]]  # (server, trained bund
 class Coordinator:
     """Runs queued jobs from the store on a job runner; `run()` until `stop()`."""
 
-    def __init__(self, store: Store, runner: JobRunner, settings: BotSettings, publish: Publish,
-                 corpus: ServerCorpus | None = None):
+    def __init__(
+        self,
+        store: Store,
+        runner: JobRunner,
+        settings: BotSettings,
+        publish: Publish,
+        corpus: ServerCorpus | None = None,
+    ):
         self.store, self.runner, self.settings, self.publish = store, runner, settings, publish
         self.corpus = corpus or ServerCorpus(store)
         self.poll_s = settings.coordinator_poll_s
@@ -67,8 +74,9 @@ class Coordinator:
         left = [j for j in await self.store.unfinished_jobs() if j.status == "running" and j.id not in self._running]
         for job in left:
             await self.store.update_job(job.id, status="queued")
-            log.info("job %s of guild %s: back in the queue; it resumes from its last finished epoch", job.id,
-                     job.guild_id)
+            log.info(
+                "job %s of guild %s: back in the queue; it resumes from its last finished epoch", job.id, job.guild_id
+            )
         return left
 
     async def start_queued(self) -> list[int]:
@@ -110,9 +118,13 @@ class Coordinator:
             text, name = await self.corpus.text(record.guild_id)
             await self.store.update_job(record.id, status="running", started_at=utcnow())
             request = TrainRequest(
-                out=staging / "model", text=text, corpus_name=name, model=self.settings.train_model,
+                out=staging / "model",
+                text=text,
+                corpus_name=name,
+                model=self.settings.train_model,
                 train=replace(self.settings.train_options, epochs=record.epochs),
-                checkpoint_dir=self.settings.home / "checkpoints" / str(record.guild_id))  # a rerun resumes
+                checkpoint_dir=self.settings.home / "checkpoints" / str(record.guild_id),
+            )  # a rerun resumes
             # submitting sends the whole corpus: not on the event loop
             submitting = asyncio.ensure_future(asyncio.to_thread(self.runner.submit, request, note))
             try:
@@ -128,10 +140,15 @@ class Coordinator:
             if latest[0] is not None:
                 await self.store.set_job_progress(record.id, progress_json(latest[0]))
             await self.publish(record.guild_id, result)
-            await self.store.update_job(record.id, status="succeeded", finished_at=utcnow(),
-                                        val_perplexity=result.card.val_perplexity)
-            log.info("job %s of guild %s: new model published (validation perplexity %.1f)", record.id,
-                     record.guild_id, result.card.val_perplexity)
+            await self.store.update_job(
+                record.id, status="succeeded", finished_at=utcnow(), val_perplexity=result.card.val_perplexity
+            )
+            log.info(
+                "job %s of guild %s: new model published (validation perplexity %.1f)",
+                record.id,
+                record.guild_id,
+                result.card.val_perplexity,
+            )
         except asyncio.CancelledError:
             if job is not None:
                 job.cancel()
@@ -171,6 +188,7 @@ def make_runner(settings: BotSettings) -> JobRunner:
 
 def publisher(versions) -> Publish:
     """Each trained bundle becomes a new version of its server's model; serving processes switch to it."""
+
     async def publish(guild_id: int, result: TrainResult) -> None:
         await versions.publish(guild_id, result.path)
 
@@ -184,18 +202,29 @@ async def serve(settings: BotSettings, runner: JobRunner | None = None) -> None:
     from .storage import open_store, redact
     from .storage.versions import ModelVersions
 
-    store = open_store(settings.database, busy_timeout_s=settings.database_busy_timeout_s,
-                       write_retry_s=settings.database_write_retry_s)
+    store = open_store(
+        settings.database,
+        busy_timeout_s=settings.database_busy_timeout_s,
+        write_retry_s=settings.database_write_retry_s,
+    )
     await store.open()
     try:
-        versions = ModelVersions(store, open_bundle_storage(settings.model_storage, settings.model_cache_dir),
-                                 settings.model_versions_kept, settings.model_poll_s)
+        versions = ModelVersions(
+            store,
+            open_bundle_storage(settings.model_storage, settings.model_cache_dir),
+            settings.model_versions_kept,
+            settings.model_poll_s,
+        )
         coordinator = Coordinator(store, runner or make_runner(settings), settings, publisher(versions))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, coordinator.stop)
-        log.info("coordinator: jobs from %s on %s, %d at a time", redact(settings.database),
-                 settings.coordinator_runner, settings.max_training_jobs)
+        log.info(
+            "coordinator: jobs from %s on %s, %d at a time",
+            redact(settings.database),
+            settings.coordinator_runner,
+            settings.max_training_jobs,
+        )
         await coordinator.run()
     finally:
         await store.close()

@@ -1,4 +1,5 @@
 """Each server's model: its own bundle or the default one, loaded on demand, cached, run off the event loop."""
+
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +32,9 @@ def model_bytes(model: LanguageModel) -> int:
     """Roughly the memory a loaded model holds: its weights, its n-gram tables and its vocabulary."""
     size = sum(len(t) + 60 for t in model.tokenizer.vocab)  # a str and its dict entry
     if model.model is not None:
-        size += NEURAL_OVERHEAD_BYTES + sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
-                                            for v in model.model.weights)
+        size += NEURAL_OVERHEAD_BYTES + sum(
+            int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.model.weights
+        )
     return size + _array_bytes(model.ngram)
 
 
@@ -61,9 +63,18 @@ class ModelService:
     a switched version is loaded afresh.
     """
 
-    def __init__(self, guilds_dir: Path, default_model: Path, cache_size: int = 8, threads: int = 2,
-                 max_batch_rows: int = 128, versions: ModelVersions | None = None, *, cache_mb: float | None = None,
-                 instant=None):
+    def __init__(
+        self,
+        guilds_dir: Path,
+        default_model: Path,
+        cache_size: int = 8,
+        threads: int = 2,
+        max_batch_rows: int = 128,
+        versions: ModelVersions | None = None,
+        *,
+        cache_mb: float | None = None,
+        instant=None,
+    ):
         self.guilds_dir, self.default_model, self.cache_size = Path(guilds_dir), Path(default_model), cache_size
         self.cache_bytes = int(cache_mb * 1e6) if cache_mb is not None else None  # None: bounded by count only
         self.instant = instant  # bot.instant.InstantModels: servers' n-gram models of their own text
@@ -112,8 +123,9 @@ class ModelService:
             try:
                 return await self.versions.local_bundle(guild_id)
             except (BundleError, OSError) as e:
-                raise NoModel(f"this server's model cannot be fetched ({e}); an admin can run /model rollback "
-                              "or /train again") from None
+                raise NoModel(
+                    f"this server's model cannot be fetched ({e}); an admin can run /model rollback or /train again"
+                ) from None
         own = self.bundle_path(guild_id)
         return own if own.is_dir() else self.default_model
 
@@ -143,8 +155,10 @@ class ModelService:
             model = await self.run(_load_warm, path)
         except BundleError as e:
             if path == self.default_model:
-                raise NoModel("this server has no model yet and the default model is missing; "
-                              "an admin can add text with /corpus and run /train") from None
+                raise NoModel(
+                    "this server has no model yet and the default model is missing; "
+                    "an admin can add text with /corpus and run /train"
+                ) from None
             raise NoModel(f"this server's model cannot be loaded ({e}); an admin can run /train again") from None
         self._put(path, model)
         return model
@@ -153,8 +167,11 @@ class ModelService:
         self._cache[path] = model
         self._cache.move_to_end(path)
         self._sizes[path] = model_bytes(model)
-        while len(self._cache) > 1 and (len(self._cache) > self.cache_size if self.cache_bytes is None
-                                        else sum(self._sizes.values()) > self.cache_bytes):
+        while len(self._cache) > 1 and (
+            len(self._cache) > self.cache_size
+            if self.cache_bytes is None
+            else sum(self._sizes.values()) > self.cache_bytes
+        ):
             dropped, _ = self._cache.popitem(last=False)  # least recently used first; the newest always stays
             self._sizes.pop(dropped, None)
             log.info("dropped %s from the model cache", dropped)
@@ -259,11 +276,12 @@ class ModelService:
             batch = waiting[:size]
             try:
                 results: list[list[str] | Exception] = list(
-                    await self.run(model.generate_batch, [seed for seed, _ in batch], config))  # a bad seed fails itself
+                    await self.run(model.generate_batch, [seed for seed, _ in batch], config)
+                )  # a bad seed fails itself
             except Exception as e:  # noqa: BLE001 - each waiting request gets the error
                 results = [e] * len(batch)
-            del waiting[:len(batch)]
-            for (_, done), result in zip(batch, results):
+            del waiting[: len(batch)]
+            for (_, done), result in zip(batch, results, strict=True):
                 if done.done():
                     continue  # its asker gave up (cancelled)
                 if isinstance(result, Exception):

@@ -1,18 +1,21 @@
 """Answering an interaction in time: quick work is answered directly, slow work after Discord's "thinking..."."""
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Any, Awaitable
+from collections.abc import Awaitable
+from typing import Any
 
 import discord
 
 log = logging.getLogger(__name__)
 
 
-async def answer(interaction: discord.Interaction, work: Awaitable[str | dict[str, Any]], defer_after: float,
-                 ephemeral: bool = False) -> None:
+async def answer(
+    interaction: discord.Interaction, work: Awaitable[str | dict[str, Any]], defer_after: float, ephemeral: bool = False
+) -> None:
     """Send what `work` returns (content, or send_message keyword arguments), deferring if it is not ready in time.
 
     Errors raised before the defer reach the error handler while the answer can still be private; Discord

@@ -1,4 +1,5 @@
 """The bot's settings, read from the environment (prefix CONTINUO_BOT_, and DISCORD_TOKEN) or a .env file."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,9 @@ from core import ModelConfig, RayConfig, TrainConfig, get_settings
 class BotSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONTINUO_BOT_", env_file=".env", extra="ignore")
 
-    discord_token: SecretStr | None = Field(None, validation_alias=AliasChoices("DISCORD_TOKEN", "discord_token"))  # the bot's token from the Developer Portal
+    discord_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("DISCORD_TOKEN", "discord_token")
+    )  # the bot's token from the Developer Portal
     data_dir: Path | None = None  # database and per-server models; default: Continuo's data folder
     default_model: Path | None = None  # bundle used while a server has no model; default: the bundled one
     sync_commands: bool = True  # register the slash commands with Discord at start-up
@@ -37,22 +40,28 @@ class BotSettings(BaseSettings):
     max_backfill: int = 5000  # most messages read from a channel's history by /corpus learn
     progress_interval_s: float = 2.0  # progress messages are edited at most this often
 
-    database_url: str | None = None  # sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB; default: bot.sqlite3 in the data folder
+    database_url: str | None = None  # sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB (default: bot.sqlite3)
     database_busy_timeout_s: float = 5.0  # SQLite: one try waits this long for another process's lock
     database_write_retry_s: float = 600.0  # SQLite: a locked write is retried for this long before it is reported
-    model_storage_url: str | None = None  # fsspec URL of published model versions (s3://, gs://...); default: model-store/ in the data folder
+    model_storage_url: str | None = None  # fsspec URL of model versions (s3://, gs://...; default: model-store/)
     model_versions_kept: int = 3  # versions kept per server: the current one and earlier ones for /model rollback
     model_poll_s: float = 2.0  # how often SQLite is asked for switched models (PostgreSQL notifies at once)
 
-    max_training_jobs: int = 1  # trainings running at once on this machine (or the coordinator's cluster); others wait in line
-    job_runner: Literal["local", "ray", "coordinator"] = "local"  # where /train runs: a process on this machine, the Ray cluster of `ray`, or the coordinator (`continuo bot coordinator`) of a cluster of bot processes
+    max_training_jobs: int = 1  # trainings at once on this machine (or the coordinator's cluster); others wait in line
+    # where /train runs: a process on this machine, the Ray cluster of `ray`, or the coordinator
+    # (`continuo bot coordinator`) of a cluster of bot processes
+    job_runner: Literal["local", "ray", "coordinator"] = "local"  # see above
     coordinator_runner: Literal["ray", "local"] = "ray"  # what the coordinator runs jobs on
     coordinator_poll_s: float = 1.0  # how often the coordinator looks for queued jobs
-    ray: RayConfig = Field(default_factory=RayConfig)  # the Ray cluster's address and each job's CPUs, GPUs and memory, e.g. '{"address":"auto","cpus":2}'
+    ray: RayConfig = Field(
+        default_factory=RayConfig
+    )  # the Ray cluster's address and each job's CPUs, GPUs and memory, e.g. '{"address":"auto","cpus":2}'
     max_epochs: int = 30  # upper bound on /train's epochs
     retrain_check_s: float = 60.0  # how often a server's corpus growth is checked for automatic retraining
     train_model: ModelConfig = Field(default_factory=ModelConfig)  # network size of servers' models
-    train_options: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=10, max_minutes=60))  # training settings; /train's epochs override
+    train_options: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(epochs=10, max_minutes=60)
+    )  # training settings; /train's epochs override
 
     @model_validator(mode="after")
     def _shards_fit(self) -> BotSettings:
@@ -61,8 +70,9 @@ class BotSettings(BaseSettings):
                 raise ValueError("shard ids need a shard count: give --shard-count too")
             wrong = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
             if wrong or not self.shard_ids or len(set(self.shard_ids)) != len(self.shard_ids):
-                raise ValueError(f"shard ids must be distinct numbers from 0 to {self.shard_count - 1}, "
-                                 f"not {self.shard_ids}")
+                raise ValueError(
+                    f"shard ids must be distinct numbers from 0 to {self.shard_count - 1}, not {self.shard_ids}"
+                )
         return self
 
     @property

@@ -1,4 +1,5 @@
 """Text in and out of Discord: mentions that never ping, markdown kept literal, the 2000-character limit."""
+
 from __future__ import annotations
 
 import re
@@ -75,7 +76,7 @@ def progress_bar(fraction: float, width: int = 20) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """"1h 02m", "3m 05s", "42s"."""
+    """ "1h 02m", "3m 05s", "42s"."""
     if seconds is None:
         return "unknown"
     seconds = int(round(seconds))

@@ -1,4 +1,5 @@
 """Loads TensorFlow and Keras once, keeping TensorFlow's C++ start-up logging off the user's terminal."""
+
 from __future__ import annotations
 
 import ctypes
@@ -6,7 +7,7 @@ import ctypes.util
 import os
 import sys
 import tempfile
-from functools import lru_cache
+from functools import cache
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -34,7 +35,7 @@ def use_a_replica_per_core(cores: int | None = None) -> None:
         _replicas, _training_process = max(1, min(cores, _MAX_REPLICAS)), True
 
 
-@lru_cache(maxsize=None)
+@cache
 def cpu_features() -> dict:
     """The CPU's model name and the vector features that decide training speed (Linux; unknown elsewhere)."""
     model, flags = "unknown", set()
@@ -49,8 +50,12 @@ def cpu_features() -> dict:
                     break
     except OSError:
         pass
-    return {"model": model, "avx2": "avx2" in flags, "avx512": "avx512f" in flags,
-            "bfloat16": bool(flags & {"avx512_bf16", "amx_bf16"})}
+    return {
+        "model": model,
+        "avx2": "avx2" in flags,
+        "avx512": "avx512f" in flags,
+        "bfloat16": bool(flags & {"avx512_bf16", "amx_bf16"}),
+    }
 
 
 def training_replicas() -> int:
@@ -69,7 +74,7 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
             pass  # not glibc
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_keras():
     """Import TensorFlow and Keras with file descriptor 2 redirected, so absl's lines cannot reach
     the screen (they ignore TF_CPP_MIN_LOG_LEVEL and would garble a full-screen terminal app)."""
@@ -79,8 +84,8 @@ def load_keras():
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
-            import tensorflow as tf
             import keras
+            import tensorflow as tf
 
             if _training_process:  # TensorFlow would otherwise size its pools to the whole machine
                 tf.config.threading.set_intra_op_parallelism_threads(1)

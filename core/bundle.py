@@ -4,6 +4,7 @@ A bundle holds a neural model, a Kneser-Ney n-gram model, or both with the weigh
 by. Bundles are written to a temporary sibling directory and renamed into place, so a reader sees
 either the old bundle or the new one, never half of one. Format 1 (neural only) still loads.
 """
+
 from __future__ import annotations
 
 import errno
@@ -14,7 +15,7 @@ import shutil
 import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import BundleError
@@ -36,7 +37,7 @@ class ModelCard:
     corpus: str = ""  # where the text came from
     tokens: int = 0  # tokens of training text
     vocab_size: int = 0
-    val_perplexity: float | None = None  # of what is served (the mixture, if any) on the held-out split; lower is better
+    val_perplexity: float | None = None  # of what is served (the mixture, if any) on the held-out split; lower: better
     neural_val_perplexity: float | None = None  # the neural model alone
     ngram_val_perplexity: float | None = None  # the n-gram model alone
     ngram_order: int = 0  # 0: no n-gram model
@@ -45,7 +46,7 @@ class ModelCard:
     examples: int = 0  # training windows seen, over all epochs
     train_seconds: float = 0.0
     stopped: str = ""  # why training ended: completed, early stopping, time budget
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     hyperparameters: dict = field(default_factory=dict)  # model and training settings
     history: dict = field(default_factory=dict)  # per-epoch loss and validation perplexity
 
@@ -59,7 +60,7 @@ class ModelCard:
         return f"{self.neural_weight:.2f} neural + {1 - self.neural_weight:.2f} {self.ngram_order}-gram"
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelCard":
+    def from_dict(cls, data: dict) -> ModelCard:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
@@ -76,8 +77,14 @@ class Bundle:
     neural_weight: float = 1.0  # P = w * P_neural + (1 - w) * P_ngram
 
 
-def save_bundle(path: str | Path, model, tokenizer: Tokenizer, config: ModelConfig | None, card: ModelCard,
-                ngram: NGramModel | None = None) -> Path:
+def save_bundle(
+    path: str | Path,
+    model,
+    tokenizer: Tokenizer,
+    config: ModelConfig | None,
+    card: ModelCard,
+    ngram: NGramModel | None = None,
+) -> Path:
     """Write the bundle atomically at `path`, replacing any bundle there. `model` may be None if `ngram` is not."""
     if model is None and ngram is None:
         raise ValueError("a bundle needs a neural model, an n-gram model or both")
@@ -95,8 +102,12 @@ def save_bundle(path: str | Path, model, tokenizer: Tokenizer, config: ModelConf
         if ngram is not None:
             (tmp / NGRAM_FILE).write_bytes(ngram.to_bytes())
         (tmp / VOCAB_FILE).write_text(tokenizer.to_json(), "utf-8")
-        meta = {"format_version": FORMAT_VERSION, "model": config.to_dict() if model is not None else None,
-                "ngram": ngram is not None, "neural_weight": card.neural_weight if model is not None else 0.0}
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model": config.to_dict() if model is not None else None,
+            "ngram": ngram is not None,
+            "neural_weight": card.neural_weight if model is not None else 0.0,
+        }
         (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2), "utf-8")
         (tmp / CARD_FILE).write_text(json.dumps(asdict(card), indent=2, ensure_ascii=False), "utf-8")
         _fsync_dir(tmp)
@@ -174,8 +185,9 @@ def leftovers(target: Path) -> list[Path]:
     target = Path(target)
     if not target.parent.is_dir():
         return []
-    found = [p for p in target.parent.iterdir()
-             if (m := _LEFTOVER.match(p.name)) and m["name"] == target.name and p.is_dir()]
+    found = [
+        p for p in target.parent.iterdir() if (m := _LEFTOVER.match(p.name)) and m["name"] == target.name and p.is_dir()
+    ]
     return sorted(found, key=lambda p: p.stat().st_mtime)
 
 
@@ -232,8 +244,10 @@ def check_bundle(path: Path) -> dict:
         raise BundleError(f"{path}: corrupt {CONFIG_FILE}; retrain the model") from None
     version = config.get("format_version") if isinstance(config, dict) else None
     if version not in READABLE_VERSIONS:
-        raise BundleError(f"{path}: bundle format {version}, this Continuo reads formats "
-                          f"{', '.join(map(str, READABLE_VERSIONS))}; retrain the model with this version")
+        raise BundleError(
+            f"{path}: bundle format {version}, this Continuo reads formats "
+            f"{', '.join(map(str, READABLE_VERSIONS))}; retrain the model with this version"
+        )
     needed = [MODEL_FILE] if version == 1 or config.get("model") is not None else []
     needed += [NGRAM_FILE] if config.get("ngram") else []
     missing = [f for f in needed if not (path / f).is_file()]

@@ -10,6 +10,7 @@ change, so a local copy never goes stale.
 install; any other URL (memory://, s3://, gs://...) goes through fsspec (`pip install "continuo[scale]"`,
 plus s3fs, gcsfs... for those filesystems).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -40,7 +41,7 @@ class BundleStorage(Protocol):
 
 def new_version() -> str:
     """Ids that sort by publication time and never collide between processes."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(3)
 
 
 def _files(bundle: Path) -> dict[str, int]:
@@ -70,8 +71,10 @@ class LocalBundleStorage:
             folder.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".tmp", dir=folder))
         except OSError as e:
-            raise ContinuoError(f"cannot write model storage {self.root}: {e.strerror}; pick a writable folder "
-                                "(CONTINUO_BOT_MODEL_STORAGE_URL)") from None
+            raise ContinuoError(
+                f"cannot write model storage {self.root}: {e.strerror}; pick a writable folder "
+                "(CONTINUO_BOT_MODEL_STORAGE_URL)"
+            ) from None
         try:
             shutil.copytree(bundle, tmp, dirs_exist_ok=True)
             (tmp / MANIFEST).write_text(json.dumps({"files": files}), "utf-8")
@@ -110,8 +113,10 @@ class FsspecBundleStorage:
         try:
             import fsspec
         except ImportError:
-            raise ContinuoError(f'model storage at {url} needs fsspec: pip install "continuo[scale]" (and the '
-                                "filesystem's own package, such as s3fs or gcsfs)") from None
+            raise ContinuoError(
+                f'model storage at {url} needs fsspec: pip install "continuo[scale]" (and the '
+                "filesystem's own package, such as s3fs or gcsfs)"
+            ) from None
         try:
             self.fs, self.root = fsspec.core.url_to_fs(url)  # one filesystem object, reused (fsspec caches them)
         except (ImportError, ValueError) as e:
@@ -190,5 +195,5 @@ def open_bundle_storage(url: str | Path, cache_dir: str | Path) -> BundleStorage
     if "://" not in text:
         return LocalBundleStorage(text)
     if text.startswith("file://"):
-        return LocalBundleStorage(text[len("file://"):])
+        return LocalBundleStorage(text[len("file://") :])
     return FsspecBundleStorage(text, cache_dir)

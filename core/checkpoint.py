@@ -1,4 +1,5 @@
 """Per-epoch training checkpoints, so an interrupted run of the same text and settings resumes."""
+
 from __future__ import annotations
 
 import hashlib
@@ -87,11 +88,12 @@ class EpochCheckpoint:
                 raise ValueError("optimizer state does not match")
             model.set_weights(weights)
         except Exception as e:  # noqa: BLE001 - any damage (empty, cut short, foreign file): a checkpoint only saves time
-            self.notice = (f"the checkpoint in {self.folder} is unreadable ({type(e).__name__}); "
-                           "starting afresh from epoch 1")
+            self.notice = (
+                f"the checkpoint in {self.folder} is unreadable ({type(e).__name__}); starting afresh from epoch 1"
+            )
             path.unlink(missing_ok=True)
             return TrainingState()
-        for variable, value in zip(optimizer.variables, optimizer_values):
+        for variable, value in zip(optimizer.variables, optimizer_values, strict=True):
             variable.assign(value)
         if state.epochs_done:
             done = f"epochs 1-{state.epochs_done}" if state.epochs_done > 1 else "epoch 1"

@@ -1,4 +1,5 @@
 """The `continuo` command: train, generate, eval, corpora, models, and the front-ends' sub-commands."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except OSError as e:  # a disk that filled up or went read-only under a command: its folder and why, no traceback
         where = e.filename or "a file"
-        print(f"continuo: error: {where}: {e.strerror or e}; check that folder (free space, permissions) and "
-              "try again", file=sys.stderr)
+        print(
+            f"continuo: error: {where}: {e.strerror or e}; check that folder (free space, permissions) and try again",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("continuo: interrupted", file=sys.stderr)
@@ -36,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="continuo", description="Learn how a body of text sounds and "
-                                     "continue any sentence in that voice.")
+    parser = argparse.ArgumentParser(
+        prog="continuo", description="Learn how a body of text sounds and continue any sentence in that voice."
+    )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_train(commands)
     _add_generate(commands)
@@ -45,8 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("corpora", help="list the bundled corpora", description="List the bundled corpora.")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run_corpora)
-    p = commands.add_parser("models", help="list trained models with their metrics",
-                            description="List trained model bundles with their metrics.")
+    p = commands.add_parser(
+        "models",
+        help="list trained models with their metrics",
+        description="List trained model bundles with their metrics.",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run_models)
     for ep in entry_points(group="continuo.commands"):  # tui, bot: registered by their own packages
@@ -61,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _unavailable(reason: str):
     def run(args):
         raise ContinuoError(reason)
+
     return run
 
 
@@ -69,9 +77,12 @@ def _add_train(commands) -> None:
     from .model import ModelConfig
     from .training import TrainConfig
 
-    p = commands.add_parser("train", help="train a model on a text file or a bundled corpus",
-                            description="Train a model on a text file or a bundled corpus and save it as a "
-                                        "named bundle in the data folder.")
+    p = commands.add_parser(
+        "train",
+        help="train a model on a text file or a bundled corpus",
+        description="Train a model on a text file or a bundled corpus and save it as a "
+        "named bundle in the data folder.",
+    )
     p.add_argument("source", help="a bundled corpus name (see `continuo corpora`) or a UTF-8 text file")
     p.add_argument("--name", help="the model's name (default: the corpus or file name)")
     p.add_argument("--out", type=Path, help="save the bundle at this path instead of the data folder")
@@ -104,11 +115,22 @@ def run_train(args) -> int:
     with training_guard(out, checkpoints, model_config, train_config), _ProgressBar(enabled=not args.quiet) as bar:
         if args.no_resume:
             shutil.rmtree(checkpoints, ignore_errors=True)
-        result = train(text, out, model_config, train_config, name=name, corpus_name=corpus_name, valid_text=valid_text,
-                       on_progress=bar.update, checkpoint_dir=checkpoints)
+        result = train(
+            text,
+            out,
+            model_config,
+            train_config,
+            name=name,
+            corpus_name=corpus_name,
+            valid_text=valid_text,
+            on_progress=bar.update,
+            checkpoint_dir=checkpoints,
+        )
     card = result.card
-    print(f"saved {result.path} — validation perplexity {card.val_perplexity:.2f} after {card.epochs} epochs "
-          f"({card.stopped}, {card.train_seconds:.0f} s)")
+    print(
+        f"saved {result.path} — validation perplexity {card.val_perplexity:.2f} after {card.epochs} epochs "
+        f"({card.stopped}, {card.train_seconds:.0f} s)"
+    )
     return 0
 
 
@@ -125,9 +147,14 @@ class _ProgressBar:
         if self.progress is None:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(),
-                                     TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.fields[stats]}"),
-                                     TimeRemainingColumn(), transient=False)
+            self.progress = Progress(
+                TextColumn("[bold]epoch {task.fields[epoch]}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TextColumn("{task.fields[stats]}"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
             self.progress.__enter__()
             self.task = self.progress.add_task("train", total=1.0, epoch="-", stats="")
 
@@ -153,8 +180,9 @@ class _ProgressBar:
 def _add_generate(commands) -> None:
     from .generate import GenerationConfig
 
-    p = commands.add_parser("generate", help="continue a seed sentence",
-                            description="Continue a seed sentence with a trained model.")
+    p = commands.add_parser(
+        "generate", help="continue a seed sentence", description="Continue a seed sentence with a trained model."
+    )
     p.add_argument("prompt", metavar="SEED", help="the words to continue")
     p.add_argument("--model", "-m", help="model name or bundle path (default: the bundled default model)")
     p.add_argument("--stream", action="store_true", help="print words as they are produced")
@@ -177,8 +205,12 @@ def run_generate(args) -> int:
         return 0
     texts = model.generate(args.prompt, config)
     if args.json:
-        print(json.dumps({"model": model.card.name, "seed": args.prompt, "continuations": texts,
-                          "options": config.to_dict()}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"model": model.card.name, "seed": args.prompt, "continuations": texts, "options": config.to_dict()},
+                ensure_ascii=False,
+            )
+        )
     else:
         for i, text in enumerate(texts):
             print(("\n---\n" if i else "") + args.prompt + text)
@@ -187,8 +219,11 @@ def run_generate(args) -> int:
 
 # --- eval
 def _add_eval(commands) -> None:
-    p = commands.add_parser("eval", help="perplexity of a model on a text file",
-                            description="Perplexity of a model on a text file (lower is better).")
+    p = commands.add_parser(
+        "eval",
+        help="perplexity of a model on a text file",
+        description="Perplexity of a model on a text file (lower is better).",
+    )
     p.add_argument("file", type=Path, help="a UTF-8 text file")
     p.add_argument("--model", "-m", help="model name or bundle path (default: the bundled default model)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -206,8 +241,10 @@ def run_eval(args) -> int:
     if args.json:
         print(json.dumps({"model": model.card.name, "file": str(args.file), **asdict(result)}))
     else:
-        print(f"{args.file}: perplexity {result.perplexity:.2f} over {result.tokens:,} tokens "
-              f"({result.unknown:,} unknown) with {model.card.name}")
+        print(
+            f"{args.file}: perplexity {result.perplexity:.2f} over {result.tokens:,} tokens "
+            f"({result.unknown:,} unknown) with {model.card.name}"
+        )
     return 0
 
 
@@ -217,8 +254,11 @@ def run_corpora(args) -> int:
 
     corpora = [(c, len(c.text().split())) for c in bundled_corpora()]
     if args.json:
-        print(json.dumps([{"name": c.name, "path": str(c.path), "words": words, "summary": c.summary}
-                          for c, words in corpora]))
+        print(
+            json.dumps(
+                [{"name": c.name, "path": str(c.path), "words": words, "summary": c.summary} for c, words in corpora]
+            )
+        )
         return 0
     for c, words in corpora:
         print(f"{c.name:<12} {words:>8,} words  {c.summary}")
@@ -230,8 +270,15 @@ def run_models(args) -> int:
 
     models = ModelStore().list()
     if args.json:
-        print(json.dumps([{"name": m.name, "path": str(m.path), "card": asdict(m.card) if m.card else None,
-                           "error": m.error} for m in models], ensure_ascii=False))
+        print(
+            json.dumps(
+                [
+                    {"name": m.name, "path": str(m.path), "card": asdict(m.card) if m.card else None, "error": m.error}
+                    for m in models
+                ],
+                ensure_ascii=False,
+            )
+        )
         return 0
     if not models:
         print("no models yet: train one with `continuo train CORPUS`")
@@ -241,8 +288,10 @@ def run_models(args) -> int:
             continue
         c = m.card
         ppl = f"{c.val_perplexity:8.2f}" if c.val_perplexity is not None else "       -"
-        print(f"{m.name:<20} val ppl {ppl}  {c.tokens:>9,} tokens  vocab {c.vocab_size:>6,}  "
-              f"{c.corpus:<16} {c.created[:10]}  {c.serves}")
+        print(
+            f"{m.name:<20} val ppl {ppl}  {c.tokens:>9,} tokens  vocab {c.vocab_size:>6,}  "
+            f"{c.corpus:<16} {c.created[:10]}  {c.serves}"
+        )
     return 0
 
 
@@ -260,8 +309,9 @@ def _add_dataclass_options(parser, cls, skip: set[str] = frozenset()) -> None:
         if f.type in ("bool", bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            group.add_argument(flag, type=_number_or_none(kind or str), default=None, metavar=f.name.upper(),
-                               help=help_text)
+            group.add_argument(
+                flag, type=_number_or_none(kind or str), default=None, metavar=f.name.upper(), help=help_text
+            )
 
 
 def _field_comments(cls) -> dict[str, str]:
@@ -284,13 +334,17 @@ def _number_or_none(kind):
             return kind(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {value!r}") from None
+
     parse.__name__ = kind.__name__
     return parse
 
 
 def _dataclass_values(args, cls, skip: set[str] = frozenset()) -> dict:
-    return {f.name: getattr(args, f.name) for f in fields(cls)
-            if f.name not in skip and getattr(args, f.name, None) is not None}
+    return {
+        f.name: getattr(args, f.name)
+        for f in fields(cls)
+        if f.name not in skip and getattr(args, f.name, None) is not None
+    }
 
 
 if __name__ == "__main__":

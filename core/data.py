@@ -1,4 +1,5 @@
 """Text files in, training windows out: validated reading, bundled corpora, streamed tf.data windows."""
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,9 @@ def read_text(path: str | Path, max_mb: float | None = None) -> str:
     if size == 0:
         raise InputFileError(f"{path}: the file is empty; give a file with some text")
     if size > max_mb * 1e6:
-        raise InputFileError(f"{path}: {size / 1e6:.1f} MB is over the {max_mb:g} MB limit; "
-                             "split the file or raise CONTINUO_MAX_FILE_MB")
+        raise InputFileError(
+            f"{path}: {size / 1e6:.1f} MB is over the {max_mb:g} MB limit; split the file or raise CONTINUO_MAX_FILE_MB"
+        )
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -46,8 +48,9 @@ def decode_text(data: bytes, name: str = "text") -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise InputFileError(f"{name}: not UTF-8 text (bad byte at offset {e.start}); "
-                             "save it as UTF-8 and try again") from None
+        raise InputFileError(
+            f"{name}: not UTF-8 text (bad byte at offset {e.start}); save it as UTF-8 and try again"
+        ) from None
     if not text.strip():
         raise InputFileError(f"{name}: holds only whitespace; give a file with some text")
     return text
@@ -56,8 +59,10 @@ def decode_text(data: bytes, name: str = "text") -> str:
 def check_corpus_size(tokens: int, how_to_add: str = "") -> None:
     """Raise the one "corpus too small" error, saying how much more text is needed (and, where given, how to add it)."""
     if tokens < MIN_TOKENS:
-        raise CorpusTooSmall(f"the corpus has {tokens:,} tokens; at least {MIN_TOKENS:,} are needed "
-                             f"(about {MIN_TOKENS - tokens:,} more words of text{how_to_add})")
+        raise CorpusTooSmall(
+            f"the corpus has {tokens:,} tokens; at least {MIN_TOKENS:,} are needed "
+            f"(about {MIN_TOKENS - tokens:,} more words of text{how_to_add})"
+        )
 
 
 @dataclass
@@ -110,8 +115,9 @@ def resolve_text_source(source: str | Path) -> tuple[str, str]:
     return Path(source).name, read_text(source)
 
 
-def windows_dataset(ids: np.ndarray, window: int, batch_size: int, *, shuffle: bool, seed: int,
-                    short_context_rate: float = 0.0):
+def windows_dataset(
+    ids: np.ndarray, window: int, batch_size: int, *, shuffle: bool, seed: int, short_context_rate: float = 0.0
+):
     """Batches of (last `window` ids, next id) for every position of `ids`, built on the fly.
 
     Only `ids` (one int32 per token) is held in memory: each batch gathers its windows from it,
@@ -144,8 +150,9 @@ def windows_dataset(ids: np.ndarray, window: int, batch_size: int, *, shuffle: b
     return ds.map(gather).prefetch(_PREFETCH_BATCHES).with_options(options)  # a gather is cheap: no parallel map
 
 
-def sequences_dataset(ids: np.ndarray, window: int, batch_size: int, *, shuffle: bool, seed: int,
-                      short_context_rate: float = 0.0):
+def sequences_dataset(
+    ids: np.ndarray, window: int, batch_size: int, *, shuffle: bool, seed: int, short_context_rate: float = 0.0
+):
     """Batches of (`window` consecutive ids, the id after each of them), for a model that predicts every position.
 
     The text is cut into consecutive chunks, shifted by a random offset per batch while training so that

@@ -1,11 +1,12 @@
 """A loaded model that continues text: sampling, greedy and beam search, streaming, next-word candidates, perplexity."""
+
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -36,27 +37,52 @@ class GenerationConfig:
     seed: int | None = None  # makes sampling repeatable
     stop_at: str | None = None  # "sentence" or "line": stop after the first sentence end or line break
 
-    def validate(self) -> "GenerationConfig":
+    def validate(self) -> GenerationConfig:
         checks = [  # (valid, the option it is about, what to say)
-            (self.max_new_tokens >= 1, "max_new_tokens", f"max_new_tokens must be at least 1, got {self.max_new_tokens}"),
+            (
+                self.max_new_tokens >= 1,
+                "max_new_tokens",
+                f"max_new_tokens must be at least 1, got {self.max_new_tokens}",
+            ),
             (self.temperature > 0, "temperature", f"temperature must be above 0, got {self.temperature}"),
             (self.top_k >= 0, "top_k", f"top_k must be 0 or more, got {self.top_k}"),
             (0 < self.top_p <= 1, "top_p", f"top_p must be in (0, 1], got {self.top_p}"),
-            (self.repetition_penalty > 0, "repetition_penalty",
-             f"repetition_penalty must be above 0, got {self.repetition_penalty}"),
-            (self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size",
-             f"no_repeat_ngram_size must be 0 or more, got {self.no_repeat_ngram_size}"),
+            (
+                self.repetition_penalty > 0,
+                "repetition_penalty",
+                f"repetition_penalty must be above 0, got {self.repetition_penalty}",
+            ),
+            (
+                self.no_repeat_ngram_size >= 0,
+                "no_repeat_ngram_size",
+                f"no_repeat_ngram_size must be 0 or more, got {self.no_repeat_ngram_size}",
+            ),
             (self.num_beams >= 1, "num_beams", f"num_beams must be at least 1, got {self.num_beams}"),
-            (self.num_return_sequences >= 1, "num_return_sequences",
-             f"num_return_sequences must be at least 1, got {self.num_return_sequences}"),
-            (self.stop_at in (None, "sentence", "line"), "stop_at",
-             f"stop_at must be 'sentence' or 'line', got {self.stop_at!r}"),
-            (not (self.do_sample and self.num_beams > 1), None,
-             "do_sample with num_beams > 1 is not supported: pick one"),
-            (self.num_beams == 1 or self.num_return_sequences <= self.num_beams, "num_return_sequences",
-             f"num_return_sequences ({self.num_return_sequences}) must not exceed num_beams ({self.num_beams})"),
-            (self.do_sample or self.num_beams > 1 or self.num_return_sequences == 1, "num_return_sequences",
-             "greedy search returns one sequence: set do_sample=True or num_beams for more"),
+            (
+                self.num_return_sequences >= 1,
+                "num_return_sequences",
+                f"num_return_sequences must be at least 1, got {self.num_return_sequences}",
+            ),
+            (
+                self.stop_at in (None, "sentence", "line"),
+                "stop_at",
+                f"stop_at must be 'sentence' or 'line', got {self.stop_at!r}",
+            ),
+            (
+                not (self.do_sample and self.num_beams > 1),
+                None,
+                "do_sample with num_beams > 1 is not supported: pick one",
+            ),
+            (
+                self.num_beams == 1 or self.num_return_sequences <= self.num_beams,
+                "num_return_sequences",
+                f"num_return_sequences ({self.num_return_sequences}) must not exceed num_beams ({self.num_beams})",
+            ),
+            (
+                self.do_sample or self.num_beams > 1 or self.num_return_sequences == 1,
+                "num_return_sequences",
+                "greedy search returns one sequence: set do_sample=True or num_beams for more",
+            ),
         ]
         for ok, field, message in checks:
             if not ok:
@@ -64,13 +90,14 @@ class GenerationConfig:
         return self
 
     @classmethod
-    def make(cls, config: "GenerationConfig | None" = None, **options) -> "GenerationConfig":
+    def make(cls, config: GenerationConfig | None = None, **options) -> GenerationConfig:
         """`config` with `options` applied; unknown option names are an error."""
         unknown = set(options) - {f.name for f in fields(cls)}
         if unknown:
             name = sorted(unknown)[0]
-            raise DecodingError(f"unknown generation option {name!r}; known: {', '.join(f.name for f in fields(cls))}",
-                                name)
+            raise DecodingError(
+                f"unknown generation option {name!r}; known: {', '.join(f.name for f in fields(cls))}", name
+            )
         return replace(config or cls(), **options).validate()
 
     def to_dict(self) -> dict:
@@ -97,8 +124,16 @@ class LanguageModel:
     P = w * P_neural + (1 - w) * P_ngram with the weight w chosen on held-out text.
     """
 
-    def __init__(self, model, tokenizer: Tokenizer, config: ModelConfig | None, card: ModelCard,
-                 path: Path | None = None, ngram: NGramModel | None = None, neural_weight: float = 1.0):
+    def __init__(
+        self,
+        model,
+        tokenizer: Tokenizer,
+        config: ModelConfig | None,
+        card: ModelCard,
+        path: Path | None = None,
+        ngram: NGramModel | None = None,
+        neural_weight: float = 1.0,
+    ):
         self.model, self.tokenizer, self.config, self.card, self.path = model, tokenizer, config, card, path
         self.ngram = ngram
         self.neural_weight = neural_weight if model is not None and ngram is not None else float(model is not None)
@@ -108,11 +143,11 @@ class LanguageModel:
         self._banned = np.array([0, 1])  # padding and unknown are never generated
 
     @classmethod
-    def load(cls, path: str | Path) -> "LanguageModel":
+    def load(cls, path: str | Path) -> LanguageModel:
         b = load_bundle(path)
         return cls(b.model, b.tokenizer, b.config, b.card, Path(path), b.ngram, b.neural_weight)
 
-    def warm_up(self) -> "LanguageModel":
+    def warm_up(self) -> LanguageModel:
         """Compile the single-sequence forward pass now, so the first suggestion comes at full speed."""
         if self.model is not None:
             self._function(1)
@@ -137,7 +172,7 @@ class LanguageModel:
         """Next-token logits (batch, vocab) for int32 windows (batch, window), in compiled chunks."""
         out = []
         for start in range(0, len(windows), BATCH_BUCKETS[-1]):
-            chunk = windows[start:start + BATCH_BUCKETS[-1]]
+            chunk = windows[start : start + BATCH_BUCKETS[-1]]
             size = next(b for b in BATCH_BUCKETS if b >= len(chunk))
             padded = np.zeros((size, self.window), np.int32)
             padded[: len(chunk)] = chunk
@@ -163,7 +198,9 @@ class LanguageModel:
             logits = self.model(x, training=False)
             return logits[:, -1] if self.config.every_position else logits  # after the window's last token
 
-        fn = tf.function(forward, input_signature=spec, jit_compile=True, autograph=False)  # XLA fuses the LSTM's small ops
+        fn = tf.function(
+            forward, input_signature=spec, jit_compile=True, autograph=False
+        )  # XLA fuses the LSTM's small ops
         try:
             fn(probe)
         except Exception:  # noqa: BLE001 - no XLA on this platform: plain graph mode
@@ -174,9 +211,9 @@ class LanguageModel:
     def _windows(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
         out = np.zeros((len(rows), self.window), np.int32)
         for i, ids in enumerate(rows):
-            tail = list(ids)[-self.window:]
+            tail = list(ids)[-self.window :]
             if tail:
-                out[i, -len(tail):] = tail
+                out[i, -len(tail) :] = tail
         return out
 
     # --- seeds
@@ -187,8 +224,10 @@ class LanguageModel:
             raise SeedError("the seed is empty: give a few words to continue")
         ids = self.tokenizer.encode(tokens)
         if tokens and all(i == 1 for i in ids):
-            raise SeedError(f"none of the seed's words are known to this model ({self.card.corpus or 'its corpus'}); "
-                            "try words that appear in its corpus")
+            raise SeedError(
+                f"none of the seed's words are known to this model ({self.card.corpus or 'its corpus'}); "
+                "try words that appear in its corpus"
+            )
         return ids
 
     # --- generation
@@ -199,15 +238,16 @@ class LanguageModel:
             raise result
         return result
 
-    def generate_batch(self, prompts: Sequence[str], config: GenerationConfig | None = None,
-                       **options) -> list[list[str] | SeedError]:
+    def generate_batch(
+        self, prompts: Sequence[str], config: GenerationConfig | None = None, **options
+    ) -> list[list[str] | SeedError]:
         """num_return_sequences continuations for each prompt, all decoded in one batch per step.
 
         A prompt the model cannot continue gets its SeedError in its place: one bad seed fails only itself.
         """
         cfg = GenerationConfig.make(config, **options)
         encoded = [_seed_or_error(self, p) for p in prompts]
-        good = [(p, ids) for p, ids in zip(prompts, encoded) if not isinstance(ids, SeedError)]
+        good = [(p, ids) for p, ids in zip(prompts, encoded, strict=True) if not isinstance(ids, SeedError)]
         seeds = [ids for _, ids in good]
         results: list[list[list[int]]] = []
         if cfg.num_beams > 1:
@@ -219,9 +259,13 @@ class LanguageModel:
                 for i, token in step:
                     new[i].append(token)
             n = cfg.num_return_sequences
-            results = [new[i * n:(i + 1) * n] for i in range(len(seeds))]
-        texts = iter([[self.tokenizer.continuation(p).text(self.tokenizer.decode(ids)) for ids in seqs]
-                      for (p, _), seqs in zip(good, results)])
+            results = [new[i * n : (i + 1) * n] for i in range(len(seeds))]
+        texts = iter(
+            [
+                [self.tokenizer.continuation(p).text(self.tokenizer.decode(ids)) for ids in seqs]
+                for (p, _), seqs in zip(good, results, strict=True)
+            ]
+        )
         return [ids if isinstance(ids, SeedError) else next(texts) for ids in encoded]
 
     def stream(self, prompt: str, config: GenerationConfig | None = None, **options) -> Iterator[str]:
@@ -247,7 +291,7 @@ class LanguageModel:
             # 3. choose each row's next token: sampled, or the likeliest
             chosen = _sample(scores, cfg, rng) if cfg.do_sample else scores.argmax(axis=1)
             step = []
-            for i, token in zip(live, chosen.tolist()):
+            for i, token in zip(live, chosen.tolist(), strict=True):
                 rows[i].append(token)
                 step.append((i, token))
             yield step
@@ -271,8 +315,8 @@ class LanguageModel:
         if n > 0:
             for r, ids in enumerate(rows):
                 if len(ids) >= n:
-                    prefix = tuple(ids[len(ids) - n + 1:])
-                    banned = [ids[j + n - 1] for j in range(len(ids) - n + 1) if tuple(ids[j:j + n - 1]) == prefix]
+                    prefix = tuple(ids[len(ids) - n + 1 :])
+                    banned = [ids[j + n - 1] for j in range(len(ids) - n + 1) if tuple(ids[j : j + n - 1]) == prefix]
                     scores[r, banned] = -np.inf
 
     def _beam_search(self, seed: list[int], cfg: GenerationConfig) -> list[list[int]]:
@@ -300,7 +344,7 @@ class LanguageModel:
             if not beams or (len(finished) >= cfg.num_beams and max(s for _, s in beams) < min(s for _, s in finished)):
                 break
         ranked = sorted(finished + beams, key=lambda e: -e[1] / max(1, len(e[0]) - len(seed)))
-        return [ids[len(seed):] for ids, _ in ranked[: cfg.num_return_sequences]]
+        return [ids[len(seed) :] for ids, _ in ranked[: cfg.num_return_sequences]]
 
     # --- next-word candidates
     def candidates(self, text: str, k: int = 10, partial: bool = False) -> list[Candidate]:
@@ -324,8 +368,13 @@ class LanguageModel:
         top = np.argsort(-probs)[:k]
         return [Candidate(self.tokenizer.vocab[i], float(probs[i])) for i in top if probs[i] > 0]
 
-    def complete(self, text: str, config: GenerationConfig | None = None,
-                 should_stop: Callable[[], bool] | None = None, **options) -> str | None:
+    def complete(
+        self,
+        text: str,
+        config: GenerationConfig | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        **options,
+    ) -> str | None:
         """What to append to `text`: the rest of an unfinished last word, then a continuation.
 
         Decodes token by token; returns None as soon as `should_stop()` is true (say, a newer
@@ -336,7 +385,7 @@ class LanguageModel:
         if stem:
             best = self.candidates(text, 1, partial=True)
             if best and best[0].token.startswith(stem):
-                rest = best[0].token[len(stem):]
+                rest = best[0].token[len(stem) :]
         pieces = [rest]
         try:
             for piece in self.stream(text + rest, config, **options):
@@ -356,7 +405,9 @@ class LanguageModel:
         log_p = self.target_log_probs(ids, batch_size)
         return Evaluation(int(len(ids)), math.exp(-float(log_p.mean())), int((ids == 1).sum()))
 
-    def target_log_probs(self, ids: np.ndarray, batch_size: int = 512, neural_weight: float | None = None) -> np.ndarray:
+    def target_log_probs(
+        self, ids: np.ndarray, batch_size: int = 512, neural_weight: float | None = None
+    ) -> np.ndarray:
         """log P(ids[i] | ids[:i]) for every position; `neural_weight` overrides the served mixture's."""
         w = self.neural_weight if neural_weight is None else neural_weight
         neural = self.neural_target_log_probs(ids, batch_size) if w > 0 else None
@@ -370,9 +421,9 @@ class LanguageModel:
         windows = context_windows(ids, self.window)
         out = np.empty(len(ids))
         for start in range(0, len(ids), batch_size):
-            scores = self.logits(windows[start:start + batch_size]).astype(np.float64)
-            target = ids[start:start + batch_size]
-            out[start:start + len(target)] = scores[np.arange(len(target)), target] - _logsumexp(scores)[:, 0]
+            scores = self.logits(windows[start : start + batch_size]).astype(np.float64)
+            target = ids[start : start + batch_size]
+            out[start : start + len(target)] = scores[np.arange(len(target)), target] - _logsumexp(scores)[:, 0]
         return out
 
 

@@ -1,4 +1,5 @@
 """Training jobs behind a small interface; the embedded default runs each job in its own local process."""
+
 from __future__ import annotations
 
 import itertools
@@ -59,9 +60,19 @@ def run_request(request: TrainRequest, on_progress=None, should_stop=None) -> Tr
         source_name, text = resolve_text_source(request.source)
         name = name or source_name
     with training_guard(request.out, request.checkpoint_dir, request.model, request.train):
-        return train(text, request.out, request.model, request.train, corpus_name=name, valid_text=request.valid_text,
-                     on_progress=on_progress, should_stop=should_stop, checkpoint_dir=request.checkpoint_dir,
-                     neural=request.neural, instant_out=request.instant_out)
+        return train(
+            text,
+            request.out,
+            request.model,
+            request.train,
+            corpus_name=name,
+            valid_text=request.valid_text,
+            on_progress=on_progress,
+            should_stop=should_stop,
+            checkpoint_dir=request.checkpoint_dir,
+            neural=request.neural,
+            instant_out=request.instant_out,
+        )
 
 
 def _worker(request: TrainRequest, events: mp.Queue, cancel) -> None:
@@ -106,10 +117,14 @@ class ProcessJob:
                 kind, payload = self._events.get(timeout=0.2)
             except queue.Empty:
                 if not self._process.is_alive() and self._events.empty():
-                    self._outcome = (("cancelled", CANCELLED)
-                                     if self._cancel.is_set() else
-                                     ("error", f"the training process stopped unexpectedly "
-                                               f"(exit code {self._process.exitcode})"))
+                    self._outcome = (
+                        ("cancelled", CANCELLED)
+                        if self._cancel.is_set()
+                        else (
+                            "error",
+                            f"the training process stopped unexpectedly (exit code {self._process.exitcode})",
+                        )
+                    )
                 continue
             if kind == "progress":
                 try:

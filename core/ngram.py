@@ -15,6 +15,7 @@ The text is padded on the left with id 0 (as the neural model pads its windows),
 corpus acts as a context of its own, and every n-gram of a real position is the suffix of an
 (n+1)-gram of the same position.
 """
+
 from __future__ import annotations
 
 import io
@@ -36,7 +37,7 @@ class _Level:
     context_total: np.ndarray = None  # per context id of the order below: sum of counts
     context_backoff: np.ndarray = None  # per context id: (D1 N1 + D2 N2 + D3 N3+) / total, the lower order's weight
 
-    def finish(self, contexts: int, vocab_size: int) -> "_Level":
+    def finish(self, contexts: int, vocab_size: int) -> _Level:
         context = self.keys // vocab_size
         self.context_total = np.bincount(context, weights=self.counts, minlength=contexts)
         held = np.bincount(context, weights=self.discount(self.counts), minlength=contexts)
@@ -60,8 +61,14 @@ class _Level:
 class NGramModel:
     """P(next token | the last order-1 tokens), for every token of the vocabulary."""
 
-    def __init__(self, order: int, vocab_size: int, unigram_counts: np.ndarray, unigram_discounts: np.ndarray,
-                 levels: list[_Level]):
+    def __init__(
+        self,
+        order: int,
+        vocab_size: int,
+        unigram_counts: np.ndarray,
+        unigram_discounts: np.ndarray,
+        levels: list[_Level],
+    ):
         self.order, self.vocab_size = order, vocab_size
         self.levels = levels  # levels[n - 2] holds order n
         counts = unigram_counts.astype(np.float64)
@@ -75,13 +82,14 @@ class NGramModel:
 
     # --- building
     @classmethod
-    def fit(cls, ids: np.ndarray, vocab_size: int, order: int = MAX_ORDER) -> "NGramModel":
+    def fit(cls, ids: np.ndarray, vocab_size: int, order: int = MAX_ORDER) -> NGramModel:
         """Count the n-grams of `ids` (token ids below vocab_size) up to `order`."""
         return cls._from_tables(_Tables(np.asarray(ids, np.int64), vocab_size, order), order)
 
     @classmethod
-    def fit_best(cls, ids: np.ndarray, valid_ids: np.ndarray, vocab_size: int,
-                 orders: tuple[int, ...] = ORDERS_TRIED) -> tuple["NGramModel", dict[int, float]]:
+    def fit_best(
+        cls, ids: np.ndarray, valid_ids: np.ndarray, vocab_size: int, orders: tuple[int, ...] = ORDERS_TRIED
+    ) -> tuple[NGramModel, dict[int, float]]:
         """The model of the order (among `orders`) with the lowest perplexity on `valid_ids`, and each order's."""
         tables = _Tables(np.asarray(ids, np.int64), vocab_size, max(orders))
         scores, best = {}, None
@@ -93,7 +101,7 @@ class NGramModel:
         return best, scores
 
     @classmethod
-    def _from_tables(cls, tables: "_Tables", order: int) -> "NGramModel":
+    def _from_tables(cls, tables: _Tables, order: int) -> NGramModel:
         V = tables.vocab_size
         unigram = tables.raw[1] if order == 1 else tables.continuation[1]
         levels = []
@@ -106,11 +114,11 @@ class NGramModel:
     # --- probabilities
     def distribution(self, history: list[int] | np.ndarray) -> np.ndarray:
         """P(w | history) for every token w, as a vector of vocab_size probabilities summing to 1."""
-        history = [int(t) for t in history][-(self.order - 1):] if self.order > 1 else []
+        history = [int(t) for t in history][-(self.order - 1) :] if self.order > 1 else []
         history = [0] * (self.order - 1 - len(history)) + history  # pad like the training text
         p = self.unigram.copy()
         for n, level in enumerate(self.levels, 2):
-            context = self._context_id(history[len(history) - (n - 1):])
+            context = self._context_id(history[len(history) - (n - 1) :])
             if context < 0 or level.context_total[context] <= 0:
                 continue  # unseen context: this order adds nothing to the order below
             lo, hi = np.searchsorted(level.keys, [context * self.vocab_size, (context + 1) * self.vocab_size])
@@ -125,7 +133,7 @@ class NGramModel:
     def _context_id(self, tokens: list[int]) -> int:
         """Id of the (n-1)-gram `tokens` at its order (the word itself for order 1), or -1 if unseen."""
         ident = tokens[0]
-        for level, token in zip(self.levels, tokens[1:]):
+        for level, token in zip(self.levels, tokens[1:], strict=False):
             ident = int(level.find(np.array([ident * self.vocab_size + token]))[0])
             if ident < 0:
                 return -1
@@ -144,7 +152,7 @@ class NGramModel:
             keys = np.where(known, context, 0) * self.vocab_size + s
             at = np.where(known, level.find(keys), -1)
             ctx = context[start:]
-            seen = (ctx >= 0)
+            seen = ctx >= 0
             total = np.where(seen, level.context_total[np.where(seen, ctx, 0)], 0.0)
             backoff = np.where(seen, level.context_backoff[np.where(seen, ctx, 0)], 1.0)
             hit = at[start:]
@@ -160,8 +168,12 @@ class NGramModel:
 
     # --- saving
     def to_bytes(self) -> bytes:
-        arrays = {"order": np.array(self.order), "vocab_size": np.array(self.vocab_size),
-                  "unigram_counts": self.unigram_counts, "unigram_discounts": self.unigram_discounts}
+        arrays = {
+            "order": np.array(self.order),
+            "vocab_size": np.array(self.vocab_size),
+            "unigram_counts": self.unigram_counts,
+            "unigram_discounts": self.unigram_discounts,
+        }
         for n, level in enumerate(self.levels, 2):
             arrays |= {f"keys{n}": level.keys, f"counts{n}": level.counts, f"discounts{n}": level.discounts}
         buffer = io.BytesIO()
@@ -169,7 +181,7 @@ class NGramModel:
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "NGramModel":
+    def from_bytes(cls, data: bytes) -> NGramModel:
         with np.load(io.BytesIO(data), allow_pickle=False) as f:
             order, V = int(f["order"]), int(f["vocab_size"])
             levels, previous = [], V

@@ -1,4 +1,5 @@
 """Training jobs on a Ray cluster: each job a generator task in a fresh worker process, stopped with ray.cancel."""
+
 from __future__ import annotations
 
 import logging
@@ -87,11 +88,19 @@ class RayJob:
         except TaskCancelledError:
             self._finish("cancelled", CANCELLED)
         except OutOfMemoryError:
-            self._finish("error", "the training worker ran out of memory; give jobs more memory "
-                                  "(RayConfig.memory_mb) or train on a smaller corpus")
+            self._finish(
+                "error",
+                "the training worker ran out of memory; give jobs more memory "
+                "(RayConfig.memory_mb) or train on a smaller corpus",
+            )
         except WorkerCrashedError:
-            self._finish(*(("cancelled", CANCELLED) if self._cancelling else
-                           ("error", "the training worker stopped unexpectedly")))
+            self._finish(
+                *(
+                    ("cancelled", CANCELLED)
+                    if self._cancelling
+                    else ("error", "the training worker stopped unexpectedly")
+                )
+            )
         except RayError as e:
             first_line = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             self._finish("error", f"training failed on Ray: {first_line}")
@@ -151,8 +160,12 @@ class RayRunner:
 
         with self._lock:
             if not ray.is_initialized():
-                ray.init(address=self.config.address, namespace=self.config.namespace, log_to_driver=False,
-                         include_dashboard=False if self.config.address is None else None)
+                ray.init(
+                    address=self.config.address,
+                    namespace=self.config.namespace,
+                    log_to_driver=False,
+                    include_dashboard=False if self.config.address is None else None,
+                )
 
     def task(self, request: TrainRequest):
         """The remote training function with this job's resource request."""
@@ -163,8 +176,12 @@ class RayRunner:
             # max_calls=1: a fresh worker per job returns all of TensorFlow's memory when it ends;
             # max_retries=0: a failed or killed training is reported, never silently run again
             self._remote = ray.remote(max_calls=1, max_retries=0)(_train_task)
-        return self._remote.options(num_cpus=self.config.cpus, num_gpus=self.config.gpus,
-                                    memory=self.config.memory_bytes(len(request.text or "")), name="continuo-train")
+        return self._remote.options(
+            num_cpus=self.config.cpus,
+            num_gpus=self.config.gpus,
+            memory=self.config.memory_bytes(len(request.text or "")),
+            name="continuo-train",
+        )
 
     def submit(self, request: TrainRequest, on_progress: ProgressCallback | None = None) -> RayJob:
         return RayJob(self, request, on_progress)
@@ -256,4 +273,3 @@ def _install(files: dict[str, bytes], out: Path) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-

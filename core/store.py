@@ -1,4 +1,5 @@
 """Where trained bundles live: a folder of named bundles, plus the default model shipped with the package."""
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 def check_name(name: str) -> str:
     if not _NAME.match(name or "") or name == DEFAULT_MODEL:
-        raise ContinuoError(f"bad model name {name!r}: use 1-64 letters, digits, '.', '_' or '-' "
-                            f"(and not {DEFAULT_MODEL!r})")
+        raise ContinuoError(
+            f"bad model name {name!r}: use 1-64 letters, digits, '.', '_' or '-' (and not {DEFAULT_MODEL!r})"
+        )
     return name
 
 

@@ -4,15 +4,17 @@
 hyphenated words, numbers, URLs and emoji whole, and turns each line break into a "\\n" token.
 `whitespace` mode is for pre-tokenized corpora such as PTB: split on spaces, one "\\n" per line.
 """
+
 from __future__ import annotations
 
 import json
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterable, Literal
+from typing import Literal
 
 NEWLINE = "\n"
 PAD = "\x00pad"  # id 0: fills windows shorter than the model's context; never generated
@@ -28,7 +30,11 @@ _TOKEN = re.compile(
   | (?P<number>\d+(?:[.,:]\d+)+[^\W\d_]*)
   | (?P<word>\w+(?:[-'’]\w+)*)
   | (?P<run>(?P<mark>[-.!?~*=_])(?P=mark)+)
-  | (?P<symbol>[^\w\s][""" + _EMOJI_TAIL + r"""]*(?:\u200d[^\w\s][""" + _EMOJI_TAIL + r"""]*)*)
+  | (?P<symbol>[^\w\s]["""
+    + _EMOJI_TAIL
+    + r"""]*(?:\u200d[^\w\s]["""
+    + _EMOJI_TAIL
+    + r"""]*)*)
     """,
     re.VERBOSE,
 )
@@ -43,8 +49,9 @@ _QUOTES = {'"', "'"}  # straight quotes open and close by turns
 def normalize(text: str) -> str:
     """Unify line endings, drop control characters and collapse runs of spaces."""
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = "".join(c for c in text if c == "\n" or c == "\t" or unicodedata.category(c)[0] != "C"
-                   or c in "\u200d\ufe0f")
+    text = "".join(
+        c for c in text if c == "\n" or c == "\t" or unicodedata.category(c)[0] != "C" or c in "\u200d\ufe0f"
+    )
     text = re.sub(r"[ \t\u00a0]+", " ", text)
     return re.sub(r" ?\n ?", "\n", text).strip(" ")
 
@@ -126,7 +133,7 @@ class Tokenizer:
             return "".join(out)
         return detokenize_words(tokens, prev, quote_open)
 
-    def continuation(self, prompt: str, prompt_tokens: list[str] | None = None) -> "Continuation":
+    def continuation(self, prompt: str, prompt_tokens: list[str] | None = None) -> Continuation:
         """How text that continues `prompt` is spaced (`prompt_tokens`: its tokens, when already split)."""
         tokens = self.split(prompt) if prompt_tokens is None else prompt_tokens
         return Continuation(self, tokens[-1] if tokens else None, tokens.count('"') % 2 == 1, prompt[-1:].isspace())
@@ -148,12 +155,14 @@ class Tokenizer:
         return len(self.vocab)
 
     @classmethod
-    def fit(cls, tokens: Iterable[str], mode: Mode = "words", min_count: int = 1,
-            max_size: int | None = None) -> "Tokenizer":
+    def fit(
+        cls, tokens: Iterable[str], mode: Mode = "words", min_count: int = 1, max_size: int | None = None
+    ) -> Tokenizer:
         """Vocabulary of the tokens seen at least `min_count` times, most frequent first."""
         counts = Counter(tokens)
-        ranked = sorted((t for t, c in counts.items() if c >= min_count and t not in SPECIALS),
-                        key=lambda t: (-counts[t], t))
+        ranked = sorted(
+            (t for t, c in counts.items() if c >= min_count and t not in SPECIALS), key=lambda t: (-counts[t], t)
+        )
         if max_size is not None:
             ranked = ranked[: max(0, max_size - len(SPECIALS))]
         return cls(mode=mode, vocab=[*SPECIALS, *ranked])
@@ -163,7 +172,7 @@ class Tokenizer:
         return json.dumps({"mode": self.mode, "vocab": self.vocab}, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "Tokenizer":
+    def from_json(cls, text: str) -> Tokenizer:
         data = json.loads(text)
         return cls(mode=data["mode"], vocab=data["vocab"])
 

@@ -1,11 +1,12 @@
 """Training: text -> tokens -> streamed windows -> fitted model -> saved bundle, with progress and cancel."""
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -16,7 +17,6 @@ from .data import check_corpus_size
 from .errors import Cancelled, ConfigError
 from .model import ModelConfig, build_model
 from .ngram import NGramModel
-from .tokenizer import Tokenizer
 
 CANCELLED = "training cancelled; the previous model is unchanged"
 _MIN_LR_SHARE = 0.02  # where the learning rate's annealing to the end of a time budget stops
@@ -40,13 +40,16 @@ class TrainConfig:
     short_context_rate: float = 0.15  # share of windows cut short, so short seeds work
     mixed_precision: bool = False  # bfloat16 compute: pays off on CPUs with AVX-512 BF16
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         checks = [
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
             (self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}"),
             (0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], got {self.lr_decay}"),
-            (self.tokenizer in ("words", "whitespace"), f"tokenizer must be 'words' or 'whitespace', got {self.tokenizer!r}"),
+            (
+                self.tokenizer in ("words", "whitespace"),
+                f"tokenizer must be 'words' or 'whitespace', got {self.tokenizer!r}",
+            ),
             (0 < self.validation_split < 0.5, f"validation_split must be in (0, 0.5), got {self.validation_split}"),
             (self.patience >= 1, f"patience must be at least 1, got {self.patience}"),
             (self.max_minutes is None or self.max_minutes > 0, f"max_minutes must be positive, got {self.max_minutes}"),
@@ -110,10 +113,21 @@ def prepare(text: str, cfg: TrainConfig, valid_text: str | None = None):
     return tokenizer, ids, encode_text(tokenizer, valid_text)
 
 
-def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
-          train_config: TrainConfig | None = None, *, name: str | None = None, corpus_name: str = "",
-          valid_text: str | None = None, on_progress: ProgressCallback | None = None, should_stop: ShouldStop | None = None,
-          checkpoint_dir: str | Path | None = None, neural: bool = True, instant_out: str | Path | None = None) -> TrainResult:
+def train(
+    text: str,
+    out: str | Path,
+    model_config: ModelConfig | None = None,
+    train_config: TrainConfig | None = None,
+    *,
+    name: str | None = None,
+    corpus_name: str = "",
+    valid_text: str | None = None,
+    on_progress: ProgressCallback | None = None,
+    should_stop: ShouldStop | None = None,
+    checkpoint_dir: str | Path | None = None,
+    neural: bool = True,
+    instant_out: str | Path | None = None,
+) -> TrainResult:
     """Train on `text` and save the bundle at `out`.
 
     First a Kneser-Ney n-gram model is counted (seconds): with `instant_out` it is saved there at once
@@ -132,49 +146,78 @@ def train(text: str, out: str | Path, model_config: ModelConfig | None = None,
     stop()
     # 2. the instant model: Kneser-Ney counts, their order chosen on the validation text
     ngram, ngram_ppl = NGramModel.fit_best(train_ids, valid_ids, len(tokenizer))
-    card = ModelCard(name=name or Path(out).name, corpus=corpus_name, tokens=int(len(train_ids)),
-                     vocab_size=len(tokenizer), val_perplexity=round(ngram_ppl[ngram.order], 3),
-                     ngram_val_perplexity=round(ngram_ppl[ngram.order], 3), ngram_order=ngram.order, neural_weight=0.0,
-                     hyperparameters={"train": asdict(tcfg)}, train_seconds=round(report.elapsed(), 1),
-                     stopped="n-gram model only")
+    card = ModelCard(
+        name=name or Path(out).name,
+        corpus=corpus_name,
+        tokens=int(len(train_ids)),
+        vocab_size=len(tokenizer),
+        val_perplexity=round(ngram_ppl[ngram.order], 3),
+        ngram_val_perplexity=round(ngram_ppl[ngram.order], 3),
+        ngram_order=ngram.order,
+        neural_weight=0.0,
+        hyperparameters={"train": asdict(tcfg)},
+        train_seconds=round(report.elapsed(), 1),
+        stopped="n-gram model only",
+    )
     if instant_out is not None or not neural:
         path = save_bundle(out if not neural else instant_out, None, tokenizer, None, card, ngram)
-        report("instant", message=f"instant {ngram.order}-gram model ready: validation perplexity "
-                                  f"{card.val_perplexity:.2f}", path=str(path))
+        report(
+            "instant",
+            message=f"instant {ngram.order}-gram model ready: validation perplexity {card.val_perplexity:.2f}",
+            path=str(path),
+        )
         if not neural:
             report("done", message=f"saved {path.name}: validation perplexity {card.val_perplexity:.2f}")
             return TrainResult(path, card, {})
     stop()
     # 3. the neural model, epoch by epoch, with early stopping on the validation text
-    mcfg = replace(mcfg.sized_for(len(train_ids), tcfg.max_minutes), vocab_size=len(tokenizer))
-    budget = _Budget(tcfg.max_minutes, report.elapsed, len(valid_ids), tcfg.batch_size,
-                     mcfg.window if mcfg.every_position else 1)
+    mcfg = replace(mcfg.sized_for(len(train_ids)), vocab_size=len(tokenizer))
+    budget = _Budget(
+        tcfg.max_minutes, report.elapsed, len(valid_ids), tcfg.batch_size, mcfg.window if mcfg.every_position else 1
+    )
     inference, state, stopped = _train_neural(train_ids, valid_ids, mcfg, tcfg, report, stop, checkpoint_dir, budget)
     # 4. the mixture: the neural model's weight that does best on the validation text
     from .generate import LanguageModel
 
-    mix_ids = valid_ids[:budget.mixture_tokens()]  # under a time budget, what it leaves time to score
+    mix_ids = valid_ids[: budget.mixture_tokens()]  # under a time budget, what it leaves time to score
     neural_log_p = LanguageModel(inference, tokenizer, mcfg, card).neural_target_log_probs(mix_ids)
     weight, mixed_ppl = mixture_weight(neural_log_p, ngram.target_probabilities(mix_ids))
     # 5. the card and the bundle
-    card = replace(card, val_perplexity=round(mixed_ppl, 3), neural_weight=weight,
-                   neural_val_perplexity=round(math.exp(-float(neural_log_p.mean())), 3),
-                   epochs=state.epochs_done, examples=state.examples, stopped=stopped,
-                   train_seconds=round(state.train_seconds + report.elapsed(), 1),
-                   hyperparameters={"model": mcfg.to_dict(), "train": asdict(tcfg)}, history=state.history)
+    card = replace(
+        card,
+        val_perplexity=round(mixed_ppl, 3),
+        neural_weight=weight,
+        neural_val_perplexity=round(math.exp(-float(neural_log_p.mean())), 3),
+        epochs=state.epochs_done,
+        examples=state.examples,
+        stopped=stopped,
+        train_seconds=round(state.train_seconds + report.elapsed(), 1),
+        hyperparameters={"model": mcfg.to_dict(), "train": asdict(tcfg)},
+        history=state.history,
+    )
     path = save_bundle(out, inference, tokenizer, mcfg, card, ngram if weight < 1 else None)
-    report("done", state.epochs_done, report.batches,
-           message=f"saved {path.name}: validation perplexity {card.val_perplexity:.2f} (neural "
-                   f"{card.neural_val_perplexity:.2f}, {ngram.order}-gram {card.ngram_val_perplexity:.2f}, "
-                   f"neural weight {weight:.2f})")
+    report(
+        "done",
+        state.epochs_done,
+        report.batches,
+        message=f"saved {path.name}: validation perplexity {card.val_perplexity:.2f} (neural "
+        f"{card.neural_val_perplexity:.2f}, {ngram.order}-gram {card.ngram_val_perplexity:.2f}, "
+        f"neural weight {weight:.2f})",
+    )
     return TrainResult(path, card, state.history)
 
 
-def build_instant(text: str, out: str | Path, train_config: TrainConfig | None = None, *, name: str | None = None,
-                  corpus_name: str = "", valid_text: str | None = None) -> TrainResult:
+def build_instant(
+    text: str,
+    out: str | Path,
+    train_config: TrainConfig | None = None,
+    *,
+    name: str | None = None,
+    corpus_name: str = "",
+    valid_text: str | None = None,
+) -> TrainResult:
     """Count a Kneser-Ney n-gram model of `text` and save it as a bundle at `out`: a usable model in seconds."""
-    return train(text, out, None, train_config, name=name, corpus_name=corpus_name, valid_text=valid_text,
-                 neural=False)
+    return train(text, out, None, train_config, name=name, corpus_name=corpus_name, valid_text=valid_text, neural=False)
 
 
 def mixture_weight(neural_log_p: np.ndarray, ngram_p: np.ndarray) -> tuple[float, float]:
@@ -190,12 +233,20 @@ def _canceller(should_stop: ShouldStop | None) -> Callable[[], None]:
     def stop() -> None:
         if should_stop is not None and should_stop():
             raise Cancelled(CANCELLED)
+
     return stop
 
 
-def _train_neural(train_ids: np.ndarray, valid_ids: np.ndarray, mcfg: ModelConfig, tcfg: TrainConfig,
-                  report: "_Reporter", stop: Callable[[], None], checkpoint_dir: str | Path | None,
-                  budget: "_Budget"):
+def _train_neural(
+    train_ids: np.ndarray,
+    valid_ids: np.ndarray,
+    mcfg: ModelConfig,
+    tcfg: TrainConfig,
+    report: _Reporter,
+    stop: Callable[[], None],
+    checkpoint_dir: str | Path | None,
+    budget: _Budget,
+):
     """(inference model with the best weights, the training state, why training ended)."""
     keras = load_keras()
     keras.utils.set_random_seed(tcfg.seed)
@@ -205,8 +256,13 @@ def _train_neural(train_ids: np.ndarray, valid_ids: np.ndarray, mcfg: ModelConfi
         model = build_model(mcfg)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    steps = _Steps(model, keras.optimizers.Adam(tcfg.learning_rate, clipnorm=tcfg.clipnorm), mcfg.window,
-                   training_replicas(), mcfg.every_position)
+    steps = _Steps(
+        model,
+        keras.optimizers.Adam(tcfg.learning_rate, clipnorm=tcfg.clipnorm),
+        mcfg.window,
+        training_replicas(),
+        mcfg.every_position,
+    )
     train_ds = windows_for(train_ids, mcfg, tcfg, shuffle=True)
     valid_ds = windows_for(valid_ids, mcfg, tcfg, shuffle=False)
     checkpoint = None
@@ -248,10 +304,17 @@ def _train_neural(train_ids: np.ndarray, valid_ids: np.ndarray, mcfg: ModelConfi
             state.epochs_since_best += 1
             state.stopped_early = state.epochs_since_best >= tcfg.patience
         if checkpoint is not None:  # with the time of this run so far, so a resumed run's card counts it
-            checkpoint.save(replace(state, train_seconds=state.train_seconds + report.elapsed()), model,
-                            steps.optimizer)
-        report("epoch", epoch, report.batches, loss, perplexity,
-               f"epoch {epoch}: loss {loss:.3f}, validation perplexity {perplexity:.2f}")
+            checkpoint.save(
+                replace(state, train_seconds=state.train_seconds + report.elapsed()), model, steps.optimizer
+            )
+        report(
+            "epoch",
+            epoch,
+            report.batches,
+            loss,
+            perplexity,
+            f"epoch {epoch}: loss {loss:.3f}, validation perplexity {perplexity:.2f}",
+        )
         if state.stopped_early or out_of_time or budget.spent():
             out_of_time = not state.stopped_early
             break
@@ -262,15 +325,20 @@ def _train_neural(train_ids: np.ndarray, valid_ids: np.ndarray, mcfg: ModelConfi
 
     inference = build_model(mcfg)  # float32, without optimizer state: what the bundle keeps
     inference.set_weights(state.best_weights)
-    stopped = (f"early stopping after {state.epochs_done} epochs" if state.stopped_early
-               else f"time budget of {tcfg.max_minutes:g} minutes" if out_of_time else "completed all epochs")
+    stopped = (
+        f"early stopping after {state.epochs_done} epochs"
+        if state.stopped_early
+        else f"time budget of {tcfg.max_minutes:g} minutes"
+        if out_of_time
+        else "completed all epochs"
+    )
     return inference, state, stopped
 
 
 def _lr_factor(cfg: TrainConfig, state: TrainingState, elapsed_s: float) -> float:
     """The learning rate's share of its start: lower after each epoch that did not improve, and falling
     linearly to almost nothing by the end of a time budget (so the budget ends on annealed weights)."""
-    factor = cfg.lr_decay ** state.epochs_since_best
+    factor = cfg.lr_decay**state.epochs_since_best
     if cfg.max_minutes and cfg.anneal:
         factor *= max(_MIN_LR_SHARE, 1.0 - elapsed_s / (cfg.max_minutes * 60))
     return factor
@@ -301,7 +369,7 @@ class _Steps:
             """The batch padded to a multiple of the replicas and cut into one part each."""
             pad = (-tf.shape(y)[0]) % replicas
             x, y = tf.pad(x, [[0, pad], [0, 0]]), tf.pad(y, [[0, pad]] + [[0, 0]] * (len(targets) - 1))
-            return zip(tf.split(x, replicas), tf.split(y, replicas))
+            return zip(tf.split(x, replicas), tf.split(y, replicas), strict=True)
 
         def weights(y):
             return tf.cast(tf.not_equal(y, 0), tf.float32)  # a padding target (id 0, never a real token) weighs 0
@@ -319,7 +387,10 @@ class _Steps:
                     part = loss_sum(xp, yp, training=True)
                     share = part / n  # the parts' gradients then add up to the batch mean's
                 part_grads = tape.gradient(share, variables)
-                grads = part_grads if grads is None else [_add_gradients(a, b) for a, b in zip(grads, part_grads)]
+                if grads is None:
+                    grads = part_grads
+                else:
+                    grads = [_add_gradients(a, b) for a, b in zip(grads, part_grads, strict=True)]
                 total += part
             optimizer.apply(grads, variables)
             self._loss_sum.assign_add(total)
@@ -327,12 +398,16 @@ class _Steps:
 
         @tf.function(input_signature=signature, autograph=False)
         def evaluate_batch(x, y):
-            return tf.add_n([loss_sum(xp, yp, training=False) for xp, yp in padded_parts(x, y)]), tf.reduce_sum(weights(y))
+            return tf.add_n([loss_sum(xp, yp, training=False) for xp, yp in padded_parts(x, y)]), tf.reduce_sum(
+                weights(y)
+            )
 
         self.train, self._evaluate_batch = train, evaluate_batch
 
     def set_learning_rate(self, value: float) -> None:
-        if abs(value - self._learning_rate) > 0.005 * self._learning_rate:  # skip the op for changes too small to matter
+        if (
+            abs(value - self._learning_rate) > 0.005 * self._learning_rate
+        ):  # skip the op for changes too small to matter
             self.optimizer.learning_rate = value
             self._learning_rate = value
 
@@ -382,16 +457,37 @@ class _Reporter:
     def due(self) -> bool:
         return time.monotonic() - self.last >= self.REPORT_EVERY_S
 
-    def __call__(self, phase: str, epoch: int = 1, batch: int = 0, loss: float | None = None,
-                 val_perplexity: float | None = None, message: str = "", path: str = "") -> None:
+    def __call__(
+        self,
+        phase: str,
+        epoch: int = 1,
+        batch: int = 0,
+        loss: float | None = None,
+        val_perplexity: float | None = None,
+        message: str = "",
+        path: str = "",
+    ) -> None:
         self.last, elapsed = time.monotonic(), self.elapsed()
         done = (epoch - self.first_epoch) * self.batches + batch
         left = (self.cfg.epochs - epoch + 1) * self.batches - batch
         eta = elapsed / done * left if done > 0 else None
         if eta is not None and self.cfg.max_minutes:
             eta = min(eta, max(0.0, self.cfg.max_minutes * 60 - elapsed))
-        self.on_progress(Progress(phase, epoch, self.cfg.epochs, batch, self.batches, loss, val_perplexity,
-                                  elapsed, 0.0 if phase == "done" else eta, message, path))
+        self.on_progress(
+            Progress(
+                phase,
+                epoch,
+                self.cfg.epochs,
+                batch,
+                self.batches,
+                loss,
+                val_perplexity,
+                elapsed,
+                0.0 if phase == "done" else eta,
+                message,
+                path,
+            )
+        )
 
 
 class _Budget:
@@ -401,8 +497,14 @@ class _Budget:
     EVAL_COST = 0.5  # a validation batch (forward pass only) against a training batch (forward and backward)
     MIN_MIX_TOKENS = 10_000  # the fewest validation tokens the mixture weight is chosen on
 
-    def __init__(self, minutes: float | None, elapsed: Callable[[], float], valid_tokens: int, batch_size: int,
-                 targets_per_window: int = 1):
+    def __init__(
+        self,
+        minutes: float | None,
+        elapsed: Callable[[], float],
+        valid_tokens: int,
+        batch_size: int,
+        targets_per_window: int = 1,
+    ):
         self.seconds, self.elapsed = (minutes * 60 if minutes else None), elapsed
         self.valid_tokens, self.batch_size = valid_tokens, batch_size
         self.targets_per_window = targets_per_window  # validation scores this many tokens per window it reads
@@ -427,8 +529,9 @@ class _Budget:
             self.batch_s = (epoch_seconds - self._first_batch_s) / (batch - 1)
         compiling = 0.0 if self.validated else self.compile_s or 0.0
         validating = self._scoring_s(self.valid_tokens // self.targets_per_window)
-        reserve = (self.SAVE_RESERVE_S + compiling + (self.compile_s or 0.0) + validating
-                   + self._scoring_s(self.valid_tokens))  # the mixture reads one window per token
+        reserve = (
+            self.SAVE_RESERVE_S + compiling + (self.compile_s or 0.0) + validating + self._scoring_s(self.valid_tokens)
+        )  # the mixture reads one window per token
         return self.elapsed() + reserve > self.seconds
 
     def deadline(self) -> float | None:
@@ -452,5 +555,11 @@ def windows_for(ids: np.ndarray, mcfg: ModelConfig, tcfg: TrainConfig, shuffle: 
     from .data import sequences_dataset, windows_dataset
 
     make = sequences_dataset if mcfg.every_position else windows_dataset
-    return make(ids, mcfg.window, tcfg.batch_size, shuffle=shuffle, seed=tcfg.seed,
-                short_context_rate=tcfg.short_context_rate if shuffle else 0.0)
+    return make(
+        ids,
+        mcfg.window,
+        tcfg.batch_size,
+        shuffle=shuffle,
+        seed=tcfg.seed,
+        short_context_rate=tcfg.short_context_rate if shuffle else 0.0,
+    )

@@ -1,4 +1,5 @@
 """A server's corpus: uploads, learned channels (with edits and deletions), stats, export, clear, /forget-me."""
+
 from __future__ import annotations
 
 import asyncio
@@ -35,7 +36,7 @@ def megabytes(n: int | float) -> str:
 class ConfirmClear(discord.ui.View):
     """Two buttons; only the admin who asked can press them."""
 
-    def __init__(self, cog: "Corpus", owner_id: int, timeout: float = 60):
+    def __init__(self, cog: Corpus, owner_id: int, timeout: float = 60):
         super().__init__(timeout=timeout)
         self.cog, self.owner_id = cog, owner_id
 
@@ -48,7 +49,8 @@ class ConfirmClear(discord.ui.View):
         removed = await self.cog.bot.store.clear_corpus(interaction.guild_id)
         after = await self.cog.after_removal(interaction, "it")  # an empty corpus has no instant model: quick
         await interaction.response.edit_message(
-            content=f"Deleted {removed:,} texts: this server's corpus is empty. {after}", view=None)
+            content=f"Deleted {removed:,} texts: this server's corpus is empty. {after}", view=None
+        )
 
     @discord.ui.button(label="Keep it", style=discord.ButtonStyle.secondary, custom_id="corpus-clear:cancel")
     async def cancel(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
@@ -57,8 +59,12 @@ class ConfirmClear(discord.ui.View):
 
 
 class Corpus(commands.Cog):
-    corpus = app_commands.Group(name="corpus", description="This server's text, which its model learns from",
-                                guild_only=True, default_permissions=discord.Permissions(manage_guild=True))
+    corpus = app_commands.Group(
+        name="corpus",
+        description="This server's text, which its model learns from",
+        guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
 
     def __init__(self, bot: ContinuoBot):
         self.bot = bot
@@ -76,8 +82,10 @@ class Corpus(commands.Cog):
         limit = self.bot.settings.max_corpus_mb * 1e6
         size = (await self.bot.store.corpus_stats(guild_id)).characters
         if size + adding > limit:
-            raise CorpusFull(f"the corpus would grow to {megabytes(size + adding)}, over this bot's "
-                             f"{megabytes(limit)} limit; remove text with /corpus clear or /corpus unlearn first")
+            raise CorpusFull(
+                f"the corpus would grow to {megabytes(size + adding)}, over this bot's "
+                f"{megabytes(limit)} limit; remove text with /corpus clear or /corpus unlearn first"
+            )
 
     # --- uploads and bundled corpora
     @corpus.command(name="add", description="Add a UTF-8 text file to this server's corpus")
@@ -86,8 +94,10 @@ class Corpus(commands.Cog):
     async def add(self, interaction: discord.Interaction, file: discord.Attachment) -> None:
         limit = self.bot.settings.max_upload_mb * 1e6
         if file.size > limit:
-            raise CorpusFull(f"{file.filename}: {megabytes(file.size)} is over the {megabytes(limit)} upload limit; "
-                             "split the file and add the parts")
+            raise CorpusFull(
+                f"{file.filename}: {megabytes(file.size)} is over the {megabytes(limit)} upload limit; "
+                "split the file and add the parts"
+            )
         await answer(interaction, self.add_file(interaction, file), self.bot.settings.defer_after_s)
 
     async def add_file(self, interaction: discord.Interaction, file: discord.Attachment) -> str:
@@ -109,8 +119,11 @@ class Corpus(commands.Cog):
         except Exception:  # noqa: BLE001 - the text is stored; only the instant model is missing
             log.exception("guild %s: the instant model could not be counted", guild_id)
             return ""
-        return ("\nThis server now answers in its own voice: an instant model of its text answers until a "
-                "/train." if path is not None else "")
+        return (
+            "\nThis server now answers in its own voice: an instant model of its text answers until a /train."
+            if path is not None
+            else ""
+        )
 
     @corpus.command(name="use", description="Start this server's corpus from a bundled one")
     @app_commands.describe(base="a bundled corpus, or 'none' to stop using one")
@@ -126,8 +139,9 @@ class Corpus(commands.Cog):
             raise ContinuoError(f"there is no bundled corpus named {base!r}; pick one of: {names}")
         await self.bot.store.set_base_corpus(interaction.guild_id, corpus.name)
         tokens = await self.bot.corpus.tokens(interaction.guild_id)
-        await interaction.response.send_message(f"This server's corpus now starts from **{corpus.name}** "
-                                                f"({safe(corpus.summary)}). {readiness(tokens)}")
+        await interaction.response.send_message(
+            f"This server's corpus now starts from **{corpus.name}** ({safe(corpus.summary)}). {readiness(tokens)}"
+        )
 
     @use.autocomplete("base")
     async def base_names(self, _interaction: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
@@ -136,11 +150,16 @@ class Corpus(commands.Cog):
 
     # --- channels
     @corpus.command(name="learn", description="Record new messages in a channel (and optionally its history)")
-    @app_commands.describe(channel="the channel to learn from",
-                           backfill="also read up to this many past messages of the channel")
+    @app_commands.describe(
+        channel="the channel to learn from", backfill="also read up to this many past messages of the channel"
+    )
     @manage_server
-    async def learn(self, interaction: discord.Interaction, channel: discord.TextChannel,
-                    backfill: app_commands.Range[int, 0, 100_000] = 0) -> None:
+    async def learn(
+        self,
+        interaction: discord.Interaction,
+        channel: discord.TextChannel,
+        backfill: app_commands.Range[int, 0, 100_000] = 0,
+    ) -> None:
         await self.bot.store.learn_channel(interaction.guild_id, channel.id)
         (await self.learned(interaction.guild_id)).add(channel.id)
         note = f"Learning from {channel.mention}: its new messages go into this server's corpus."
@@ -154,8 +173,9 @@ class Corpus(commands.Cog):
         voice = await self.instant_after_adding(interaction.guild_id) if kept else ""
         await display.show(f"{note}\nRead {read:,} past messages, recorded {kept:,}. {readiness(tokens)}{voice}")
 
-    async def backfill(self, channel: discord.TextChannel, limit: int, note: str,
-                       display: InteractionDisplay) -> tuple[int, int]:
+    async def backfill(
+        self, channel: discord.TextChannel, limit: int, note: str, display: InteractionDisplay
+    ) -> tuple[int, int]:
         """Record up to `limit` past messages, newest first, showing progress as it goes."""
         read = kept = 0
         batch: list[CorpusEntry] = []
@@ -174,21 +194,24 @@ class Corpus(commands.Cog):
                     last_shown = time.monotonic()
                     await display.show(f"{note}\nReading its history: {read:,} of up to {limit:,} messages…")
         except discord.Forbidden:
-            raise ContinuoError(f"I can't read {channel.mention}'s history: give me the Read Message History "
-                                "permission there, then run /corpus learn again") from None
+            raise ContinuoError(
+                f"I can't read {channel.mention}'s history: give me the Read Message History "
+                "permission there, then run /corpus learn again"
+            ) from None
         finally:
             if batch:
                 kept += await self.bot.store.record(batch)
         return read, kept
 
     @corpus.command(name="unlearn", description="Stop recording a channel's messages")
-    @app_commands.describe(channel="the channel to stop learning from",
-                           forget="also delete what was recorded from it")
+    @app_commands.describe(channel="the channel to stop learning from", forget="also delete what was recorded from it")
     @manage_server
-    async def unlearn(self, interaction: discord.Interaction, channel: discord.TextChannel, forget: bool = False) -> None:
+    async def unlearn(
+        self, interaction: discord.Interaction, channel: discord.TextChannel, forget: bool = False
+    ) -> None:
         was = await self.bot.store.unlearn_channel(interaction.guild_id, channel.id)
         (await self.learned(interaction.guild_id)).discard(channel.id)
-        text = (f"Stopped learning from {channel.mention}." if was else f"{channel.mention} was not being learned.")
+        text = f"Stopped learning from {channel.mention}." if was else f"{channel.mention} was not being learned."
         if not forget:
             await interaction.response.send_message(text)
             return
@@ -197,8 +220,9 @@ class Corpus(commands.Cog):
         for recorded_in in {channel.id, *self.threads_of(channel)}:  # threads recorded before they were filed
             removed += await self.bot.store.forget_channel(interaction.guild_id, recorded_in)  # under the channel
         after = await self.after_removal(interaction, "them")
-        await interaction.followup.send(f"{text} Deleted the {removed:,} messages recorded from it and its "
-                                        f"threads. {after}")
+        await interaction.followup.send(
+            f"{text} Deleted the {removed:,} messages recorded from it and its threads. {after}"
+        )
 
     @staticmethod
     def threads_of(channel: discord.TextChannel) -> set[int]:
@@ -232,10 +256,15 @@ class Corpus(commands.Cog):
             raise ContinuoError("this server's corpus is empty; add text with /corpus add or /corpus learn")
         data = text.encode("utf-8")
         if len(data) > interaction.filesize_limit:
-            raise CorpusFull(f"the corpus is {megabytes(len(data))}, over Discord's {megabytes(interaction.filesize_limit)} "
-                             "upload limit for this server")
-        await interaction.followup.send(f"This server's corpus ({megabytes(len(data))}):", ephemeral=True,
-                                        file=discord.File(io.BytesIO(data), f"corpus-{interaction.guild_id}.txt"))
+            raise CorpusFull(
+                f"the corpus is {megabytes(len(data))}, over Discord's {megabytes(interaction.filesize_limit)} "
+                "upload limit for this server"
+            )
+        await interaction.followup.send(
+            f"This server's corpus ({megabytes(len(data))}):",
+            ephemeral=True,
+            file=discord.File(io.BytesIO(data), f"corpus-{interaction.guild_id}.txt"),
+        )
 
     @corpus.command(name="clear", description="Delete this server's whole corpus (asks first)")
     @manage_server
@@ -243,7 +272,10 @@ class Corpus(commands.Cog):
         stats = await self.bot.store.corpus_stats(interaction.guild_id)
         await interaction.response.send_message(
             f"Delete all {stats.messages:,} recorded messages and {stats.files:,} uploaded files of this server's "
-            "corpus? This cannot be undone.", view=ConfirmClear(self, interaction.user.id), ephemeral=True)
+            "corpus? This cannot be undone.",
+            view=ConfirmClear(self, interaction.user.id),
+            ephemeral=True,
+        )
 
     # --- anyone
     @app_commands.command(name="forget-me", description="Remove your messages from this server's corpus")
@@ -265,8 +297,11 @@ class Corpus(commands.Cog):
         except Exception:  # noqa: BLE001 - the default model, which holds no server's text, answers meanwhile
             log.exception("guild %s: the instant model could not be counted again", guild_id)
             instant = None
-        serving = ("its instant model, counted again without " + them if instant is not None
-                   else "the bundled default model, which holds no server's text")
+        serving = (
+            "its instant model, counted again without " + them
+            if instant is not None
+            else "the bundled default model, which holds no server's text"
+        )
         return f"This server now answers from {serving}; {await self.retrain_without(interaction, them)}"
 
     async def retrain_without(self, interaction: discord.Interaction, it: str) -> str:
@@ -289,8 +324,11 @@ class Corpus(commands.Cog):
         except ContinuoError as e:
             return f"a retraining was not queued ({e})."
         place = training.place(ticket)
-        return (f"a retraining without {it} has started." if place == 0
-                else f"a retraining without {it} is queued (place {place}).")
+        return (
+            f"a retraining without {it} has started."
+            if place == 0
+            else f"a retraining without {it} is queued (place {place})."
+        )
 
     async def _submit_when_free(self, guild_id: int, guild_name: str, channel_id: int | None) -> None:
         training = self.bot.training
@@ -315,8 +353,9 @@ class Corpus(commands.Cog):
             return None
         # a thread's messages are filed under its channel, so unlearning the channel forgets them too
         channel_id = message.channel.parent_id if isinstance(message.channel, discord.Thread) else message.channel.id
-        return CorpusEntry(message.guild.id, message.author.id, text, message.id, channel_id,
-                           created_at=message.created_at)
+        return CorpusEntry(
+            message.guild.id, message.author.id, text, message.id, channel_id, created_at=message.created_at
+        )
 
     async def is_learned(self, message: discord.Message) -> bool:
         learned = await self.learned(message.guild.id)
@@ -349,7 +388,8 @@ class Corpus(commands.Cog):
                 try:
                     await message.channel.send(
                         f"⚠️ This server's corpus is full ({limit}): new messages are no longer recorded. An admin "
-                        "can make room with /corpus unlearn forget:true or /corpus clear; recording resumes then.")
+                        "can make room with /corpus unlearn forget:true or /corpus clear; recording resumes then."
+                    )
                 except discord.HTTPException:
                     log.warning("guild %s: could not say that its corpus is full", guild_id)
             return False

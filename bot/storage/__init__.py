@@ -1,11 +1,33 @@
 """The bot's storage: the Store interface, its SQLite default and PostgreSQL, chosen by one database URL."""
-from .base import CorpusEntry, CorpusStats, GuildData, GuildSettings, ModelPointer, ModelVersion, Store, \
-    TrainingJobRecord
+
+from .base import (
+    CorpusEntry,
+    CorpusStats,
+    GuildData,
+    GuildSettings,
+    ModelPointer,
+    ModelVersion,
+    Store,
+    TrainingJobRecord,
+)
 from .sqlite import SQLiteStore, StoreLocked
 from .urls import dialect, redact, sqlite_path, sqlite_url
 
-__all__ = ["CorpusEntry", "CorpusStats", "GuildData", "GuildSettings", "ModelPointer", "ModelVersion", "SQLiteStore",
-           "Store", "StoreLocked", "TrainingJobRecord", "open_store", "redact", "sqlite_url"]
+__all__ = [
+    "CorpusEntry",
+    "CorpusStats",
+    "GuildData",
+    "GuildSettings",
+    "ModelPointer",
+    "ModelVersion",
+    "SQLiteStore",
+    "Store",
+    "StoreLocked",
+    "TrainingJobRecord",
+    "open_store",
+    "redact",
+    "sqlite_url",
+]
 
 
 def open_store(url: str, **sqlite_options) -> Store:

@@ -1,13 +1,15 @@
 """What the bot stores, and the interface a database must offer to hold it."""
+
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import AsyncIterator, Protocol, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,9 @@ class Store(Protocol):
     async def text_removed_at(self, guild_id: int) -> datetime | None: ...
 
     # training jobs
-    async def add_job(self, guild_id: int, requested_by: int, channel_id: int | None, epochs: int,
-                      corpus_tokens: int) -> TrainingJobRecord: ...
+    async def add_job(
+        self, guild_id: int, requested_by: int, channel_id: int | None, epochs: int, corpus_tokens: int
+    ) -> TrainingJobRecord: ...
     async def update_job(self, job_id: int, **changes) -> None: ...
     async def last_job(self, guild_id: int, status: str | None = None) -> TrainingJobRecord | None: ...
     async def interrupt_unfinished_jobs(self) -> list[TrainingJobRecord]: ...
@@ -153,7 +156,9 @@ class Store(Protocol):
     async def switch_model(self, guild_id: int, version: str | None) -> ModelPointer: ...  # and tells watchers
     async def remove_model_versions(self, guild_id: int, versions: Sequence[str]) -> int: ...  # never the current one
     async def model_pointers_since(self, seq: int) -> list[ModelPointer]: ...
-    def watch_models(self, poll_s: float = 2.0) -> AsyncIterator[ModelPointer]: ...  # switches made from now on, by any process
+    def watch_models(
+        self, poll_s: float = 2.0
+    ) -> AsyncIterator[ModelPointer]: ...  # switches made from now on, by any process
 
     # whole servers and the whole store
     async def guild_ids(self) -> list[int]: ...

@@ -1,14 +1,16 @@
-"""The schema as numbered migrations, one SQL file per dialect where they differ: a store is brought up to date when opened.
+"""The schema as numbered migrations, one SQL file per dialect where they differ; a store is brought up to date
+when opened.
 
 Files live in sql/: `NNNN_name.sql` for every dialect, or `NNNN_name.sqlite.sql` and `NNNN_name.postgresql.sql`.
 Append new migrations; never edit one that has shipped.
 """
+
 from __future__ import annotations
 
 import re
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 
 from core import ContinuoError
@@ -50,17 +52,21 @@ LATEST = MIGRATIONS[-1].version
 def check_not_newer(current: int, where: str) -> None:
     """Older code never writes to a schema it does not know."""
     if current > LATEST:
-        raise ContinuoError(f"{where}: database schema version {current} is newer than this bot knows ({LATEST}); "
-                            "upgrade Continuo, or point --database / CONTINUO_BOT_DATABASE_URL elsewhere")
+        raise ContinuoError(
+            f"{where}: database schema version {current} is newer than this bot knows ({LATEST}); "
+            "upgrade Continuo, or point --database / CONTINUO_BOT_DATABASE_URL elsewhere"
+        )
 
 
 def now_text() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def schema_version(db: sqlite3.Connection) -> int:
-    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-               "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
     return db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
 
 
@@ -89,8 +95,9 @@ def migrate(db: sqlite3.Connection, path: str) -> int:
             if migration is not None and migration.version > current:
                 for statement in statements(migration.sql["sqlite"]):
                     db.execute(statement)
-                db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                           (migration.version, migration.name, now_text()))
+                db.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)", (migration.version, migration.name, now_text())
+                )
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:

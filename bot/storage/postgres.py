@@ -4,21 +4,31 @@ Prepared statements are off (prepare_threshold=None) so the store also works beh
 transaction mode. Model switches are announced with NOTIFY; watch_models LISTENs on a connection of
 its own (which needs a direct or session-pooled connection, not a transaction-pooled one).
 """
+
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import fields, replace
-from datetime import datetime, timezone
-from typing import AsyncIterator, Sequence
+from datetime import UTC, datetime
 
 from core import ContinuoError
 
 from ..text import count_tokens
-from .base import UNFINISHED, CorpusEntry, CorpusStats, GuildData, GuildSettings, ModelPointer, ModelVersion, \
-    TrainingJobRecord, utcnow
+from .base import (
+    UNFINISHED,
+    CorpusEntry,
+    CorpusStats,
+    GuildData,
+    GuildSettings,
+    ModelPointer,
+    ModelVersion,
+    TrainingJobRecord,
+    utcnow,
+)
 from .migrations import MIGRATIONS, check_not_newer
 from .urls import redact
 
@@ -36,21 +46,31 @@ def driver():
         import psycopg
         import psycopg_pool
     except ImportError:
-        raise ContinuoError('a postgresql:// database needs the PostgreSQL driver: pip install "continuo[scale]"') \
-            from None
+        raise ContinuoError(
+            'a postgresql:// database needs the PostgreSQL driver: pip install "continuo[scale]"'
+        ) from None
     return psycopg, psycopg_pool
 
 
 def _utc(moment: datetime | None) -> datetime | None:
-    return moment.astimezone(timezone.utc) if moment is not None else None
+    return moment.astimezone(UTC) if moment is not None else None
 
 
 def _job(row: dict) -> TrainingJobRecord:
     return TrainingJobRecord(
-        id=row["id"], guild_id=row["guild_id"], status=row["status"], epochs=row["epochs"],
-        requested_by=row["requested_by"], channel_id=row["channel_id"], created_at=_utc(row["created_at"]),
-        started_at=_utc(row["started_at"]), finished_at=_utc(row["finished_at"]), corpus_tokens=row["corpus_tokens"],
-        val_perplexity=row["val_perplexity"], error=row["error"])
+        id=row["id"],
+        guild_id=row["guild_id"],
+        status=row["status"],
+        epochs=row["epochs"],
+        requested_by=row["requested_by"],
+        channel_id=row["channel_id"],
+        created_at=_utc(row["created_at"]),
+        started_at=_utc(row["started_at"]),
+        finished_at=_utc(row["finished_at"]),
+        corpus_tokens=row["corpus_tokens"],
+        val_perplexity=row["val_perplexity"],
+        error=row["error"],
+    )
 
 
 def _version(row: dict) -> ModelVersion:
@@ -75,17 +95,25 @@ class PostgresStore:
     async def open(self) -> None:
         psycopg, pool = driver()
         try:
-            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, prepare_threshold=None,
-                                                         connect_timeout=max(1, round(self.connect_timeout_s)))
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, prepare_threshold=None, connect_timeout=max(1, round(self.connect_timeout_s))
+            )
         except psycopg.Error as e:
             why = " ".join(str(e).split()) or type(e).__name__
-            raise ContinuoError(f"cannot open the database {self._where()}: {why}; check that the server "
-                                "is running and the URL (--database / CONTINUO_BOT_DATABASE_URL)") from None
+            raise ContinuoError(
+                f"cannot open the database {self._where()}: {why}; check that the server "
+                "is running and the URL (--database / CONTINUO_BOT_DATABASE_URL)"
+            ) from None
         async with conn:
             await self._migrate(conn)
         self._pool = pool.AsyncConnectionPool(
-            self.url, min_size=1, max_size=self.pool_size, open=False,
-            kwargs={"prepare_threshold": None}, check=pool.AsyncConnectionPool.check_connection)
+            self.url,
+            min_size=1,
+            max_size=self.pool_size,
+            open=False,
+            kwargs={"prepare_threshold": None},
+            check=pool.AsyncConnectionPool.check_connection,
+        )
         await self._pool.open(wait=True, timeout=self.connect_timeout_s)
 
     async def _migrate(self, conn) -> None:
@@ -93,16 +121,20 @@ class PostgresStore:
         exactly once. A transaction-level lock, so that it also holds behind PgBouncer in transaction mode."""
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-                               "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
-            current = (await (await conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
-                       .fetchone())[0]
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+            )
+            current = (
+                await (await conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")).fetchone()
+            )[0]
             check_not_newer(current, self._where())
             for migration in MIGRATIONS:
                 if migration.version > current:
                     await conn.execute(migration.sql["postgresql"])
-                    await conn.execute("INSERT INTO schema_migrations VALUES (%s, %s, now())",
-                                       (migration.version, migration.name))
+                    await conn.execute(
+                        "INSERT INTO schema_migrations VALUES (%s, %s, now())", (migration.version, migration.name)
+                    )
                     log.info("%s: applying migration %d (%s)", self._where(), migration.version, migration.name)
 
     async def close(self) -> None:
@@ -125,8 +157,10 @@ class PostgresStore:
                 yield conn
         except (psycopg.OperationalError, pool.PoolTimeout) as e:
             why = " ".join(str(e).split()) or type(e).__name__
-            raise ContinuoError(f"the database {self._where()} cannot be reached ({why}); nothing was changed, "
-                                "try again once it is back") from None
+            raise ContinuoError(
+                f"the database {self._where()} cannot be reached ({why}); nothing was changed, "
+                "try again once it is back"
+            ) from None
 
     async def _rows(self, sql: str, params: Sequence = ()) -> list[dict]:
         from psycopg.rows import dict_row
@@ -142,8 +176,9 @@ class PostgresStore:
 
     @staticmethod
     async def _guild(conn, guild_id: int) -> None:
-        await conn.execute("INSERT INTO guilds (id, created_at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                           (guild_id, utcnow()))
+        await conn.execute(
+            "INSERT INTO guilds (id, created_at) VALUES (%s, %s) ON CONFLICT DO NOTHING", (guild_id, utcnow())
+        )
 
     # --- servers and their settings
     async def guild_settings(self, guild_id: int) -> GuildSettings:
@@ -175,61 +210,86 @@ class PostgresStore:
     async def learn_channel(self, guild_id: int, channel_id: int) -> bool:
         async with self._connection() as conn:
             await self._guild(conn, guild_id)
-            cur = await conn.execute("INSERT INTO learned_channels VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                                     (guild_id, channel_id, utcnow()))
+            cur = await conn.execute(
+                "INSERT INTO learned_channels VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                (guild_id, channel_id, utcnow()),
+            )
             return cur.rowcount > 0
 
     async def unlearn_channel(self, guild_id: int, channel_id: int) -> bool:
         async with self._connection() as conn:
-            cur = await conn.execute("DELETE FROM learned_channels WHERE guild_id = %s AND channel_id = %s",
-                                     (guild_id, channel_id))
+            cur = await conn.execute(
+                "DELETE FROM learned_channels WHERE guild_id = %s AND channel_id = %s", (guild_id, channel_id)
+            )
             return cur.rowcount > 0
 
     async def learned_channels(self, guild_id: int) -> list[int]:
-        rows = await self._rows("SELECT channel_id FROM learned_channels WHERE guild_id = %s "
-                                "ORDER BY added_at, channel_id", (guild_id,))
+        rows = await self._rows(
+            "SELECT channel_id FROM learned_channels WHERE guild_id = %s ORDER BY added_at, channel_id", (guild_id,)
+        )
         return [r["channel_id"] for r in rows]
 
     # --- the corpus
     async def record(self, entries: Sequence[CorpusEntry]) -> int:
         """Add entries; a message recorded before is replaced by its new text."""
-        rows = [(e.guild_id, e.message_id, e.channel_id, e.author_id, e.kind, e.name, e.text, count_tokens(e.text),
-                 e.created_at) for e in entries]
+        rows = [
+            (
+                e.guild_id,
+                e.message_id,
+                e.channel_id,
+                e.author_id,
+                e.kind,
+                e.name,
+                e.text,
+                count_tokens(e.text),
+                e.created_at,
+            )
+            for e in entries
+        ]
         async with self._connection() as conn:
             for guild_id in sorted({e.guild_id for e in entries}):
                 await self._guild(conn, guild_id)
             async with conn.cursor() as cur:
                 await cur.executemany(
-                    "INSERT INTO corpus_messages (guild_id, message_id, channel_id, author_id, kind, name, text, tokens,"
-                    " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (guild_id, message_id) DO"
-                    " UPDATE SET text = excluded.text, tokens = excluded.tokens", rows)
+                    "INSERT INTO corpus_messages (guild_id, message_id, channel_id, author_id, kind, name, text,"
+                    " tokens, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (guild_id, message_id) DO UPDATE SET text = excluded.text, tokens = excluded.tokens",
+                    rows,
+                )
         return len(entries)
 
     async def edit_message(self, guild_id: int, message_id: int, text: str) -> bool:
         async with self._connection() as conn:
-            cur = await conn.execute("UPDATE corpus_messages SET text = %s, tokens = %s WHERE guild_id = %s AND "
-                                     "message_id = %s", (text, count_tokens(text), guild_id, message_id))
+            cur = await conn.execute(
+                "UPDATE corpus_messages SET text = %s, tokens = %s WHERE guild_id = %s AND message_id = %s",
+                (text, count_tokens(text), guild_id, message_id),
+            )
             return cur.rowcount > 0
 
     async def remove_messages(self, guild_id: int, message_ids: Sequence[int]) -> int:
         async with self._connection() as conn:
-            cur = await conn.execute("DELETE FROM corpus_messages WHERE guild_id = %s AND message_id = ANY(%s)",
-                                     (guild_id, list(message_ids)))
+            cur = await conn.execute(
+                "DELETE FROM corpus_messages WHERE guild_id = %s AND message_id = ANY(%s)",
+                (guild_id, list(message_ids)),
+            )
             return cur.rowcount
 
     async def forget_author(self, guild_id: int, author_id: int) -> tuple[int, int]:
         """(messages, files) removed."""
         async with self._connection() as conn:
-            cur = await conn.execute("DELETE FROM corpus_messages WHERE guild_id = %s AND author_id = %s RETURNING kind",
-                                     (guild_id, author_id))
+            cur = await conn.execute(
+                "DELETE FROM corpus_messages WHERE guild_id = %s AND author_id = %s RETURNING kind",
+                (guild_id, author_id),
+            )
             kinds = [r[0] for r in await cur.fetchall()]
             await self._removed(conn, guild_id, len(kinds))
         return kinds.count("message"), kinds.count("file")
 
     async def forget_channel(self, guild_id: int, channel_id: int) -> int:
         async with self._connection() as conn:
-            cur = await conn.execute("DELETE FROM corpus_messages WHERE guild_id = %s AND channel_id = %s",
-                                     (guild_id, channel_id))
+            cur = await conn.execute(
+                "DELETE FROM corpus_messages WHERE guild_id = %s AND channel_id = %s", (guild_id, channel_id)
+            )
             await self._removed(conn, guild_id, cur.rowcount)
             return cur.rowcount
 
@@ -251,8 +311,10 @@ class PostgresStore:
 
     async def corpus_texts(self, guild_id: int) -> list[str]:
         """The server's texts, oldest first (uploads where they were added), in SQLite's order."""
-        rows = await self._rows("SELECT text FROM corpus_messages WHERE guild_id = %s "
-                                "ORDER BY created_at, message_id NULLS FIRST, id", (guild_id,))
+        rows = await self._rows(
+            "SELECT text FROM corpus_messages WHERE guild_id = %s ORDER BY created_at, message_id NULLS FIRST, id",
+            (guild_id,),
+        )
         return [r["text"] for r in rows]
 
     async def corpus_stats(self, guild_id: int) -> CorpusStats:
@@ -260,22 +322,33 @@ class PostgresStore:
             "SELECT COUNT(*) FILTER (WHERE kind = 'message') AS messages, COUNT(*) FILTER (WHERE kind = 'file') AS"
             " files, COALESCE(SUM(tokens), 0) AS tokens, COALESCE(SUM(LENGTH(text)), 0) AS characters, COUNT(DISTINCT"
             " author_id) FILTER (WHERE kind = 'message') AS authors FROM corpus_messages WHERE guild_id = %s",
-            (guild_id,))
+            (guild_id,),
+        )
         channels = tuple(await self.learned_channels(guild_id))
-        return CorpusStats(row["messages"], row["files"], int(row["tokens"]), int(row["characters"]), row["authors"],
-                           channels=channels, base=await self.base_corpus(guild_id))
+        return CorpusStats(
+            row["messages"],
+            row["files"],
+            int(row["tokens"]),
+            int(row["characters"]),
+            row["authors"],
+            channels=channels,
+            base=await self.base_corpus(guild_id),
+        )
 
     # --- training jobs
-    async def add_job(self, guild_id: int, requested_by: int, channel_id: int | None, epochs: int,
-                      corpus_tokens: int) -> TrainingJobRecord:
+    async def add_job(
+        self, guild_id: int, requested_by: int, channel_id: int | None, epochs: int, corpus_tokens: int
+    ) -> TrainingJobRecord:
         from psycopg.rows import dict_row
 
         async with self._connection() as conn:
             await self._guild(conn, guild_id)
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute("INSERT INTO training_jobs (guild_id, status, epochs, requested_by, channel_id,"
-                              " created_at, corpus_tokens) VALUES (%s, 'queued', %s, %s, %s, %s, %s) RETURNING *",
-                              (guild_id, epochs, requested_by, channel_id, utcnow(), corpus_tokens))
+            await cur.execute(
+                "INSERT INTO training_jobs (guild_id, status, epochs, requested_by, channel_id,"
+                " created_at, corpus_tokens) VALUES (%s, 'queued', %s, %s, %s, %s, %s) RETURNING *",
+                (guild_id, epochs, requested_by, channel_id, utcnow(), corpus_tokens),
+            )
             return _job(await cur.fetchone())
 
     async def update_job(self, job_id: int, **changes) -> None:
@@ -283,8 +356,10 @@ class PostgresStore:
         if unknown:
             raise ValueError(f"unknown training job field {sorted(unknown)[0]!r}")
         async with self._connection() as conn:
-            await conn.execute(f"UPDATE training_jobs SET {', '.join(f'{k} = %s' for k in changes)} WHERE id = %s",
-                               (*changes.values(), job_id))
+            await conn.execute(
+                f"UPDATE training_jobs SET {', '.join(f'{k} = %s' for k in changes)} WHERE id = %s",
+                (*changes.values(), job_id),
+            )
 
     async def last_job(self, guild_id: int, status: str | None = None) -> TrainingJobRecord | None:
         query = "SELECT * FROM training_jobs WHERE guild_id = %s" + (" AND status = %s" if status else "")
@@ -293,9 +368,11 @@ class PostgresStore:
 
     async def interrupt_unfinished_jobs(self) -> list[TrainingJobRecord]:
         """Jobs a previous run left queued or running, now marked interrupted (at start-up or shutdown)."""
-        rows = await self._rows("UPDATE training_jobs SET status = 'interrupted', finished_at = %s, error = "
-                                "'interrupted by a restart' WHERE status = ANY(%s) RETURNING *",
-                                (utcnow(), list(UNFINISHED)))
+        rows = await self._rows(
+            "UPDATE training_jobs SET status = 'interrupted', finished_at = %s, error = "
+            "'interrupted by a restart' WHERE status = ANY(%s) RETURNING *",
+            (utcnow(), list(UNFINISHED)),
+        )
         return [_job(r) for r in sorted(rows, key=lambda r: r["id"])]
 
     async def unfinished_jobs(self) -> list[TrainingJobRecord]:
@@ -304,9 +381,11 @@ class PostgresStore:
 
     async def set_job_progress(self, job_id: int, progress: str) -> None:
         async with self._connection() as conn:
-            await conn.execute("INSERT INTO job_progress VALUES (%s, %s, %s) ON CONFLICT (job_id) DO UPDATE SET "
-                               "progress = excluded.progress, updated_at = excluded.updated_at",
-                               (job_id, progress, utcnow()))
+            await conn.execute(
+                "INSERT INTO job_progress VALUES (%s, %s, %s) ON CONFLICT (job_id) DO UPDATE SET "
+                "progress = excluded.progress, updated_at = excluded.updated_at",
+                (job_id, progress, utcnow()),
+            )
 
     async def job_progress(self, job_id: int) -> str | None:
         row = await self._one("SELECT progress FROM job_progress WHERE job_id = %s", (job_id,))
@@ -316,9 +395,10 @@ class PostgresStore:
     async def add_model_version(self, record: ModelVersion) -> None:
         async with self._connection() as conn:
             await self._guild(conn, record.guild_id)
-            await conn.execute("INSERT INTO model_versions VALUES (%s, %s, %s, %s, %s)",
-                               (record.guild_id, record.version, record.created_at, record.val_perplexity,
-                                record.tokens))
+            await conn.execute(
+                "INSERT INTO model_versions VALUES (%s, %s, %s, %s, %s)",
+                (record.guild_id, record.version, record.created_at, record.val_perplexity, record.tokens),
+            )
 
     async def model_versions(self, guild_id: int) -> list[ModelVersion]:
         rows = await self._rows("SELECT * FROM model_versions WHERE guild_id = %s ORDER BY version", (guild_id,))
@@ -335,18 +415,24 @@ class PostgresStore:
             cur = await conn.execute(
                 "INSERT INTO model_pointers VALUES (%s, %s, nextval('model_pointer_seq'), now()) ON CONFLICT (guild_id)"
                 " DO UPDATE SET version = excluded.version, seq = excluded.seq, switched_at = excluded.switched_at"
-                " RETURNING seq", (guild_id, version))
+                " RETURNING seq",
+                (guild_id, version),
+            )
             pointer = ModelPointer(guild_id, version, (await cur.fetchone())[0])
             # delivered when the transaction commits, to every process that LISTENs
-            await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps(
-                {"guild_id": guild_id, "version": version, "seq": pointer.seq})))
+            await conn.execute(
+                "SELECT pg_notify(%s, %s)",
+                (CHANNEL, json.dumps({"guild_id": guild_id, "version": version, "seq": pointer.seq})),
+            )
         return pointer
 
     async def remove_model_versions(self, guild_id: int, versions: Sequence[str]) -> int:
         async with self._connection() as conn:
             cur = await conn.execute(
                 "DELETE FROM model_versions WHERE guild_id = %s AND version = ANY(%s) AND version IS DISTINCT FROM "
-                "(SELECT version FROM model_pointers WHERE guild_id = %s)", (guild_id, list(versions), guild_id))
+                "(SELECT version FROM model_pointers WHERE guild_id = %s)",
+                (guild_id, list(versions), guild_id),
+            )
             return cur.rowcount
 
     async def model_pointers_since(self, seq: int) -> list[ModelPointer]:
@@ -361,8 +447,9 @@ class PostgresStore:
         pause = poll_s
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True,
-                                                                 prepare_threshold=None) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, prepare_threshold=None
+                ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     pause = poll_s
                     for pointer in await self.model_pointers_since(seen):
@@ -374,8 +461,12 @@ class PostgresStore:
                         seen = max(seen, pointer.seq)
                         yield pointer
             except psycopg.OperationalError as e:
-                log.warning("%s: listening for model switches failed (%s); retrying in %.0f s", self._where(),
-                            str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__, pause)
+                log.warning(
+                    "%s: listening for model switches failed (%s); retrying in %.0f s",
+                    self._where(),
+                    str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__,
+                    pause,
+                )
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 60.0)
 
@@ -399,56 +490,112 @@ class PostgresStore:
             if not guild:
                 raise ContinuoError(f"server {guild_id} has no data in {self._where()}")
             settings = await rows("SELECT * FROM guild_settings WHERE guild_id = %s")
-            channels = await rows("SELECT channel_id, added_at FROM learned_channels WHERE guild_id = %s "
-                                  "ORDER BY added_at, channel_id")
-            corpus = await rows("SELECT * FROM corpus_messages WHERE guild_id = %s "
-                                "ORDER BY created_at, message_id NULLS FIRST, id")
+            channels = await rows(
+                "SELECT channel_id, added_at FROM learned_channels WHERE guild_id = %s ORDER BY added_at, channel_id"
+            )
+            corpus = await rows(
+                "SELECT * FROM corpus_messages WHERE guild_id = %s ORDER BY created_at, message_id NULLS FIRST, id"
+            )
             jobs = await rows("SELECT * FROM training_jobs WHERE guild_id = %s ORDER BY id")
             models = await rows("SELECT * FROM model_versions WHERE guild_id = %s ORDER BY version")
             pointer = await rows("SELECT version FROM model_pointers WHERE guild_id = %s")
         return GuildData(
-            guild_id, _utc(guild[0]["created_at"]), guild[0]["base_corpus"],
+            guild_id,
+            _utc(guild[0]["created_at"]),
+            guild[0]["base_corpus"],
             {k: settings[0][k] for k in _SETTINGS if settings and settings[0][k] is not None},
             [(r["channel_id"], _utc(r["added_at"])) for r in channels],
-            [CorpusEntry(r["guild_id"], r["author_id"], r["text"], r["message_id"], r["channel_id"], r["name"],
-                         _utc(r["created_at"])) for r in corpus],
-            [_job(r) for r in jobs], [_version(r) for r in models], pointer[0]["version"] if pointer else None,
-            _utc(guild[0]["text_removed_at"]))
+            [
+                CorpusEntry(
+                    r["guild_id"],
+                    r["author_id"],
+                    r["text"],
+                    r["message_id"],
+                    r["channel_id"],
+                    r["name"],
+                    _utc(r["created_at"]),
+                )
+                for r in corpus
+            ],
+            [_job(r) for r in jobs],
+            [_version(r) for r in models],
+            pointer[0]["version"] if pointer else None,
+            _utc(guild[0]["text_removed_at"]),
+        )
 
     async def import_guild(self, data: GuildData) -> None:
         """Add one server's data in one transaction; a server already here is refused, never merged."""
         g = data.guild_id
         async with self._connection() as conn:
-            cur = await conn.execute("INSERT INTO guilds (id, base_corpus, created_at, text_removed_at) VALUES "
-                                     "(%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                                     (g, data.base_corpus, data.created_at, data.text_removed_at))
+            cur = await conn.execute(
+                "INSERT INTO guilds (id, base_corpus, created_at, text_removed_at) VALUES "
+                "(%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (g, data.base_corpus, data.created_at, data.text_removed_at),
+            )
             if cur.rowcount == 0:
                 raise ContinuoError(f"server {g} already has data in {self._where()}; nothing of it was copied")
             if data.settings:
                 names = [k for k in _SETTINGS if k in data.settings]
-                await conn.execute(f"INSERT INTO guild_settings (guild_id, {', '.join(names)}) VALUES "
-                                   f"(%s, {', '.join('%s' for _ in names)})", (g, *(data.settings[k] for k in names)))
+                await conn.execute(
+                    f"INSERT INTO guild_settings (guild_id, {', '.join(names)}) VALUES "
+                    f"(%s, {', '.join('%s' for _ in names)})",
+                    (g, *(data.settings[k] for k in names)),
+                )
             async with conn.cursor() as cur:
-                await cur.executemany("INSERT INTO learned_channels VALUES (%s, %s, %s)",
-                                      [(g, c, when) for c, when in data.channels])
                 await cur.executemany(
-                    "INSERT INTO corpus_messages (guild_id, message_id, channel_id, author_id, kind, name, text, tokens,"
-                    " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [(g, e.message_id, e.channel_id, e.author_id, e.kind, e.name, e.text, count_tokens(e.text),
-                      e.created_at) for e in data.corpus])
+                    "INSERT INTO learned_channels VALUES (%s, %s, %s)", [(g, c, when) for c, when in data.channels]
+                )
+                await cur.executemany(
+                    "INSERT INTO corpus_messages (guild_id, message_id, channel_id, author_id, kind, name, text,"
+                    " tokens, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (
+                            g,
+                            e.message_id,
+                            e.channel_id,
+                            e.author_id,
+                            e.kind,
+                            e.name,
+                            e.text,
+                            count_tokens(e.text),
+                            e.created_at,
+                        )
+                        for e in data.corpus
+                    ],
+                )
                 await cur.executemany(
                     "INSERT INTO training_jobs (guild_id, status, epochs, requested_by, channel_id, created_at,"
                     " started_at, finished_at, corpus_tokens, val_perplexity, error) VALUES"
                     " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [(g, j.status, j.epochs, j.requested_by, j.channel_id, j.created_at, j.started_at, j.finished_at,
-                      j.corpus_tokens, j.val_perplexity, j.error) for j in data.jobs])
-                await cur.executemany("INSERT INTO model_versions VALUES (%s, %s, %s, %s, %s)",
-                                      [(g, m.version, m.created_at, m.val_perplexity, m.tokens) for m in data.models])
+                    [
+                        (
+                            g,
+                            j.status,
+                            j.epochs,
+                            j.requested_by,
+                            j.channel_id,
+                            j.created_at,
+                            j.started_at,
+                            j.finished_at,
+                            j.corpus_tokens,
+                            j.val_perplexity,
+                            j.error,
+                        )
+                        for j in data.jobs
+                    ],
+                )
+                await cur.executemany(
+                    "INSERT INTO model_versions VALUES (%s, %s, %s, %s, %s)",
+                    [(g, m.version, m.created_at, m.val_perplexity, m.tokens) for m in data.models],
+                )
             if data.current_model is not None:
-                await conn.execute("INSERT INTO model_pointers VALUES (%s, %s, nextval('model_pointer_seq'), now())",
-                                   (g, data.current_model))
+                await conn.execute(
+                    "INSERT INTO model_pointers VALUES (%s, %s, nextval('model_pointer_seq'), now())",
+                    (g, data.current_model),
+                )
 
     async def backup(self, path: str) -> None:
-        raise ContinuoError(f"the database is on a PostgreSQL server: back it up with PostgreSQL's own tool, "
-                            f"pg_dump --format=custom --file {path} '{self._where()}' (restore with pg_restore)")
-
+        raise ContinuoError(
+            f"the database is on a PostgreSQL server: back it up with PostgreSQL's own tool, "
+            f"pg_dump --format=custom --file {path} '{self._where()}' (restore with pg_restore)"
+        )

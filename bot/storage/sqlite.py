@@ -1,4 +1,5 @@
-"""The default Store: one SQLite file in WAL mode, used from one dedicated thread so the event loop never waits on it."""
+"""The default Store: one SQLite file in WAL mode, used from one dedicated thread: the event loop never waits on it."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,17 +8,26 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
-from typing import AsyncIterator, Sequence
 
 from core import ContinuoError
 
 from ..text import count_tokens
-from .base import UNFINISHED, CorpusEntry, CorpusStats, GuildData, GuildSettings, ModelPointer, ModelVersion, \
-    TrainingJobRecord, utcnow
+from .base import (
+    UNFINISHED,
+    CorpusEntry,
+    CorpusStats,
+    GuildData,
+    GuildSettings,
+    ModelPointer,
+    ModelVersion,
+    TrainingJobRecord,
+    utcnow,
+)
 from .migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -37,8 +47,9 @@ def on_db_thread(method):
     another process's lock stays in line ahead of the ones made after it: none is dropped or reordered.
     While the file is locked, the call is retried with backoff for up to `write_retry_s`.
     """
+
     @functools.wraps(method)
-    async def run(self: "SQLiteStore", *args, **kwargs):
+    async def run(self: SQLiteStore, *args, **kwargs):
         call = functools.partial(method, self, *args, **kwargs)
         loop = asyncio.get_running_loop()
         async with self._turn:
@@ -48,16 +59,23 @@ def on_db_thread(method):
                     return await loop.run_in_executor(self._thread, self._guarded, call)
                 except _Locked as e:
                     if time.monotonic() + pause > deadline:
-                        log.error("%s: %s stayed locked by another process for %.0f s; giving up", self.path,
-                                  method.__name__, self.write_retry_s)
+                        log.error(
+                            "%s: %s stayed locked by another process for %.0f s; giving up",
+                            self.path,
+                            method.__name__,
+                            self.write_retry_s,
+                        )
                         raise StoreLocked(
                             f"{self.path} stayed locked by another process for {self.write_retry_s:.0f} s, so "
                             f"{method.__name__.replace('_', ' ')} could not be stored; stop the other program "
-                            "using that file and try again") from None
-                    log.warning("%s is locked by another process (%s); %s waits and retries", self.path, e,
-                                method.__name__)
+                            "using that file and try again"
+                        ) from None
+                    log.warning(
+                        "%s is locked by another process (%s); %s waits and retries", self.path, e, method.__name__
+                    )
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 5.0)
+
     return run
 
 
@@ -74,8 +92,10 @@ def _when(text: str | None) -> datetime | None:
 
 
 def corrupt(path: Path, error: Exception) -> ContinuoError:
-    return ContinuoError(f"{path} is not a usable SQLite database ({error}): stop the bot, restore a backup over it "
-                         "(made by `continuo bot backup`) or move it away to start with an empty one")
+    return ContinuoError(
+        f"{path} is not a usable SQLite database ({error}): stop the bot, restore a backup over it "
+        "(made by `continuo bot backup`) or move it away to start with an empty one"
+    )
 
 
 class SQLiteStore:
@@ -124,8 +144,10 @@ class SQLiteStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise ContinuoError(f"cannot create the database folder {self.path.parent}: {e.strerror}; "
-                                "pick a writable --data folder or --database URL") from None
+            raise ContinuoError(
+                f"cannot create the database folder {self.path.parent}: {e.strerror}; "
+                "pick a writable --data folder or --database URL"
+            ) from None
         db = sqlite3.connect(self.path, timeout=self.busy_timeout_s)
         try:
             db.row_factory = sqlite3.Row
@@ -153,8 +175,9 @@ class SQLiteStore:
         return self._settings(guild_id)
 
     def _settings(self, guild_id: int) -> GuildSettings:
-        row = self.db.execute(f"SELECT {', '.join(_SETTINGS)} FROM guild_settings WHERE guild_id = ?",
-                              (guild_id,)).fetchone()
+        row = self.db.execute(
+            f"SELECT {', '.join(_SETTINGS)} FROM guild_settings WHERE guild_id = ?", (guild_id,)
+        ).fetchone()
         defaults = GuildSettings()
         if row is None:
             return defaults
@@ -191,21 +214,24 @@ class SQLiteStore:
     def learn_channel(self, guild_id: int, channel_id: int) -> bool:
         with self.db:
             self._guild(guild_id)
-            cur = self.db.execute("INSERT OR IGNORE INTO learned_channels VALUES (?, ?, ?)",
-                                  (guild_id, channel_id, _iso(utcnow())))
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO learned_channels VALUES (?, ?, ?)", (guild_id, channel_id, _iso(utcnow()))
+            )
         return cur.rowcount > 0
 
     @on_db_thread
     def unlearn_channel(self, guild_id: int, channel_id: int) -> bool:
         with self.db:
-            cur = self.db.execute("DELETE FROM learned_channels WHERE guild_id = ? AND channel_id = ?",
-                                  (guild_id, channel_id))
+            cur = self.db.execute(
+                "DELETE FROM learned_channels WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id)
+            )
         return cur.rowcount > 0
 
     @on_db_thread
     def learned_channels(self, guild_id: int) -> list[int]:
-        rows = self.db.execute("SELECT channel_id FROM learned_channels WHERE guild_id = ? ORDER BY added_at, channel_id",
-                               (guild_id,))
+        rows = self.db.execute(
+            "SELECT channel_id FROM learned_channels WHERE guild_id = ? ORDER BY added_at, channel_id", (guild_id,)
+        )
         return [r[0] for r in rows]
 
     # --- the corpus
@@ -219,40 +245,63 @@ class SQLiteStore:
                 "INSERT INTO corpus_messages (guild_id, message_id, channel_id, author_id, kind, name, text, tokens,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, message_id) DO UPDATE SET"
                 " text = excluded.text, tokens = excluded.tokens",
-                [(e.guild_id, e.message_id, e.channel_id, e.author_id, e.kind, e.name, e.text, count_tokens(e.text),
-                  _iso(e.created_at)) for e in entries])
+                [
+                    (
+                        e.guild_id,
+                        e.message_id,
+                        e.channel_id,
+                        e.author_id,
+                        e.kind,
+                        e.name,
+                        e.text,
+                        count_tokens(e.text),
+                        _iso(e.created_at),
+                    )
+                    for e in entries
+                ],
+            )
         return len(entries)
 
     @on_db_thread
     def edit_message(self, guild_id: int, message_id: int, text: str) -> bool:
         with self.db:
-            cur = self.db.execute("UPDATE corpus_messages SET text = ?, tokens = ? WHERE guild_id = ? AND message_id = ?",
-                                  (text, count_tokens(text), guild_id, message_id))
+            cur = self.db.execute(
+                "UPDATE corpus_messages SET text = ?, tokens = ? WHERE guild_id = ? AND message_id = ?",
+                (text, count_tokens(text), guild_id, message_id),
+            )
         return cur.rowcount > 0
 
     @on_db_thread
     def remove_messages(self, guild_id: int, message_ids: Sequence[int]) -> int:
         with self.db:
-            cur = self.db.executemany("DELETE FROM corpus_messages WHERE guild_id = ? AND message_id = ?",
-                                      [(guild_id, m) for m in message_ids])
+            cur = self.db.executemany(
+                "DELETE FROM corpus_messages WHERE guild_id = ? AND message_id = ?",
+                [(guild_id, m) for m in message_ids],
+            )
         return cur.rowcount
 
     @on_db_thread
     def forget_author(self, guild_id: int, author_id: int) -> tuple[int, int]:
         """(messages, files) removed."""
-        counts = dict(self.db.execute("SELECT kind, COUNT(*) FROM corpus_messages WHERE guild_id = ? AND author_id = ?"
-                                      " GROUP BY kind", (guild_id, author_id)).fetchall())
+        counts = dict(
+            self.db.execute(
+                "SELECT kind, COUNT(*) FROM corpus_messages WHERE guild_id = ? AND author_id = ? GROUP BY kind",
+                (guild_id, author_id),
+            ).fetchall()
+        )
         with self.db:
-            cur = self.db.execute("DELETE FROM corpus_messages WHERE guild_id = ? AND author_id = ?",
-                                  (guild_id, author_id))
+            cur = self.db.execute(
+                "DELETE FROM corpus_messages WHERE guild_id = ? AND author_id = ?", (guild_id, author_id)
+            )
             self._removed(guild_id, cur.rowcount)
         return counts.get("message", 0), counts.get("file", 0)
 
     @on_db_thread
     def forget_channel(self, guild_id: int, channel_id: int) -> int:
         with self.db:
-            cur = self.db.execute("DELETE FROM corpus_messages WHERE guild_id = ? AND channel_id = ?",
-                                  (guild_id, channel_id))
+            cur = self.db.execute(
+                "DELETE FROM corpus_messages WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id)
+            )
             self._removed(guild_id, cur.rowcount)
         return cur.rowcount
 
@@ -276,8 +325,9 @@ class SQLiteStore:
     @on_db_thread
     def corpus_texts(self, guild_id: int) -> list[str]:
         """The server's texts, oldest first (uploads where they were added)."""
-        rows = self.db.execute("SELECT text FROM corpus_messages WHERE guild_id = ? ORDER BY created_at, message_id, id",
-                               (guild_id,))
+        rows = self.db.execute(
+            "SELECT text FROM corpus_messages WHERE guild_id = ? ORDER BY created_at, message_id, id", (guild_id,)
+        )
         return [r[0] for r in rows]
 
     @on_db_thread
@@ -285,23 +335,31 @@ class SQLiteStore:
         row = self.db.execute(
             "SELECT COALESCE(SUM(kind = 'message'), 0), COALESCE(SUM(kind = 'file'), 0), COALESCE(SUM(tokens), 0),"
             " COALESCE(SUM(LENGTH(text)), 0), COUNT(DISTINCT CASE WHEN kind = 'message' THEN author_id END)"
-            " FROM corpus_messages WHERE guild_id = ?", (guild_id,)).fetchone()
-        channels = tuple(r[0] for r in self.db.execute(
-            "SELECT channel_id FROM learned_channels WHERE guild_id = ? ORDER BY added_at, channel_id", (guild_id,)))
+            " FROM corpus_messages WHERE guild_id = ?",
+            (guild_id,),
+        ).fetchone()
+        channels = tuple(
+            r[0]
+            for r in self.db.execute(
+                "SELECT channel_id FROM learned_channels WHERE guild_id = ? ORDER BY added_at, channel_id", (guild_id,)
+            )
+        )
         base = self.db.execute("SELECT base_corpus FROM guilds WHERE id = ?", (guild_id,)).fetchone()
         return CorpusStats(*row, channels=channels, base=base[0] if base else None)
 
     # --- training jobs
     @on_db_thread
-    def add_job(self, guild_id: int, requested_by: int, channel_id: int | None, epochs: int,
-                corpus_tokens: int) -> TrainingJobRecord:
+    def add_job(
+        self, guild_id: int, requested_by: int, channel_id: int | None, epochs: int, corpus_tokens: int
+    ) -> TrainingJobRecord:
         created = utcnow()
         with self.db:
             self._guild(guild_id)
             cur = self.db.execute(
                 "INSERT INTO training_jobs (guild_id, status, epochs, requested_by, channel_id, created_at,"
                 " corpus_tokens) VALUES (?, 'queued', ?, ?, ?, ?, ?)",
-                (guild_id, epochs, requested_by, channel_id, _iso(created), corpus_tokens))
+                (guild_id, epochs, requested_by, channel_id, _iso(created), corpus_tokens),
+            )
         return self._job(cur.lastrowid)
 
     @on_db_thread
@@ -311,8 +369,10 @@ class SQLiteStore:
             raise ValueError(f"unknown training job field {sorted(unknown)[0]!r}")
         values = {k: _iso(v) if isinstance(v, datetime) else v for k, v in changes.items()}
         with self.db:
-            self.db.execute(f"UPDATE training_jobs SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
-                            (*values.values(), job_id))
+            self.db.execute(
+                f"UPDATE training_jobs SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
+                (*values.values(), job_id),
+            )
 
     def _job(self, job_id: int) -> TrainingJobRecord:
         return self._to_job(self.db.execute("SELECT * FROM training_jobs WHERE id = ?", (job_id,)).fetchone())
@@ -320,15 +380,26 @@ class SQLiteStore:
     @staticmethod
     def _to_job(row: sqlite3.Row) -> TrainingJobRecord:
         return TrainingJobRecord(
-            id=row["id"], guild_id=row["guild_id"], status=row["status"], epochs=row["epochs"],
-            requested_by=row["requested_by"], channel_id=row["channel_id"], created_at=_when(row["created_at"]),
-            started_at=_when(row["started_at"]), finished_at=_when(row["finished_at"]),
-            corpus_tokens=row["corpus_tokens"], val_perplexity=row["val_perplexity"], error=row["error"])
+            id=row["id"],
+            guild_id=row["guild_id"],
+            status=row["status"],
+            epochs=row["epochs"],
+            requested_by=row["requested_by"],
+            channel_id=row["channel_id"],
+            created_at=_when(row["created_at"]),
+            started_at=_when(row["started_at"]),
+            finished_at=_when(row["finished_at"]),
+            corpus_tokens=row["corpus_tokens"],
+            val_perplexity=row["val_perplexity"],
+            error=row["error"],
+        )
 
     @on_db_thread
     def last_job(self, guild_id: int, status: str | None = None) -> TrainingJobRecord | None:
         query = "SELECT * FROM training_jobs WHERE guild_id = ?" + (" AND status = ?" if status else "")
-        row = self.db.execute(query + " ORDER BY id DESC LIMIT 1", (guild_id, status) if status else (guild_id,)).fetchone()
+        row = self.db.execute(
+            query + " ORDER BY id DESC LIMIT 1", (guild_id, status) if status else (guild_id,)
+        ).fetchone()
         return self._to_job(row) if row else None
 
     @on_db_thread
@@ -337,9 +408,11 @@ class SQLiteStore:
         marks = ", ".join("?" for _ in UNFINISHED)
         ids = [r[0] for r in self.db.execute(f"SELECT id FROM training_jobs WHERE status IN ({marks})", UNFINISHED)]
         with self.db:
-            self.db.execute(f"UPDATE training_jobs SET status = 'interrupted', finished_at = ?, "
-                            f"error = 'interrupted by a restart' WHERE status IN ({marks})",
-                            (_iso(utcnow()), *UNFINISHED))
+            self.db.execute(
+                f"UPDATE training_jobs SET status = 'interrupted', finished_at = ?, "
+                f"error = 'interrupted by a restart' WHERE status IN ({marks})",
+                (_iso(utcnow()), *UNFINISHED),
+            )
         return [self._job(i) for i in ids]
 
     @on_db_thread
@@ -351,9 +424,11 @@ class SQLiteStore:
     @on_db_thread
     def set_job_progress(self, job_id: int, progress: str) -> None:
         with self.db:
-            self.db.execute("INSERT INTO job_progress VALUES (?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET "
-                            "progress = excluded.progress, updated_at = excluded.updated_at",
-                            (job_id, progress, _iso(utcnow())))
+            self.db.execute(
+                "INSERT INTO job_progress VALUES (?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET "
+                "progress = excluded.progress, updated_at = excluded.updated_at",
+                (job_id, progress, _iso(utcnow())),
+            )
 
     @on_db_thread
     def job_progress(self, job_id: int) -> str | None:
@@ -365,20 +440,24 @@ class SQLiteStore:
     def add_model_version(self, record: ModelVersion) -> None:
         with self.db:
             self._guild(record.guild_id)
-            self.db.execute("INSERT INTO model_versions VALUES (?, ?, ?, ?, ?)",
-                            (record.guild_id, record.version, _iso(record.created_at), record.val_perplexity,
-                             record.tokens))
+            self.db.execute(
+                "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?)",
+                (record.guild_id, record.version, _iso(record.created_at), record.val_perplexity, record.tokens),
+            )
 
     @on_db_thread
     def model_versions(self, guild_id: int) -> list[ModelVersion]:
         rows = self.db.execute("SELECT * FROM model_versions WHERE guild_id = ? ORDER BY version", (guild_id,))
-        return [ModelVersion(r["guild_id"], r["version"], _when(r["created_at"]), r["val_perplexity"], r["tokens"])
-                for r in rows]
+        return [
+            ModelVersion(r["guild_id"], r["version"], _when(r["created_at"]), r["val_perplexity"], r["tokens"])
+            for r in rows
+        ]
 
     @on_db_thread
     def current_model(self, guild_id: int) -> ModelPointer | None:
-        row = self.db.execute("SELECT guild_id, version, seq FROM model_pointers WHERE guild_id = ?",
-                              (guild_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT guild_id, version, seq FROM model_pointers WHERE guild_id = ?", (guild_id,)
+        ).fetchone()
         return ModelPointer(*row) if row else None
 
     @on_db_thread
@@ -387,9 +466,11 @@ class SQLiteStore:
         with self.db:
             self._guild(guild_id)
             seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM model_pointers").fetchone()[0]
-            self.db.execute("INSERT INTO model_pointers VALUES (?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET"
-                            " version = excluded.version, seq = excluded.seq, switched_at = excluded.switched_at",
-                            (guild_id, version, seq, _iso(utcnow())))
+            self.db.execute(
+                "INSERT INTO model_pointers VALUES (?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET"
+                " version = excluded.version, seq = excluded.seq, switched_at = excluded.switched_at",
+                (guild_id, version, seq, _iso(utcnow())),
+            )
         return ModelPointer(guild_id, version, seq)
 
     @on_db_thread
@@ -398,7 +479,8 @@ class SQLiteStore:
             cur = self.db.executemany(
                 "DELETE FROM model_versions WHERE guild_id = ? AND version = ? AND version IS NOT "
                 "(SELECT version FROM model_pointers WHERE guild_id = model_versions.guild_id)",
-                [(guild_id, v) for v in versions])
+                [(guild_id, v) for v in versions],
+            )
         return cur.rowcount
 
     @on_db_thread
@@ -435,21 +517,46 @@ class SQLiteStore:
         stored = {k: settings[k] for k in _SETTINGS if settings and settings[k] is not None}
         if "reply_on_mention" in stored:
             stored["reply_on_mention"] = bool(stored["reply_on_mention"])
-        corpus = [CorpusEntry(r["guild_id"], r["author_id"], r["text"], r["message_id"], r["channel_id"], r["name"],
-                              _when(r["created_at"]))
-                  for r in db.execute("SELECT * FROM corpus_messages WHERE guild_id = ? ORDER BY created_at, "
-                                      "message_id, id", (guild_id,))]
+        corpus = [
+            CorpusEntry(
+                r["guild_id"],
+                r["author_id"],
+                r["text"],
+                r["message_id"],
+                r["channel_id"],
+                r["name"],
+                _when(r["created_at"]),
+            )
+            for r in db.execute(
+                "SELECT * FROM corpus_messages WHERE guild_id = ? ORDER BY created_at, message_id, id", (guild_id,)
+            )
+        ]
         pointer = db.execute("SELECT version FROM model_pointers WHERE guild_id = ?", (guild_id,)).fetchone()
         return GuildData(
-            guild_id, _when(guild["created_at"]), guild["base_corpus"], stored,
-            [(r[0], _when(r[1])) for r in db.execute("SELECT channel_id, added_at FROM learned_channels WHERE "
-                                                     "guild_id = ? ORDER BY added_at, channel_id", (guild_id,))],
+            guild_id,
+            _when(guild["created_at"]),
+            guild["base_corpus"],
+            stored,
+            [
+                (r[0], _when(r[1]))
+                for r in db.execute(
+                    "SELECT channel_id, added_at FROM learned_channels WHERE "
+                    "guild_id = ? ORDER BY added_at, channel_id",
+                    (guild_id,),
+                )
+            ],
             corpus,
-            [self._to_job(r) for r in db.execute("SELECT * FROM training_jobs WHERE guild_id = ? ORDER BY id",
-                                                 (guild_id,))],
-            [ModelVersion(r["guild_id"], r["version"], _when(r["created_at"]), r["val_perplexity"], r["tokens"])
-             for r in db.execute("SELECT * FROM model_versions WHERE guild_id = ? ORDER BY version", (guild_id,))],
-            pointer[0] if pointer else None, _when(guild["text_removed_at"]))
+            [
+                self._to_job(r)
+                for r in db.execute("SELECT * FROM training_jobs WHERE guild_id = ? ORDER BY id", (guild_id,))
+            ],
+            [
+                ModelVersion(r["guild_id"], r["version"], _when(r["created_at"]), r["val_perplexity"], r["tokens"])
+                for r in db.execute("SELECT * FROM model_versions WHERE guild_id = ? ORDER BY version", (guild_id,))
+            ],
+            pointer[0] if pointer else None,
+            _when(guild["text_removed_at"]),
+        )
 
     @on_db_thread
     def import_guild(self, data: GuildData) -> None:
@@ -458,29 +565,68 @@ class SQLiteStore:
         with db:
             if db.execute("SELECT 1 FROM guilds WHERE id = ?", (g,)).fetchone():
                 raise ContinuoError(f"server {g} already has data in {self.path}; nothing of it was copied")
-            db.execute("INSERT INTO guilds (id, base_corpus, created_at, text_removed_at) VALUES (?, ?, ?, ?)",
-                       (g, data.base_corpus, _iso(data.created_at), _iso(data.text_removed_at)))
+            db.execute(
+                "INSERT INTO guilds (id, base_corpus, created_at, text_removed_at) VALUES (?, ?, ?, ?)",
+                (g, data.base_corpus, _iso(data.created_at), _iso(data.text_removed_at)),
+            )
             if data.settings:
                 names = [k for k in _SETTINGS if k in data.settings]
-                db.execute(f"INSERT INTO guild_settings (guild_id, {', '.join(names)}) VALUES "
-                           f"(?, {', '.join('?' for _ in names)})", (g, *(data.settings[k] for k in names)))
-            db.executemany("INSERT INTO learned_channels VALUES (?, ?, ?)",
-                           [(g, c, _iso(when)) for c, when in data.channels])
-            db.executemany("INSERT INTO corpus_messages (guild_id, message_id, channel_id, author_id, kind, name, text,"
-                           " tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           [(g, e.message_id, e.channel_id, e.author_id, e.kind, e.name, e.text, count_tokens(e.text),
-                             _iso(e.created_at)) for e in data.corpus])
-            db.executemany("INSERT INTO training_jobs (guild_id, status, epochs, requested_by, channel_id, created_at,"
-                           " started_at, finished_at, corpus_tokens, val_perplexity, error) VALUES"
-                           " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           [(g, j.status, j.epochs, j.requested_by, j.channel_id, _iso(j.created_at),
-                             _iso(j.started_at), _iso(j.finished_at), j.corpus_tokens, j.val_perplexity, j.error)
-                            for j in data.jobs])
-            db.executemany("INSERT INTO model_versions VALUES (?, ?, ?, ?, ?)",
-                           [(g, m.version, _iso(m.created_at), m.val_perplexity, m.tokens) for m in data.models])
+                db.execute(
+                    f"INSERT INTO guild_settings (guild_id, {', '.join(names)}) VALUES "
+                    f"(?, {', '.join('?' for _ in names)})",
+                    (g, *(data.settings[k] for k in names)),
+                )
+            db.executemany(
+                "INSERT INTO learned_channels VALUES (?, ?, ?)", [(g, c, _iso(when)) for c, when in data.channels]
+            )
+            db.executemany(
+                "INSERT INTO corpus_messages (guild_id, message_id, channel_id, author_id, kind, name, text,"
+                " tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        g,
+                        e.message_id,
+                        e.channel_id,
+                        e.author_id,
+                        e.kind,
+                        e.name,
+                        e.text,
+                        count_tokens(e.text),
+                        _iso(e.created_at),
+                    )
+                    for e in data.corpus
+                ],
+            )
+            db.executemany(
+                "INSERT INTO training_jobs (guild_id, status, epochs, requested_by, channel_id, created_at,"
+                " started_at, finished_at, corpus_tokens, val_perplexity, error) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        g,
+                        j.status,
+                        j.epochs,
+                        j.requested_by,
+                        j.channel_id,
+                        _iso(j.created_at),
+                        _iso(j.started_at),
+                        _iso(j.finished_at),
+                        j.corpus_tokens,
+                        j.val_perplexity,
+                        j.error,
+                    )
+                    for j in data.jobs
+                ],
+            )
+            db.executemany(
+                "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?)",
+                [(g, m.version, _iso(m.created_at), m.val_perplexity, m.tokens) for m in data.models],
+            )
             if data.current_model is not None:
                 seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM model_pointers").fetchone()[0]
-                db.execute("INSERT INTO model_pointers VALUES (?, ?, ?, ?)", (g, data.current_model, seq, _iso(utcnow())))
+                db.execute(
+                    "INSERT INTO model_pointers VALUES (?, ?, ?, ?)", (g, data.current_model, seq, _iso(utcnow()))
+                )
 
     @on_db_thread
     def backup(self, path: str) -> None:
@@ -488,8 +634,9 @@ class SQLiteStore:
         target = Path(path)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         if not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
-            raise ContinuoError(f"cannot write the backup {target}: its folder is missing or not writable; "
-                                "pick another path")
+            raise ContinuoError(
+                f"cannot write the backup {target}: its folder is missing or not writable; pick another path"
+            )
         try:
             copy = sqlite3.connect(tmp)
             try:

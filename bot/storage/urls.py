@@ -1,4 +1,5 @@
 """Database URLs: which store a URL names, and how to show one without its password."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,7 +33,7 @@ def dialect(url: str) -> str:
 
 def sqlite_path(url: str) -> Path:
     """sqlite:///relative/file or sqlite:////absolute/file, as SQLAlchemy writes them."""
-    return Path(url[len("sqlite:///"):]).expanduser()
+    return Path(url[len("sqlite:///") :]).expanduser()
 
 
 def sqlite_url(path: str | Path) -> str:

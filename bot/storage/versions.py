@@ -11,12 +11,13 @@ local cache before serving it.
     await versions.publish(guild_id, bundle_dir)    # a training's result becomes the server's model
     path = await versions.local_bundle(guild_id)    # what to serve: a local folder, or None (no version)
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from core import BundleError, BundleStorage, ContinuoError, read_card
 
@@ -39,7 +40,9 @@ class ModelVersions:
         self.keep = max(1, keep)  # versions kept per server, the current one included
         self.poll_s = poll_s  # SQLite: how often the pointers are polled
         self._pointers: dict[int, ModelPointer | None] = {}  # as last read or told; None: never published
-        self._local: dict[tuple[int, str], Path] = {}  # versions fetched into the local cache: no thread hop per request
+        self._local: dict[
+            tuple[int, str], Path
+        ] = {}  # versions fetched into the local cache: no thread hop per request
         self._listeners: list[Listener] = []
         self._watcher: asyncio.Task | None = None
 
@@ -83,14 +86,18 @@ class ModelVersions:
         current = await self.store.current_model(guild_id)
         versions = await self.store.model_versions(guild_id)
         removed = await self.store.text_removed_at(guild_id)
-        earlier = [v for v in versions if current is not None and current.version is not None
-                   and v.version < current.version]
+        earlier = [
+            v for v in versions if current is not None and current.version is not None and v.version < current.version
+        ]
         allowed = [v for v in earlier if removed is None or v.created_at > removed]
         if not allowed:
-            raise NoEarlierVersion("the earlier model versions learned from text that was removed since; /train "
-                                   "makes a new one" if earlier else
-                                   "this server has no earlier model version to go back to" if versions else
-                                   "this server has no model of its own yet: /train makes one")
+            raise NoEarlierVersion(
+                "the earlier model versions learned from text that was removed since; /train makes a new one"
+                if earlier
+                else "this server has no earlier model version to go back to"
+                if versions
+                else "this server has no model of its own yet: /train makes one"
+            )
         await self._fetch(guild_id, allowed[-1].version)  # it must still be there
         await self._switch(guild_id, allowed[-1].version)
         return allowed[-1]
@@ -108,9 +115,12 @@ class ModelVersions:
         versions = [v.version for v in records]
         current = await self.store.current_model(guild_id)
         removed = await self.store.text_removed_at(guild_id)
-        old = [v.version for i, v in enumerate(records)
-               if (i < len(records) - self.keep or (removed is not None and v.created_at <= removed))
-               and (current is None or v.version != current.version)]
+        old = [
+            v.version
+            for i, v in enumerate(records)
+            if (i < len(records) - self.keep or (removed is not None and v.created_at <= removed))
+            and (current is None or v.version != current.version)
+        ]
         await self._remove(guild_id, old)
         newest = versions[-1] if versions else ""
         stored = await asyncio.to_thread(self.storage.versions, str(guild_id))
@@ -149,8 +159,9 @@ class ModelVersions:
                 try:  # fetched before it is served: the first request after the switch finds it local
                     await self._fetch(pointer.guild_id, pointer.version)
                 except (BundleError, OSError) as e:
-                    log.warning("guild %s: model version %s cannot be fetched: %s", pointer.guild_id,
-                                pointer.version, e)
+                    log.warning(
+                        "guild %s: model version %s cannot be fetched: %s", pointer.guild_id, pointer.version, e
+                    )
             await self._learn(pointer)
 
     async def _learn(self, pointer: ModelPointer) -> None:

@@ -1,4 +1,5 @@
 """Per-server training in background processes: one job per server, a global limit, a queue with places."""
+
 from __future__ import annotations
 
 import asyncio
@@ -51,8 +52,9 @@ class Ticket:
 class TrainingQueue:
     """Starts jobs in arrival order, at most `max_training_jobs` at once, and reports their progress."""
 
-    def __init__(self, store: Store, models: ModelService, settings: BotSettings, runner: JobRunner,
-                 corpus: ServerCorpus):
+    def __init__(
+        self, store: Store, models: ModelService, settings: BotSettings, runner: JobRunner, corpus: ServerCorpus
+    ):
         self.store, self.models, self.settings, self.runner, self.corpus = store, models, settings, runner, corpus
         self._waiting: list[Ticket] = []
         self._running: dict[int, Ticket] = {}
@@ -73,8 +75,15 @@ class TrainingQueue:
         return self.ticket(guild_id) is not None or guild_id in self._submitting
 
     # --- submitting
-    async def submit(self, guild_id: int, guild_name: str, requested_by: int, channel_id: int | None,
-                     epochs: int | None = None, display: Display | None = None) -> Ticket:
+    async def submit(
+        self,
+        guild_id: int,
+        guild_name: str,
+        requested_by: int,
+        channel_id: int | None,
+        epochs: int | None = None,
+        display: Display | None = None,
+    ) -> Ticket:
         """Queue a training of the server's model; refuses a second one and a corpus too small."""
         current = self.ticket(guild_id)
         if current is not None:
@@ -106,8 +115,9 @@ class TrainingQueue:
 
     async def _show_places(self) -> None:
         for ticket in list(self._waiting):
-            await self._show(ticket, messages.queued(ticket.guild_name, self.place(ticket),
-                                                     self.settings.max_training_jobs))
+            await self._show(
+                ticket, messages.queued(ticket.guild_name, self.place(ticket), self.settings.max_training_jobs)
+            )
 
     @staticmethod
     async def _show(ticket: Ticket, text: str) -> None:
@@ -133,11 +143,13 @@ class TrainingQueue:
             await asyncio.gather(relay, return_exceptions=True)  # no progress edit may land after the result
             await self.models.reload(ticket.guild_id, trained_from=read_at)
             card = result.card
-            await self.store.update_job(ticket.record.id, status="succeeded", finished_at=utcnow(),
-                                        val_perplexity=card.val_perplexity)
+            await self.store.update_job(
+                ticket.record.id, status="succeeded", finished_at=utcnow(), val_perplexity=card.val_perplexity
+            )
             server = await self.store.guild_settings(ticket.guild_id)
-            sample = await messages.sample(self.models, ticket.guild_id, text,
-                                           decoding(self.settings, server, words=SAMPLE_WORDS))
+            sample = await messages.sample(
+                self.models, ticket.guild_id, text, decoding(self.settings, server, words=SAMPLE_WORDS)
+            )
             await self._show(ticket, messages.succeeded(ticket.guild_name, card, sample))
         except asyncio.CancelledError:
             if ticket.job is not None:
@@ -162,9 +174,13 @@ class TrainingQueue:
         """Hand the job to the runner; once it exists, a cancellation reaches it."""
         loop = asyncio.get_running_loop()
         request = TrainRequest(
-            out=self.models.bundle_path(ticket.guild_id), text=text, corpus_name=corpus_name,
-            model=self.settings.train_model, train=replace(self.settings.train_options, epochs=ticket.record.epochs),
-            checkpoint_dir=self.models.checkpoint_path(ticket.guild_id))  # a rerun after a restart resumes
+            out=self.models.bundle_path(ticket.guild_id),
+            text=text,
+            corpus_name=corpus_name,
+            model=self.settings.train_model,
+            train=replace(self.settings.train_options, epochs=ticket.record.epochs),
+            checkpoint_dir=self.models.checkpoint_path(ticket.guild_id),
+        )  # a rerun after a restart resumes
 
         def on_progress(p: Progress) -> None:  # called from the runner's reader thread
             loop.call_soon_threadsafe(self._progress, ticket, p)
@@ -180,8 +196,9 @@ class TrainingQueue:
 
     async def _finish_interrupted(self, ticket: Ticket) -> None:
         try:
-            await self.store.update_job(ticket.record.id, status="interrupted", finished_at=utcnow(),
-                                        error="interrupted by a shutdown")
+            await self.store.update_job(
+                ticket.record.id, status="interrupted", finished_at=utcnow(), error="interrupted by a shutdown"
+            )
         except Exception:  # noqa: BLE001 - the store may be gone; start-up marks it interrupted anyway
             pass
         await self._show(ticket, messages.interrupted(ticket.guild_name))
