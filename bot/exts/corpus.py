@@ -14,7 +14,7 @@ from discord.ext import commands
 from core import ContinuoError, CorpusTooSmall, bundled_corpora, check_corpus_size, decode_text, find_corpus
 
 from ..bot import ContinuoBot
-from ..checks import manage_server
+from ..checks import guild, guild_id, manage_server
 from ..replies import InteractionDisplay, answer
 from ..storage import CorpusEntry
 from ..text import corpus_text, safe
@@ -46,7 +46,7 @@ class ConfirmClear(discord.ui.View):
     @discord.ui.button(label="Delete the corpus", style=discord.ButtonStyle.danger, custom_id="corpus-clear:confirm")
     async def confirm(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
         self.stop()
-        removed = await self.cog.bot.store.clear_corpus(interaction.guild_id)
+        removed = await self.cog.bot.store.clear_corpus(guild_id(interaction))
         after = await self.cog.after_removal(interaction, "it")  # an empty corpus has no instant model: quick
         await interaction.response.edit_message(
             content=f"Deleted {removed:,} texts: this server's corpus is empty. {after}", view=None
@@ -103,10 +103,10 @@ class Corpus(commands.Cog):
     async def add_file(self, interaction: discord.Interaction, file: discord.Attachment) -> str:
         data = await file.read()
         text = await asyncio.to_thread(decode_text, data, file.filename)
-        await self.check_room(interaction.guild_id, len(text))
-        await self.bot.store.record([CorpusEntry(interaction.guild_id, interaction.user.id, text, name=file.filename)])
-        tokens = await self.bot.corpus.tokens(interaction.guild_id)
-        voice = await self.instant_after_adding(interaction.guild_id)
+        await self.check_room(guild_id(interaction), len(text))
+        await self.bot.store.record([CorpusEntry(guild_id(interaction), interaction.user.id, text, name=file.filename)])
+        tokens = await self.bot.corpus.tokens(guild_id(interaction))
+        voice = await self.instant_after_adding(guild_id(interaction))
         return f"Added **{safe(file.filename)}** ({megabytes(len(data))}). {readiness(tokens)}{voice}"
 
     async def instant_after_adding(self, guild_id: int) -> str:
@@ -130,15 +130,15 @@ class Corpus(commands.Cog):
     @manage_server
     async def use(self, interaction: discord.Interaction, base: str) -> None:
         if base == NO_BASE:
-            await self.bot.store.set_base_corpus(interaction.guild_id, None)
+            await self.bot.store.set_base_corpus(guild_id(interaction), None)
             await interaction.response.send_message("This server's corpus no longer starts from a bundled corpus.")
             return
         corpus = find_corpus(base)
         if corpus is None:
             names = ", ".join(c.name for c in bundled_corpora())
             raise ContinuoError(f"there is no bundled corpus named {base!r}; pick one of: {names}")
-        await self.bot.store.set_base_corpus(interaction.guild_id, corpus.name)
-        tokens = await self.bot.corpus.tokens(interaction.guild_id)
+        await self.bot.store.set_base_corpus(guild_id(interaction), corpus.name)
+        tokens = await self.bot.corpus.tokens(guild_id(interaction))
         await interaction.response.send_message(
             f"This server's corpus now starts from **{corpus.name}** ({safe(corpus.summary)}). {readiness(tokens)}"
         )
@@ -160,8 +160,8 @@ class Corpus(commands.Cog):
         channel: discord.TextChannel,
         backfill: app_commands.Range[int, 0, 100_000] = 0,
     ) -> None:
-        await self.bot.store.learn_channel(interaction.guild_id, channel.id)
-        (await self.learned(interaction.guild_id)).add(channel.id)
+        await self.bot.store.learn_channel(guild_id(interaction), channel.id)
+        (await self.learned(guild_id(interaction))).add(channel.id)
         note = f"Learning from {channel.mention}: its new messages go into this server's corpus."
         if not backfill:
             await interaction.response.send_message(note)
@@ -169,8 +169,8 @@ class Corpus(commands.Cog):
         display = InteractionDisplay(interaction, f"{note}\nReading its history…")
         await display.open()
         read, kept = await self.backfill(channel, min(backfill, self.bot.settings.max_backfill), note, display)
-        tokens = await self.bot.corpus.tokens(interaction.guild_id)
-        voice = await self.instant_after_adding(interaction.guild_id) if kept else ""
+        tokens = await self.bot.corpus.tokens(guild_id(interaction))
+        voice = await self.instant_after_adding(guild_id(interaction)) if kept else ""
         await display.show(f"{note}\nRead {read:,} past messages, recorded {kept:,}. {readiness(tokens)}{voice}")
 
     async def backfill(
@@ -180,7 +180,7 @@ class Corpus(commands.Cog):
         read = kept = 0
         batch: list[CorpusEntry] = []
         last_shown = time.monotonic()
-        bot_id = self.bot.user.id
+        bot_id = self.bot.user.id if self.bot.user else None  # connected by now: commands come through the gateway
         try:
             async for message in channel.history(limit=limit):
                 read += 1
@@ -209,8 +209,8 @@ class Corpus(commands.Cog):
     async def unlearn(
         self, interaction: discord.Interaction, channel: discord.TextChannel, forget: bool = False
     ) -> None:
-        was = await self.bot.store.unlearn_channel(interaction.guild_id, channel.id)
-        (await self.learned(interaction.guild_id)).discard(channel.id)
+        was = await self.bot.store.unlearn_channel(guild_id(interaction), channel.id)
+        (await self.learned(guild_id(interaction))).discard(channel.id)
         text = f"Stopped learning from {channel.mention}." if was else f"{channel.mention} was not being learned."
         if not forget:
             await interaction.response.send_message(text)
@@ -218,7 +218,7 @@ class Corpus(commands.Cog):
         await interaction.response.defer()  # counting the instant model again may take a few seconds
         removed = 0
         for recorded_in in {channel.id, *self.threads_of(channel)}:  # threads recorded before they were filed
-            removed += await self.bot.store.forget_channel(interaction.guild_id, recorded_in)  # under the channel
+            removed += await self.bot.store.forget_channel(guild_id(interaction), recorded_in)  # under the channel
         after = await self.after_removal(interaction, "them")
         await interaction.followup.send(
             f"{text} Deleted the {removed:,} messages recorded from it and its threads. {after}"
@@ -233,11 +233,11 @@ class Corpus(commands.Cog):
     @corpus.command(name="stats", description="How much text this server's corpus holds")
     @manage_server
     async def stats(self, interaction: discord.Interaction) -> None:
-        stats = await self.bot.store.corpus_stats(interaction.guild_id)
-        tokens = await self.bot.corpus.tokens(interaction.guild_id)
+        stats = await self.bot.store.corpus_stats(guild_id(interaction))
+        tokens = await self.bot.corpus.tokens(guild_id(interaction))
         channels = ", ".join(f"<#{c}>" for c in stats.channels) or "none (use /corpus learn)"
         lines = [
-            f"**Corpus of {safe(interaction.guild.name)}**",
+            f"**Corpus of {safe(guild(interaction).name)}**",
             f"Recorded messages: {stats.messages:,} from {stats.authors:,} people",
             f"Uploaded files: {stats.files:,}",
             f"Size: {stats.tokens:,} tokens ({megabytes(stats.characters)}) of this server's own text",
@@ -251,7 +251,7 @@ class Corpus(commands.Cog):
     @manage_server
     async def export(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        text, _ = await self.bot.corpus.text(interaction.guild_id)
+        text, _ = await self.bot.corpus.text(guild_id(interaction))
         if not text:
             raise ContinuoError("this server's corpus is empty; add text with /corpus add or /corpus learn")
         data = text.encode("utf-8")
@@ -263,13 +263,13 @@ class Corpus(commands.Cog):
         await interaction.followup.send(
             f"This server's corpus ({megabytes(len(data))}):",
             ephemeral=True,
-            file=discord.File(io.BytesIO(data), f"corpus-{interaction.guild_id}.txt"),
+            file=discord.File(io.BytesIO(data), f"corpus-{guild_id(interaction)}.txt"),
         )
 
     @corpus.command(name="clear", description="Delete this server's whole corpus (asks first)")
     @manage_server
     async def clear(self, interaction: discord.Interaction) -> None:
-        stats = await self.bot.store.corpus_stats(interaction.guild_id)
+        stats = await self.bot.store.corpus_stats(guild_id(interaction))
         await interaction.response.send_message(
             f"Delete all {stats.messages:,} recorded messages and {stats.files:,} uploaded files of this server's "
             "corpus? This cannot be undone.",
@@ -282,7 +282,7 @@ class Corpus(commands.Cog):
     @app_commands.guild_only()
     async def forget_me(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # the instant model is counted again
-        messages, files = await self.bot.store.forget_author(interaction.guild_id, interaction.user.id)
+        messages, files = await self.bot.store.forget_author(guild_id(interaction), interaction.user.id)
         removed = f"{messages:,} of your messages" + (f" and {files:,} files you uploaded" if files else "")
         after = await self.after_removal(interaction, "them")
         await interaction.followup.send(f"Removed {removed} from this server's corpus. {after}", ephemeral=True)
@@ -290,12 +290,12 @@ class Corpus(commands.Cog):
     # --- after text was removed: no answer from a model that saw it
     async def after_removal(self, interaction: discord.Interaction, them: str) -> str:
         """Serve the server from a model that never saw the removed text, queue a retraining without it; say so."""
-        guild_id, models = interaction.guild_id, self.bot.models
-        models.mark_forgotten(guild_id)  # from now on: the instant model counted without it, or the default one
+        server_id, models = guild_id(interaction), self.bot.models
+        models.mark_forgotten(server_id)  # from now on: the instant model counted without it, or the default one
         try:
-            instant = await models.rebuild_instant(guild_id)
+            instant = await models.rebuild_instant(server_id)
         except Exception:  # noqa: BLE001 - the default model, which holds no server's text, answers meanwhile
-            log.exception("guild %s: the instant model could not be counted again", guild_id)
+            log.exception("guild %s: the instant model could not be counted again", server_id)
             instant = None
         serving = (
             "its instant model, counted again without " + them
@@ -305,20 +305,22 @@ class Corpus(commands.Cog):
         return f"This server now answers from {serving}; {await self.retrain_without(interaction, them)}"
 
     async def retrain_without(self, interaction: discord.Interaction, it: str) -> str:
-        training, guild_id = self.bot.training, interaction.guild_id
-        ticket = training.ticket(guild_id)
+        training, server_id = self.bot.training, guild_id(interaction)
+        ticket = training.ticket(server_id)
         if ticket is not None and training.place(ticket) > 0:
             return f"the retraining already queued (place {training.place(ticket)}) reads the corpus without {it}."
         if ticket is not None:  # it read the corpus before: its model will not be served; a new run follows it
             job = getattr(ticket, "job", None)
             if job is not None:
                 job.cancel()
-            task = asyncio.create_task(self._submit_when_free(guild_id, interaction.guild.name, interaction.channel_id))
+            task = asyncio.create_task(
+                self._submit_when_free(server_id, guild(interaction).name, interaction.channel_id)
+            )
             self._retrains.add(task)
             task.add_done_callback(self._retrains.discard)
             return f"the training that was running had read {it}, so it was stopped; a retraining without {it} follows."
         try:
-            ticket = await training.submit(guild_id, interaction.guild.name, 0, interaction.channel_id)
+            ticket = await training.submit(server_id, guild(interaction).name, 0, interaction.channel_id)
         except CorpusTooSmall:
             return "the corpus is now too small to train a model on; add text and run /train."
         except ContinuoError as e:
@@ -342,7 +344,7 @@ class Corpus(commands.Cog):
             log.info("guild %s: retraining after a forget not queued: %s", guild_id, e)
 
     # --- recording channels
-    def entry(self, message: discord.Message, bot_id: int) -> CorpusEntry | None:
+    def entry(self, message: discord.Message, bot_id: int | None) -> CorpusEntry | None:
         """The corpus entry of a message, or None for bots, system messages, commands and bare mentions."""
         if message.author.bot or message.webhook_id or message.guild is None:
             return None
@@ -358,6 +360,8 @@ class Corpus(commands.Cog):
         )
 
     async def is_learned(self, message: discord.Message) -> bool:
+        if message.guild is None:
+            return False
         learned = await self.learned(message.guild.id)
         return message.channel.id in learned or getattr(message.channel, "parent_id", None) in learned
 
@@ -378,6 +382,8 @@ class Corpus(commands.Cog):
 
     async def room_for(self, message: discord.Message, adding: int) -> bool:
         """At the size cap, recording pauses (nothing is dropped) and the channel is told once."""
+        if message.guild is None:
+            return False
         guild_id = message.guild.id
         try:
             await self.check_room(guild_id, adding)
