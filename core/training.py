@@ -20,6 +20,7 @@ from .ngram import NGramModel
 
 CANCELLED = "training cancelled; the previous model is unchanged"
 _MIN_LR_SHARE = 0.02  # where the learning rate's annealing to the end of a time budget stops
+MIX_TOKENS = 20_000  # the mixture weight is chosen on at most this many validation tokens (one weight needs few)
 
 
 @dataclass
@@ -179,15 +180,17 @@ def train(
     # 4. the mixture: the neural model's weight that does best on the validation text
     from .generate import LanguageModel
 
-    mix_ids = valid_ids[: budget.mixture_tokens()]  # under a time budget, what it leaves time to score
+    mix_ids = valid_ids[:MIX_TOKENS]  # scored window by window, as served: the costliest reading of all
     neural_log_p = LanguageModel(inference, tokenizer, mcfg, card).neural_target_log_probs(mix_ids)
-    weight, mixed_ppl = mixture_weight(neural_log_p, ngram.target_probabilities(mix_ids))
+    ngram_p = ngram.target_probabilities(mix_ids)
+    weight, mixed_ppl = mixture_weight(neural_log_p, ngram_p)
     # 5. the card and the bundle
     card = replace(
         card,
         val_perplexity=round(mixed_ppl, 3),
         neural_weight=weight,
-        neural_val_perplexity=round(math.exp(-float(neural_log_p.mean())), 3),
+        neural_val_perplexity=round(math.exp(-float(neural_log_p.mean())), 3),  # all three on the same tokens
+        ngram_val_perplexity=round(math.exp(-float(np.log(ngram_p).mean())), 3),
         epochs=state.epochs_done,
         examples=state.examples,
         stopped=stopped,
@@ -495,7 +498,6 @@ class _Budget:
 
     SAVE_RESERVE_S = 2.0  # writing the bundle and the checkpoint of a model of the sizes a budget is used with
     EVAL_COST = 0.5  # a validation batch (forward pass only) against a training batch (forward and backward)
-    MIN_MIX_TOKENS = 10_000  # the fewest validation tokens the mixture weight is chosen on
 
     def __init__(
         self,
@@ -529,9 +531,8 @@ class _Budget:
             self.batch_s = (epoch_seconds - self._first_batch_s) / (batch - 1)
         compiling = 0.0 if self.validated else self.compile_s or 0.0
         validating = self._scoring_s(self.valid_tokens // self.targets_per_window)
-        reserve = (
-            self.SAVE_RESERVE_S + compiling + (self.compile_s or 0.0) + validating + self._scoring_s(self.valid_tokens)
-        )  # the mixture reads one window per token
+        mixing = self._scoring_s(min(self.valid_tokens, MIX_TOKENS))  # one window read per token
+        reserve = self.SAVE_RESERVE_S + compiling + (self.compile_s or 0.0) + validating + mixing
         return self.elapsed() + reserve > self.seconds
 
     def deadline(self) -> float | None:
@@ -539,16 +540,8 @@ class _Budget:
         self.validated = True
         if self.seconds is None:
             return None
-        mixing = (self.compile_s or 0.0) + self._scoring_s(self.MIN_MIX_TOKENS)  # its forward pass compiles anew
+        mixing = (self.compile_s or 0.0) + self._scoring_s(min(self.valid_tokens, MIX_TOKENS))  # compiles anew
         return time.monotonic() + self.seconds - self.elapsed() - self.SAVE_RESERVE_S - mixing
-
-    def mixture_tokens(self) -> int:
-        """How many validation tokens the mixture weight can be chosen on in the time left (all without a budget)."""
-        if self.seconds is None or self.batch_s <= 0:
-            return self.valid_tokens
-        left = self.seconds - self.elapsed() - self.SAVE_RESERVE_S - (self.compile_s or 0.0)
-        per_token = self.batch_s * self.EVAL_COST / self.batch_size
-        return int(min(self.valid_tokens, max(self.MIN_MIX_TOKENS, left / per_token)))
 
 
 def windows_for(ids: np.ndarray, mcfg: ModelConfig, tcfg: TrainConfig, shuffle: bool):
