@@ -86,6 +86,7 @@ class ContinuoBot(commands.Bot):
         def channel_display(channel_id: int) -> ChannelDisplay:
             return ChannelDisplay(self.get_partial_messageable(channel_id))
 
+        self.training: TrainingQueue | ClusterTraining
         if self.settings.job_runner == "coordinator":  # one of a cluster's processes: the coordinator trains
             self.training = ClusterTraining(
                 self.store, self.models, self.settings, self.corpus, channel_display, lambda: self.guilds

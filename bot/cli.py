@@ -77,7 +77,7 @@ def _shard_settings(args: argparse.Namespace) -> dict:
     count, ids = getattr(args, "shard_count", None), getattr(args, "shard_ids", None)
     if ids is not None and count is None:
         raise ContinuoError("--shard-ids needs --shard-count (the bot's shards over all its processes)")
-    if ids is not None and (len(set(ids)) != len(ids) or any(i >= count for i in ids)):
+    if ids is not None and count is not None and (len(set(ids)) != len(ids) or any(i >= count for i in ids)):
         raise ContinuoError(f"--shard-ids must be distinct numbers from 0 to {count - 1} (--shard-count {count})")
     return {"shard_count": count, "shard_ids": ids}
 
@@ -229,16 +229,16 @@ def _settings(args: argparse.Namespace):
 
 
 def run_backup(args: argparse.Namespace) -> int:
-    from .storage import open_store, redact
+    from .storage import SQLiteStore, open_store, redact
 
     settings = _settings(args)
     store = open_store(settings.database)
 
     async def backup() -> None:
-        if store.dialect == "sqlite" and not store.path.is_file():
+        if not isinstance(store, SQLiteStore):
+            await store.backup(str(args.path))  # PostgreSQL: names the tool to use, nothing to connect to
+        elif not store.path.is_file():
             raise ContinuoError(f"there is no database at {store.path} to back up; pass --data or --database")
-        if store.dialect == "postgresql":
-            await store.backup(str(args.path))  # names the tool to use: nothing to connect to
         await store.open()
         try:
             await store.backup(str(args.path))
@@ -246,9 +246,8 @@ def run_backup(args: argparse.Namespace) -> int:
             await store.close()
 
     asyncio.run(backup())
-    print(
-        f"backed up {redact(settings.database)} to {args.path}; to restore, stop the bot and copy it over {store.path}"
-    )
+    where = store.path if isinstance(store, SQLiteStore) else redact(settings.database)
+    print(f"backed up {redact(settings.database)} to {args.path}; to restore, stop the bot and copy it over {where}")
     return 0
 
 
@@ -263,10 +262,10 @@ async def migrate_store(source_url: str, target_url: str, guilds: list[int] | No
     """Copy servers from one store to another, then read both back: every row arrived and nothing else was touched."""
     from dataclasses import replace
 
-    from .storage import open_store, redact
+    from .storage import SQLiteStore, open_store, redact
 
     source, target = open_store(source_url), open_store(target_url)
-    if source.dialect == "sqlite" and not source.path.is_file():
+    if isinstance(source, SQLiteStore) and not source.path.is_file():
         raise ContinuoError(f"there is no database at {source.path} to copy from")
     if source_url == target_url:
         raise ContinuoError("FROM and TO are the same database")

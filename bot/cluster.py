@@ -199,7 +199,7 @@ class ClusterTraining:
         current = await self.store.current_model(guild_id) if versions is not None else None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + NEW_VERSION_WAIT_S
-        while current is not None and loop.time() < deadline:
+        while versions is not None and current is not None and loop.time() < deadline:
             known = versions.known(guild_id)
             if known is None or known.seq >= current.seq:  # None: it will be read from the store afresh
                 break

@@ -11,6 +11,7 @@ the jobs it was running go back to the queue and resume from their last finished
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import shutil
 import signal
@@ -91,9 +92,12 @@ class Coordinator:
             busy.add(job.guild_id)
             task = asyncio.create_task(self._train(job), name=f"train-job-{job.id}")
             self._running[job.id] = (job.guild_id, task)
-            task.add_done_callback(lambda _, job_id=job.id: self._running.pop(job_id, None))
+            task.add_done_callback(functools.partial(self._forget, job.id))
             started.append(job.id)
         return started
+
+    def _forget(self, job_id: int, _task: asyncio.Task) -> None:
+        self._running.pop(job_id, None)
 
     async def close(self) -> None:
         """Stop: running jobs are cancelled and queued again, to resume when a coordinator runs next."""

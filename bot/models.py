@@ -7,6 +7,7 @@ import json
 import logging
 import shutil
 from collections import OrderedDict
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ def _array_bytes(obj, depth: int = 3) -> int:
         return obj.nbytes
     if depth == 0 or obj is None or isinstance(obj, (str, bytes, int, float)):
         return 0
+    items: Iterable[object]
     if isinstance(obj, dict):
         items = obj.values()
     elif isinstance(obj, (list, tuple)):
@@ -117,15 +119,16 @@ class ModelService:
 
     async def _trained_bundle_for(self, guild_id: int) -> Path:
         pointer = await self.versions.pointer(guild_id) if self.versions is not None else None
-        if pointer is not None:  # once a server has published, its pointer decides (None: back to the default)
+        if self.versions is not None and pointer is not None:  # once published, its pointer decides (None: default)
             if pointer.version is None:
                 return self.default_model
             try:
-                return await self.versions.local_bundle(guild_id)
+                local = await self.versions.local_bundle(guild_id)
             except (BundleError, OSError) as e:
                 raise NoModel(
                     f"this server's model cannot be fetched ({e}); an admin can run /model rollback or /train again"
                 ) from None
+            return local if local is not None else self.default_model  # None: switched back meanwhile
         own = self.bundle_path(guild_id)
         return own if own.is_dir() else self.default_model
 

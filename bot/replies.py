@@ -75,5 +75,9 @@ class InteractionDisplay:
             except discord.HTTPException:
                 log.info("the answer can no longer be edited; progress continues in a channel message")
         if self.fallback is None:
-            self.fallback = ChannelDisplay(self.interaction.channel)
+            channel = self.interaction.channel
+            if not isinstance(channel, discord.abc.Messageable):  # a channel without messages: nowhere to show it
+                log.info("no channel to show progress in: %s", text)
+                return
+            self.fallback = ChannelDisplay(channel)
         await self.fallback.show(text)

@@ -17,6 +17,7 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .errors import BundleError
 from .model import ModelConfig
@@ -104,7 +105,7 @@ def save_bundle(
         (tmp / VOCAB_FILE).write_text(tokenizer.to_json(), "utf-8")
         meta = {
             "format_version": FORMAT_VERSION,
-            "model": config.to_dict() if model is not None else None,
+            "model": config.to_dict() if model is not None and config is not None else None,
             "ngram": ngram is not None,
             "neural_weight": card.neural_weight if model is not None else 0.0,
         }
@@ -167,7 +168,7 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
-_renameat2 = None  # the libc function, looked up once; False where there is none
+_renameat2: Any = None  # the libc function, looked up once; False where there is none
 
 
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:[a-z0-9_]+\.tmp|\d+\.old|deleted)$")  # save_bundle, replace_dir, delete

@@ -8,6 +8,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ class EpochCheckpoint:
 
     def save(self, state: TrainingState, model, optimizer) -> None:
         meta = {k: v for k, v in asdict(state).items() if k != "best_weights"}
-        arrays = {"meta": np.array(json.dumps(meta))}
+        arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta))}
         arrays |= {f"w{i}": w for i, w in enumerate(model.get_weights())}
         arrays |= {f"o{i}": v.numpy() for i, v in enumerate(optimizer.variables)}
         arrays |= {f"b{i}": w for i, w in enumerate(state.best_weights or [])}

@@ -6,9 +6,11 @@ import argparse
 import json
 import shutil
 import sys
+from collections.abc import Container
 from dataclasses import asdict, fields
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 from .errors import ContinuoError
 
@@ -138,7 +140,9 @@ class _ProgressBar:
     """A rich progress bar fed by core.Progress reports."""
 
     def __init__(self, enabled: bool):
-        self.enabled, self.progress, self.task = enabled, None, None
+        self.enabled = enabled
+        self.progress: Any = None  # a rich Progress once the first report comes (rich loads only then)
+        self.task: Any = None
 
     def __enter__(self):
         return self
@@ -296,7 +300,7 @@ def run_models(args) -> int:
 
 
 # --- dataclass fields as options
-def _add_dataclass_options(parser, cls, skip: set[str] = frozenset()) -> None:
+def _add_dataclass_options(parser, cls, skip: Container[str] = frozenset()) -> None:
     group = parser.add_argument_group(cls.__name__)
     described = _field_comments(cls)
     for f in fields(cls):
@@ -339,7 +343,7 @@ def _number_or_none(kind):
     return parse
 
 
-def _dataclass_values(args, cls, skip: set[str] = frozenset()) -> dict:
+def _dataclass_values(args, cls, skip: Container[str] = frozenset()) -> dict:
     return {
         f.name: getattr(args, f.name)
         for f in fields(cls)

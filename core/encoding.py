@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .tokenizer import SPECIALS, Tokenizer
+from .tokenizer import SPECIALS, Mode, Tokenizer
 
 PIECE_CHARS = 1 << 20  # characters tokenized at a time; a piece ends at a line break, so its tokens are the text's
 
 
-def pieces(text: str, mode: str = "words", size: int | None = None) -> Iterator[str]:
+def pieces(text: str, mode: Mode = "words", size: int | None = None) -> Iterator[str]:
     """`text` cut into pieces of about `size` characters, each ending with a line break where there is one.
 
     No token spans a line break (and in `words` mode none spans a space), so tokenizing the pieces
@@ -33,7 +33,7 @@ def pieces(text: str, mode: str = "words", size: int | None = None) -> Iterator[
 
 
 def encode_corpus(
-    text: str, mode: str = "words", min_count: int = 1, max_size: int | None = None, fit_share: float = 1.0
+    text: str, mode: Mode = "words", min_count: int = 1, max_size: int | None = None, fit_share: float = 1.0
 ) -> tuple[Tokenizer, np.ndarray, int]:
     """(tokenizer, ids of every token, cut): the vocabulary is fitted on the first `cut` tokens.
 

@@ -9,7 +9,7 @@ import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from .errors import Cancelled, ContinuoError
 from .model import ModelConfig
@@ -155,9 +155,10 @@ class ProcessJob:
     def result(self, timeout: float | None = None) -> TrainResult:
         if not self._finished.wait(timeout):
             raise TimeoutError(f"{self.id} still running")
+        assert self._outcome is not None  # set before _finished
         kind, payload = self._outcome
         if kind == "ok":
-            return payload
+            return cast(TrainResult, payload)
         raise (Cancelled if kind == "cancelled" else ContinuoError)(payload)
 
 

@@ -34,9 +34,8 @@ def storage_error(e: OSError, what: str, where: str | Path) -> StorageError:
         errno.EPERM: "give this user write permission there, or set CONTINUO_HOME or --out elsewhere",
     }
     why = e.strerror or type(e).__name__
-    return StorageError(
-        f"{where}: cannot {what} ({why}); {advice.get(e.errno, 'check the folder')}; the previous model is unchanged"
-    )
+    fix = advice.get(e.errno or 0, "check the folder")
+    return StorageError(f"{where}: cannot {what} ({why}); {fix}; the previous model is unchanged")
 
 
 def estimated_bytes(model_config, train_config) -> int:

@@ -6,13 +6,14 @@ The "lstm-lm" architecture, an option, reads one way and predicts after every po
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from .backend import load_keras
 from .errors import ConfigError
 
 # Sizes for a corpus of at most this many training tokens: small enough that a 10-minute budget trains
 # several epochs of a million tokens and generation stays fast (bench/results/quality.md, core.md).
-SIZES_BY_TOKENS = (
+SIZES_BY_TOKENS: tuple[tuple[int | None, dict[str, Any]], ...] = (
     (60_000, dict(window=12, embedding_dim=128, units=128)),
     (250_000, dict(window=10, embedding_dim=128, units=128)),
     (None, dict(window=8, embedding_dim=128, units=128)),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,8 +35,9 @@ class _Level:
     keys: np.ndarray  # sorted int64 keys: context id * V + word
     counts: np.ndarray  # raw (highest order) or continuation counts, aligned with keys
     discounts: np.ndarray  # D1, D2, D3+
-    context_total: np.ndarray = None  # per context id of the order below: sum of counts
-    context_backoff: np.ndarray = None  # per context id: (D1 N1 + D2 N2 + D3 N3+) / total, the lower order's weight
+    # the two below are set by finish()
+    context_total: np.ndarray = None  # type: ignore[assignment]  # per context id of the order below: sum of counts
+    context_backoff: np.ndarray = None  # type: ignore[assignment]  # per context id: (D1 N1 + D2 N2 + D3 N3+) / total, the lower order's weight
 
     def finish(self, contexts: int, vocab_size: int) -> _Level:
         context = self.keys // vocab_size
@@ -92,12 +94,14 @@ class NGramModel:
     ) -> tuple[NGramModel, dict[int, float]]:
         """The model of the order (among `orders`) with the lowest perplexity on `valid_ids`, and each order's."""
         tables = _Tables(np.asarray(ids, np.int64), vocab_size, max(orders))
-        scores, best = {}, None
+        scores: dict[int, float] = {}
+        best: NGramModel | None = None
         for order in orders:
             model = cls._from_tables(tables, order)
             scores[order] = model.perplexity(valid_ids)
             if best is None or scores[order] < scores[best.order]:
                 best = model
+        assert best is not None, "no order to choose from"
         return best, scores
 
     @classmethod
@@ -168,7 +172,7 @@ class NGramModel:
 
     # --- saving
     def to_bytes(self) -> bytes:
-        arrays = {
+        arrays: dict[str, Any] = {
             "order": np.array(self.order),
             "vocab_size": np.array(self.vocab_size),
             "unigram_counts": self.unigram_counts,

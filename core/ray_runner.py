@@ -10,6 +10,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, cast
 
 from .bundle import replace_dir
 from .errors import Cancelled, ContinuoError
@@ -50,7 +51,7 @@ class RayJob:
         self._outcome: tuple[str, object] | None = None
         self._finished = threading.Event()
         self._cancelling = False
-        self._stream = None
+        self._stream: Any = None  # Ray's generator of the task's events
         try:
             request = _with_text(request)
         except ContinuoError as e:  # a missing or unreadable file: the job fails as a local one would
@@ -136,9 +137,10 @@ class RayJob:
     def result(self, timeout: float | None = None) -> TrainResult:
         if not self._finished.wait(timeout):
             raise TimeoutError(f"{self.id} still running")
+        assert self._outcome is not None  # set before _finished
         kind, payload = self._outcome
         if kind == "ok":
-            return payload
+            return cast(TrainResult, payload)
         raise (Cancelled if kind == "cancelled" else ContinuoError)(payload)
 
 
@@ -151,7 +153,7 @@ class RayRunner:
 
     def __init__(self, config: RayConfig | None = None):
         self.config = config or RayConfig()
-        self._remote = None
+        self._remote: Any = None  # the remote function, made once Ray is connected
         self._lock = threading.Lock()
 
     def connect(self) -> None:
@@ -223,13 +225,13 @@ def _train_task(request: TrainRequest, cpus: int):
                 if inode is not None and shipped.get(name) != inode:
                     shipped[name] = inode
                     events.put(("bundle", (name, _read_bundle(path))))
-        path = getattr(progress, "path", None)
-        here = [name for name, mine in local.items() if path and Path(path) == mine]
+        reported = getattr(progress, "path", None)
+        here = [name for name, mine in local.items() if reported and Path(reported) == mine]
         events.put(("progress", replace(progress, path=str(theirs[here[0]])) if here else progress))
 
     def work() -> None:
         try:
-            result = run_request(replace(request, **local), on_progress, stop.is_set)
+            result = run_request(replace(request, **local), on_progress, stop.is_set)  # type: ignore[arg-type]  # path fields only
             events.put(("ok", (result, _read_bundle(result.path))))
         except Cancelled as e:
             events.put(("cancelled", str(e)))

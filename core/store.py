@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 import shutil
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ class ModelStore:
                 found.append(StoredModel(name, path, None, str(e)))
         return found
 
-    def tidy(self) -> list[Path]:
+    def tidy(self) -> builtins.list[Path]:  # `list` here is the method above
         """Remove what killed saves left (temp folders, swapped-out bundles), for names no one is training now."""
         from .locks import NameLock
 

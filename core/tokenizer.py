@@ -125,7 +125,8 @@ class Tokenizer:
     def join(self, tokens: Iterable[str], prev: str | None = None, quote_open: bool = False) -> str:
         """Text of `tokens`; `prev` is the token before them and `quote_open` whether a quote is open there."""
         if self.mode == "whitespace":
-            out, first = [], True
+            out: list[str] = []
+            first = True
             for tok in tokens:
                 glue = first and (prev is None or prev == NEWLINE) or tok == NEWLINE or out and out[-1] == NEWLINE
                 out.append(tok if glue else " " + tok)

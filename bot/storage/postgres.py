@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import fields, replace
 from datetime import UTC, datetime
+from typing import overload
 
 from core import ContinuoError
 
@@ -52,7 +53,11 @@ def driver():
     return psycopg, psycopg_pool
 
 
-def _utc(moment: datetime | None) -> datetime | None:
+@overload
+def _utc(moment: datetime) -> datetime: ...
+@overload
+def _utc(moment: None) -> None: ...
+def _utc(moment: datetime | None) -> datetime | None:  # NOT NULL columns read back as datetimes, the others maybe None
     return moment.astimezone(UTC) if moment is not None else None
 
 
@@ -106,7 +111,7 @@ class PostgresStore:
             ) from None
         async with conn:
             await self._migrate(conn)
-        self._pool = pool.AsyncConnectionPool(
+        self._pool = connections = pool.AsyncConnectionPool(
             self.url,
             min_size=1,
             max_size=self.pool_size,
@@ -114,7 +119,7 @@ class PostgresStore:
             kwargs={"prepare_threshold": None},
             check=pool.AsyncConnectionPool.check_connection,
         )
-        await self._pool.open(wait=True, timeout=self.connect_timeout_s)
+        await connections.open(wait=True, timeout=self.connect_timeout_s)
 
     async def _migrate(self, conn) -> None:
         """Numbered migrations in one transaction under an advisory lock: processes starting together apply each
@@ -325,6 +330,7 @@ class PostgresStore:
             (guild_id,),
         )
         channels = tuple(await self.learned_channels(guild_id))
+        assert row is not None  # an aggregate query returns one row
         return CorpusStats(
             row["messages"],
             row["files"],

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
+from typing import overload
 
 from core import ContinuoError
 
@@ -87,7 +88,11 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="microseconds") if moment is not None else None
 
 
-def _when(text: str | None) -> datetime | None:
+@overload
+def _when(text: str) -> datetime: ...
+@overload
+def _when(text: None) -> None: ...
+def _when(text: str | None) -> datetime | None:  # NOT NULL columns read back as datetimes, the others maybe None
     return datetime.fromisoformat(text) if text else None
 
 
@@ -345,7 +350,8 @@ class SQLiteStore:
             )
         )
         base = self.db.execute("SELECT base_corpus FROM guilds WHERE id = ?", (guild_id,)).fetchone()
-        return CorpusStats(*row, channels=channels, base=base[0] if base else None)
+        messages, files, tokens, characters, authors = row
+        return CorpusStats(messages, files, tokens, characters, authors, channels, base[0] if base else None)
 
     # --- training jobs
     @on_db_thread
@@ -360,6 +366,7 @@ class SQLiteStore:
                 " corpus_tokens) VALUES (?, 'queued', ?, ?, ?, ?, ?)",
                 (guild_id, epochs, requested_by, channel_id, _iso(created), corpus_tokens),
             )
+        assert cur.lastrowid is not None  # an INSERT into a rowid table sets it
         return self._job(cur.lastrowid)
 
     @on_db_thread
