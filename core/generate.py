@@ -137,7 +137,12 @@ class LanguageModel:
         self.model, self.tokenizer, self.config, self.card, self.path = model, tokenizer, config, card, path
         self.ngram = ngram
         self.neural_weight = neural_weight if model is not None and ngram is not None else float(model is not None)
-        self.window = config.window if config is not None else max(1, ngram.order - 1)
+        if config is not None and config.window is not None:
+            self.window: int = config.window
+        elif ngram is not None:
+            self.window = max(1, ngram.order - 1)
+        else:
+            raise ValueError("a language model needs a neural model with its config, an n-gram model, or both")
         self._compiled: dict[int, object] = {}
         self._lock = threading.Lock()
         self._banned = np.array([0, 1])  # padding and unknown are never generated
@@ -159,11 +164,12 @@ class LanguageModel:
         n-gram model or their mixture."""
         w = self.neural_weight
         neural = _log_softmax(self.logits(self._windows(rows)).astype(np.float64)) if w > 0 else None
-        if w >= 1:
+        if w >= 1 or self.ngram is None:
+            assert neural is not None  # a weight of 1 (or no n-gram model): the neural model alone
             return neural
         with np.errstate(divide="ignore"):
             ngram = np.log(self.ngram.distributions([list(r) for r in rows]))
-        if w <= 0:
+        if neural is None:
             return ngram
         return np.logaddexp(math.log(w) + neural, math.log1p(-w) + ngram)
 
@@ -198,9 +204,8 @@ class LanguageModel:
             logits = self.model(x, training=False)
             return logits[:, -1] if self.config.every_position else logits  # after the window's last token
 
-        fn = tf.function(
-            forward, input_signature=spec, jit_compile=True, autograph=False
-        )  # XLA fuses the LSTM's small ops
+        # XLA fuses the LSTM's many small ops
+        fn = tf.function(forward, input_signature=spec, jit_compile=True, autograph=False)
         try:
             fn(probe)
         except Exception:  # noqa: BLE001 - no XLA on this platform: plain graph mode
@@ -330,7 +335,7 @@ class LanguageModel:
             total = np.array([s for _, s in beams])[:, None] + logp
             # 2. keep the best 2 x num_beams, moving stopped ones to `finished`
             order = np.argsort(-total, axis=None)[: 2 * cfg.num_beams]
-            next_beams = []
+            next_beams: list[tuple[list[int], float]] = []
             for flat in order:
                 b, token = divmod(int(flat), total.shape[1])
                 if not np.isfinite(total[b, token]):
@@ -411,11 +416,12 @@ class LanguageModel:
         """log P(ids[i] | ids[:i]) for every position; `neural_weight` overrides the served mixture's."""
         w = self.neural_weight if neural_weight is None else neural_weight
         neural = self.neural_target_log_probs(ids, batch_size) if w > 0 else None
-        if w >= 1:
+        if w >= 1 or self.ngram is None:
+            assert neural is not None  # a weight of 1 (or no n-gram model): the neural model alone
             return neural
         with np.errstate(divide="ignore"):
             ngram = np.log(self.ngram.target_probabilities(ids))
-        return ngram if w <= 0 else np.logaddexp(math.log(w) + neural, math.log1p(-w) + ngram)
+        return ngram if neural is None else np.logaddexp(math.log(w) + neural, math.log1p(-w) + ngram)
 
     def neural_target_log_probs(self, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:
         windows = context_windows(ids, self.window)
