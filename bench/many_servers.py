@@ -153,7 +153,7 @@ async def run_one(servers: int, requests: int, cache_mb: float, neural_every: in
             guild.add_member(user)
     channels = [g.channel("general") for g in guilds]
     with tempfile.TemporaryDirectory() as home, double.patch_discord():
-        settings = BotSettings(data_dir=Path(home), cooldown_uses=100_000, model_cache_mb=cache_mb)
+        settings = BotSettings(data_dir=Path(home), cooldown_uses=100_000, model_cache_mb=cache_mb, model_cache_size=10_000)
         started = time.perf_counter()
         build_models(settings.guilds_dir, [g.id for g in guilds], neural_every, neural_source)
         built_s = time.perf_counter() - started

@@ -26,7 +26,7 @@ class NoModel(BundleError):
     """Neither the server's own model nor the default model can be loaded."""
 
 
-NEURAL_OVERHEAD_BYTES = 8 << 20  # a loaded neural model's compiled forward passes and graph, beyond its weights
+NEURAL_OVERHEAD_BYTES = 12 << 20  # a loaded neural model's compiled forward passes and graph, beyond its weights
 
 
 def model_bytes(model: LanguageModel) -> int:
@@ -171,11 +171,13 @@ class ModelService:
         self._cache.move_to_end(path)
         self._sizes[path] = model_bytes(model)
         while len(self._cache) > 1 and (
-            len(self._cache) > self.cache_size
-            if self.cache_bytes is None
-            else sum(self._sizes.values()) > self.cache_bytes
+            len(self._cache) > self.cache_size or self.cache_bytes is not None and self.cached_bytes > self.cache_bytes
         ):
-            dropped, _ = self._cache.popitem(last=False)  # least recently used first; the newest always stays
+            # least recently used first, n-gram-only models before neural ones: they load again in milliseconds,
+            # where a neural model takes a second or more and leaves compiled code in the process at each load
+            older = [p for p in self._cache if p != path]  # the newest always stays
+            dropped = next((p for p in older if self._cache[p].model is None), older[0])
+            del self._cache[dropped]
             self._sizes.pop(dropped, None)
             log.info("dropped %s from the model cache", dropped)
 
