@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from .data import check_corpus_size
 from .errors import Cancelled, ConfigError
 from .model import ModelConfig, build_model
 from .ngram import NGramModel
+
+if TYPE_CHECKING:
+    from .tokenizer import Mode
 
 CANCELLED = "training cancelled; the previous model is unchanged"
 _MIN_LR_SHARE = 0.02  # where the learning rate's annealing to the end of a time budget stops
@@ -107,7 +111,8 @@ def prepare(text: str, cfg: TrainConfig, valid_text: str | None = None):
     from .encoding import encode_corpus, encode_text
 
     share = 1.0 if valid_text is not None else 1 - cfg.validation_split
-    tokenizer, ids, cut = encode_corpus(text, cfg.tokenizer, cfg.min_count, cfg.max_vocab, share)
+    mode = cast("Mode", cfg.tokenizer)  # validate() checked it
+    tokenizer, ids, cut = encode_corpus(text, mode, cfg.min_count, cfg.max_vocab, share)
     check_corpus_size(len(ids))
     if valid_text is None:
         return tokenizer, ids[:cut], ids[cut:]
@@ -161,7 +166,9 @@ def train(
         stopped="n-gram model only",
     )
     if instant_out is not None or not neural:
-        path = save_bundle(out if not neural else instant_out, None, tokenizer, None, card, ngram)
+        path = save_bundle(
+            instant_out if neural and instant_out is not None else out, None, tokenizer, None, card, ngram
+        )
         report(
             "instant",
             message=f"instant {ngram.order}-gram model ready: validation perplexity {card.val_perplexity:.2f}",
@@ -173,8 +180,9 @@ def train(
     stop()
     # 3. the neural model, epoch by epoch, with early stopping on the validation text
     mcfg = replace(mcfg.sized_for(len(train_ids)), vocab_size=len(tokenizer))
+    window = _window(mcfg)
     budget = _Budget(
-        tcfg.max_minutes, report.elapsed, len(valid_ids), tcfg.batch_size, mcfg.window if mcfg.every_position else 1
+        tcfg.max_minutes, report.elapsed, len(valid_ids), tcfg.batch_size, window if mcfg.every_position else 1
     )
     inference, state, stopped = _train_neural(train_ids, valid_ids, mcfg, tcfg, report, stop, checkpoint_dir, budget)
     # 4. the mixture: the neural model's weight that does best on the validation text
@@ -262,7 +270,7 @@ def _train_neural(
     steps = _Steps(
         model,
         keras.optimizers.Adam(tcfg.learning_rate, clipnorm=tcfg.clipnorm),
-        mcfg.window,
+        _window(mcfg),
         training_replicas(),
         mcfg.every_position,
     )
@@ -272,7 +280,7 @@ def _train_neural(
     if checkpoint_dir is not None:
         checkpoint = EpochCheckpoint(Path(checkpoint_dir), EpochCheckpoint.fingerprint(train_ids, mcfg, tcfg))
     state = checkpoint.restore(model, steps.optimizer) if checkpoint else TrainingState()
-    windows = math.ceil(len(train_ids) / mcfg.window) if mcfg.every_position else len(train_ids)
+    windows = math.ceil(len(train_ids) / _window(mcfg)) if mcfg.every_position else len(train_ids)
     report.batches, report.first_epoch = math.ceil(windows / tcfg.batch_size), state.epochs_done + 1
     report("start", message=f"training: {report.batches} batches per epoch, up to {tcfg.epochs} epochs")
     if checkpoint is not None and checkpoint.notice:
@@ -544,13 +552,19 @@ class _Budget:
         return time.monotonic() + self.seconds - self.elapsed() - self.SAVE_RESERVE_S - mixing
 
 
+def _window(mcfg: ModelConfig) -> int:
+    """The context a sized config reads (sized_for() fills it in when it was left open)."""
+    assert mcfg.window is not None, "the model config was not sized for its corpus"
+    return mcfg.window
+
+
 def windows_for(ids: np.ndarray, mcfg: ModelConfig, tcfg: TrainConfig, shuffle: bool):
     from .data import sequences_dataset, windows_dataset
 
     make = sequences_dataset if mcfg.every_position else windows_dataset
     return make(
         ids,
-        mcfg.window,
+        _window(mcfg),
         tcfg.batch_size,
         shuffle=shuffle,
         seed=tcfg.seed,
