@@ -52,7 +52,7 @@ class ClusterTraining:
     process that dies loses no training.
     """
 
-    def __init__(self, store, models, settings, corpus, channel_display=None, served_guilds=lambda: ()):
+    def __init__(self, store, models, settings, corpus, channel_display=None, served_guilds=lambda: ()) -> None:
         self.store, self.models, self.settings, self.corpus = store, models, settings, corpus
         self.channel_display = channel_display  # where a job found after a restart shows its progress
         self.served_guilds = served_guilds  # the servers this process holds (discord.Guild objects)
