@@ -216,8 +216,13 @@ async def test_decoding_controls_validate_with_the_cores_messages(tiny_model):
         assert temperature.has_class("-invalid") and app.generation.temperature == 0.8  # unchanged
         temperature.value = "abc"
         await pilot.pause()
-        assert "temperature must be a number" in str(error.render())
+        assert "temperature must be a number" in str(error.render()) and temperature.has_class("-invalid")
         temperature.value = "1.3"
+        top_p = controls.query_one("#top_p")
+        top_p.value = "2"
+        await pilot.pause()
+        assert top_p.has_class("-invalid") and not temperature.has_class("-invalid")  # the field the error names
+        top_p.value = "1.0"
         controls.query_one("#max_new_tokens").value = "4"
         await pilot.pause()
         assert app.generation.temperature == 1.3 and app.generation.max_new_tokens == 4
