@@ -27,8 +27,9 @@ def job_runner(settings):
     return RayRunner(settings.ray) if settings.job_runner == "ray" else LocalProcessRunner()
 
 
-def progress_json(progress: Progress) -> str:
-    return json.dumps(asdict(progress))
+def progress_json(progress: Progress, **extra) -> str:
+    """The report as stored; `extra` keys (ended_at: when the runner returned, Unix time) ride along."""
+    return json.dumps({**asdict(progress), **extra})
 
 
 def progress_from_json(text: str | None) -> Progress | None:

@@ -15,6 +15,7 @@ import functools
 import logging
 import shutil
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -139,10 +140,11 @@ class Coordinator:
             log.info("job %s of guild %s: started as %s", record.id, record.guild_id, job.id)
             relay = asyncio.create_task(self._relay(record.id, latest, changed))
             result = await asyncio.to_thread(job.result)
+            ended_at = time.time()
             relay.cancel()
             await asyncio.gather(relay, return_exceptions=True)
-            if latest[0] is not None:
-                await self.store.set_job_progress(record.id, progress_json(latest[0]))
+            if latest[0] is not None:  # the last report, with when the runner returned (bench/cluster_bench.py)
+                await self.store.set_job_progress(record.id, progress_json(latest[0], ended_at=ended_at))
             await self.publish(record.guild_id, result)
             await self.store.update_job(
                 record.id, status="succeeded", finished_at=utcnow(), val_perplexity=result.card.val_perplexity

@@ -146,6 +146,7 @@ async def test_the_local_cluster_script_runs_the_whole_cluster_against_the_doubl
                                                     "--recommended-shards", "2")
     folder = tempfile.mkdtemp(prefix="ccl-", dir="/tmp")  # short: Ray's socket paths; reachable by postgres
     env = cluster_env(double.base_url, state["token"], folder, tiny_model_path, bot_settings)
+    store = None
     try:
         guilds = []
         while len({shard_of(int(g["id"]), 2) for g in guilds}) < 2:
@@ -187,9 +188,14 @@ async def test_the_local_cluster_script_runs_the_whole_cluster_against_the_doubl
         assert "new model is in use" in result["content"], result["content"]
         assert result["shards"] == [[shard_of(int(alpha["id"]), 2), 2]]
         assert "started as ray-" in (Path(folder) / "logs" / "coordinator.log").read_text()
+        store = open_store(f"postgresql://postgres@/continuo?host={folder}/pg")
+        await store.open()
+        trained = await store.last_job(int(alpha["id"]))
+        info = await ask(alpha, "model info", {})  # the trained version, not the instant n-gram model
+        assert f"Validation perplexity: {trained.val_perplexity:.1f}" in info["content"], info["content"]
+        assert "1 epochs" in info["content"] and info["shards"] == [[shard_of(int(alpha["id"]), 2), 2]]
         own = await ask(alpha, "continue", {"seed": CHAT_ONLY, "words": 3})
         assert own["content"].startswith(f"**{CHAT_ONLY}**")  # a word of Alpha's text: its own model
-        assert own["shards"] == [[shard_of(int(alpha["id"]), 2), 2]]
         foreign = await ask(alpha, "continue", {"seed": VERSE_ONLY, "words": 3})
         assert "none of the seed's words are known" in foreign["content"]  # Beta's text never reached it
 
@@ -201,25 +207,32 @@ async def test_the_local_cluster_script_runs_the_whole_cluster_against_the_doubl
         os.kill(pid, signal.SIGKILL)
         await script(env, "start")  # starts what is not running: that bot process again
 
-        store = open_store(f"postgresql://postgres@/continuo?host={folder}/pg")
-        await store.open()
-        try:
-            async def beta_finished():
-                job = await store.last_job(int(beta["id"]))
-                return job if job.status not in ("queued", "running") else None
-            job = await double.wait_for(beta_finished, TRAINING_TIMEOUT, "Beta's training after the restart", every=1)
-            assert job.status == "succeeded", job  # not interrupted by the kill
-            assert (await store.current_model(int(beta["id"]))).version is not None
-        finally:
-            await store.close()
+        async def back():
+            current = await double.state()
+            return any(s["shard"] == [shard_of(int(beta["id"]), 2), 2] and s["connected"] for s in current["sessions"])
+        await double.wait_for(back, 180, "the restarted bot process to connect")
+
+        async def beta_finished():
+            job = await store.last_job(int(beta["id"]))
+            return job if job.status not in ("queued", "running") else None
+        job = await double.wait_for(beta_finished, TRAINING_TIMEOUT, "Beta's training after the restart", every=1)
+        assert job.status == "succeeded", job  # not interrupted by the kill
+        assert (await store.current_model(int(beta["id"]))).version is not None
         assert (await ask(beta, "corpus stats", {}))["content"] == before
         info = await ask(beta, "model info", {})
-        assert "its own, trained on its corpus" in info["content"] and "The last training" not in info["content"]
+        assert f"Validation perplexity: {job.val_perplexity:.1f}" in info["content"], info["content"]
+        assert "The last training" not in info["content"]
         mine = await ask(beta, "continue", {"seed": VERSE_ONLY, "words": 3})
         assert mine["content"].startswith(f"**{VERSE_ONLY}**")
         final = await double.state()
         assert not final["unknown_routes"] and not final["double_errors"] and not final["rejected_requests"]
+    except BaseException:
+        for log in sorted((Path(folder) / "logs").glob("*.log")):  # what each process said, for the failure report
+            print(f"--- {log.name}", *log.read_text(errors="replace").splitlines()[-25:], sep="\n")
+        raise
     finally:
+        if store is not None:
+            await store.close()
         print(await script(env, "stop", timeout=180))
         await double.close()
         process.terminate()
