@@ -18,7 +18,7 @@ from ..checks import guild, guild_id, manage_server
 from ..replies import InteractionDisplay, answer
 from ..storage import CorpusEntry
 from ..text import corpus_text, safe
-from ..training.queue import HOW_TO_ADD_TEXT
+from ..training.messages import HOW_TO_ADD_TEXT
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ from core import ContinuoError, GenerationConfig, ModelCard, Progress
 from ..models import ModelService
 from ..text import duration, format_continuations, progress_bar
 
+HOW_TO_ADD_TEXT = ": add it with /corpus add, /corpus learn or /corpus use"  # ends core's "corpus too small" line
 SAMPLE_LINES = 5  # a line may hold only words the model does not know: try a few
 SAMPLE_CHARS = 1500  # room left for the sample in the final message
 

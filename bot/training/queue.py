@@ -17,10 +17,9 @@ from ..storage import Store, TrainingJobRecord
 from ..storage.base import utcnow
 from ..text import safe
 from . import messages
+from .messages import HOW_TO_ADD_TEXT
 
 log = logging.getLogger(__name__)
-
-HOW_TO_ADD_TEXT = ": add it with /corpus add, /corpus learn or /corpus use"  # ends core's "corpus too small" line
 
 
 class AlreadyTraining(ContinuoError):
