@@ -62,7 +62,7 @@ async def test_train_waits_in_the_store_for_the_coordinator_then_the_serving_pro
     bot = await cluster_bot(make_bot)
     double, alpha, general = world.double, world.alpha, world.general
     await upload_chat(world, alpha)
-    default = await bot.models.model_for(alpha.id)
+    default = await bot.models.model_for(world.beta.id)  # the bundled model (Alpha answers from its instant one)
 
     record = await double.slash_command(general, world.ann, "train", {"epochs": 1})
     await double.wait_for(lambda: "queued: place 1" in (record.content or ""), 30, "the place in line")
@@ -76,8 +76,9 @@ async def test_train_waits_in_the_store_for_the_coordinator_then_the_serving_pro
     assert "new model is in use" in record.content and "Sample: **" in record.content, record.content
     assert any("epoch 1/1" in e.get("content", "") for e in record.edits)  # progress came from the store
     own = await bot.models.model_for(alpha.id)
-    assert own is not default and own.card.corpus == "this server's text"
-    assert await bot.models.model_for(world.beta.id) is default  # Beta never sees Alpha's model
+    assert own.path == await bot.models.bundle_for(alpha.id) != default.path  # its published version
+    assert own.card.corpus == "this server's text"
+    assert await bot.models.bundle_for(world.beta.id) == bot.models.default_model  # Beta never sees Alpha's model
     assert (await bot.store.last_job(alpha.id)).status == "succeeded"
     reply = await answer(await double.slash_command(general, world.bob, "continue", {"seed": "good morning"}))
     assert reply.content.startswith("**good morning**")
