@@ -38,6 +38,17 @@ def test_job_trains_in_a_ray_worker_and_streams_its_progress(runner, tmp_path):
     assert not list(tmp_path.glob(".m.*"))  # no temporary folder left beside it
 
 
+def test_the_instant_model_comes_back_to_its_own_path_as_soon_as_it_is_counted(runner, tmp_path):
+    reports = []
+    req = request(tmp_path / "m")
+    req.instant_out = tmp_path / "instant"
+    result = runner.submit(req, reports.append).result(timeout=TIMEOUT)
+    instant = [r for r in reports if r.phase == "instant"]
+    assert instant and instant[0].path == str(tmp_path / "instant")  # the caller's path, not the worker's
+    assert read_card(tmp_path / "instant").stopped == "n-gram model only"
+    assert result.path == tmp_path / "m" and read_card(result.path).epochs == 1
+
+
 def test_cancel_stops_the_job_and_keeps_the_old_model(runner, tmp_path):
     first = runner.submit(request(tmp_path / "m")).result(timeout=TIMEOUT)
     old = read_card(first.path)
