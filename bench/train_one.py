@@ -22,6 +22,7 @@ def test_scores(model, train_text: str, test_text: str) -> dict:
     import numpy as np
 
     from core import NGramModel
+    from core.generate import mix_log_probs
 
     ids = np.array(model.tokenizer.encode(test_text), np.int32)
     ppl = lambda log_p: round(float(np.exp(-log_p.mean())), 2)  # noqa: E731
@@ -29,14 +30,17 @@ def test_scores(model, train_text: str, test_text: str) -> dict:
     t = time.perf_counter()
     kn5 = NGramModel.fit(train_ids, len(model.tokenizer), 5)
     kn5_s = time.perf_counter() - t
-    scores = {"test_tokens": int(len(ids)), "test_unknown": int((ids == 1).sum()),
-              "test_ppl": ppl(model.target_log_probs(ids)),
+    # each part once, mixed here as LanguageModel.target_log_probs mixes them (a neural pass is the slow part)
+    neural = model.target_log_probs(ids, neural_weight=1.0) if model.model is not None else None
+    ngram = model.target_log_probs(ids, neural_weight=0.0) if model.ngram is not None else None
+    served = mix_log_probs(model.neural_weight, neural, ngram)
+    scores = {"test_tokens": int(len(ids)), "test_unknown": int((ids == 1).sum()), "test_ppl": ppl(served),
               "test_ppl_kn5": ppl(np.log(kn5.target_probabilities(ids))), "kn5_build_s": round(kn5_s, 2),
               "kn5_tokens": int(len(train_ids))}
-    if model.model is not None:
-        scores["test_ppl_neural"] = ppl(model.target_log_probs(ids, neural_weight=1.0))
-    if model.ngram is not None:
-        scores["test_ppl_ngram"] = ppl(model.target_log_probs(ids, neural_weight=0.0))
+    if neural is not None:
+        scores["test_ppl_neural"] = ppl(neural)
+    if ngram is not None:
+        scores["test_ppl_ngram"] = ppl(ngram)
     return scores
 
 

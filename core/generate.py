@@ -164,14 +164,11 @@ class LanguageModel:
         n-gram model or their mixture."""
         w = self.neural_weight
         neural = _log_softmax(self.logits(self._windows(rows)).astype(np.float64)) if w > 0 else None
-        if w >= 1 or self.ngram is None:
-            assert neural is not None  # a weight of 1 (or no n-gram model): the neural model alone
-            return neural
-        with np.errstate(divide="ignore"):
-            ngram = np.log(self.ngram.distributions([list(r) for r in rows]))
-        if neural is None:
-            return ngram
-        return np.logaddexp(math.log(w) + neural, math.log1p(-w) + ngram)
+        ngram = None
+        if w < 1 and self.ngram is not None:
+            with np.errstate(divide="ignore"):
+                ngram = np.log(self.ngram.distributions([list(r) for r in rows]))
+        return mix_log_probs(w, neural, ngram)
 
     # --- the forward pass
     def logits(self, windows: np.ndarray) -> np.ndarray:
@@ -415,13 +412,12 @@ class LanguageModel:
     ) -> np.ndarray:
         """log P(ids[i] | ids[:i]) for every position; `neural_weight` overrides the served mixture's."""
         w = self.neural_weight if neural_weight is None else neural_weight
-        neural = self.neural_target_log_probs(ids, batch_size) if w > 0 else None
-        if w >= 1 or self.ngram is None:
-            assert neural is not None  # a weight of 1 (or no n-gram model): the neural model alone
-            return neural
-        with np.errstate(divide="ignore"):
-            ngram = np.log(self.ngram.target_probabilities(ids))
-        return ngram if neural is None else np.logaddexp(math.log(w) + neural, math.log1p(-w) + ngram)
+        neural = self.neural_target_log_probs(ids, batch_size) if w > 0 and self.model is not None else None
+        ngram = None
+        if w < 1 and self.ngram is not None:
+            with np.errstate(divide="ignore"):
+                ngram = np.log(self.ngram.target_probabilities(ids))
+        return mix_log_probs(w, neural, ngram)
 
     def neural_target_log_probs(self, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:
         windows = context_windows(ids, self.window)
@@ -431,6 +427,17 @@ class LanguageModel:
             target = ids[start : start + batch_size]
             out[start : start + len(target)] = scores[np.arange(len(target)), target] - _logsumexp(scores)[:, 0]
         return out
+
+
+def mix_log_probs(neural_weight: float, neural: np.ndarray | None, ngram: np.ndarray | None) -> np.ndarray:
+    """log(w * P_neural + (1 - w) * P_ngram) from the parts' log-probabilities; an absent part is left out."""
+    if ngram is None or (neural is not None and neural_weight >= 1):
+        if neural is None:
+            raise ValueError("nothing to mix: neither a neural nor an n-gram part")
+        return neural
+    if neural is None or neural_weight <= 0:
+        return ngram
+    return np.logaddexp(math.log(neural_weight) + neural, math.log1p(-neural_weight) + ngram)
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
