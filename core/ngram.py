@@ -201,24 +201,22 @@ class _Tables:
 
     def __init__(self, ids: np.ndarray, vocab_size: int, order: int):
         self.vocab_size = V = vocab_size
-        s = np.concatenate([np.zeros(order - 1, np.int64), ids])
-        real = np.arange(len(s)) >= order - 1  # pads are context, never counted as predicted tokens
+        s = np.concatenate([np.zeros(order - 1, np.int64), ids])  # pads are context, never predicted tokens
         self.keys: dict[int, np.ndarray] = {1: np.arange(V)}
-        self.raw: dict[int, np.ndarray] = {1: np.bincount(s[real], minlength=V)}
+        self.raw: dict[int, np.ndarray] = {1: np.bincount(s[order - 1 :], minlength=V).astype(np.int32)}
         self.continuation: dict[int, np.ndarray] = {}
-        gram = s  # id of the (n-1)-gram ending at each position; -1 where it would start before s
+        gram = s  # gram[k]: id of the (n-1)-gram ending at position k + n - 2 (order 1: the word itself)
         for n in range(2, order + 1):
-            keys = np.where(np.arange(len(s)) >= n - 1, np.concatenate([[0], gram[:-1]]) * V + s, -1)
-            valid = keys >= 0
-            unique, first, inverse = np.unique(keys[valid], return_index=True, return_inverse=True)
-            at = np.full(len(s), -1)
-            at[valid] = inverse
+            keys = gram[:-1].astype(np.int64) * V + s[n - 1 :]  # the n-gram ending at each position from n - 1
+            unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            del keys
             self.keys[n] = unique
-            self.raw[n] = np.bincount(at[real & valid], minlength=len(unique))
-            # each distinct n-gram seen at a real position adds one to the continuation count of its suffix
-            suffix = gram[np.flatnonzero(valid)[first]]  # the (n-1)-gram ending where each n-gram first ends
-            self.continuation[n - 1] = np.bincount(suffix[self.raw[n] > 0], minlength=len(self.keys[n - 1]))
-            gram = at
+            self.raw[n] = np.bincount(inverse[order - n :], minlength=len(unique)).astype(np.int32)
+            # each distinct n-gram seen at a real position adds one to the continuation count of its suffix,
+            # the (n-1)-gram ending at the same position
+            suffix = gram[first + 1][self.raw[n] > 0]
+            self.continuation[n - 1] = np.bincount(suffix, minlength=len(self.keys[n - 1])).astype(np.int32)
+            gram = inverse.astype(np.int32)  # ids are below the text's length
 
 
 def _discounts(counts: np.ndarray) -> np.ndarray:
