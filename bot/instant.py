@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing as mp
+import os
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from core import MIN_TOKENS
+from core import MIN_TOKENS, exit_with_parent
 
 from .server_corpus import ServerCorpus
 
@@ -80,7 +81,9 @@ class InstantModels:
 
     def _workers(self) -> ProcessPoolExecutor:
         if self._pool is None:  # spawned, never forked: the bot's process has TensorFlow threads
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=mp.get_context("spawn"), initializer=exit_with_parent, initargs=(os.getpid(),)
+            )
         return self._pool
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time each name i
         SeedError,
     )
     from .generate import Candidate, Evaluation, GenerationConfig, LanguageModel
-    from .jobs import Job, JobRunner, LocalProcessRunner, TrainRequest, run_request
+    from .jobs import Job, JobRunner, LocalProcessRunner, TrainRequest, exit_with_parent, run_request
     from .model import ModelConfig
     from .ngram import NGramModel
     from .ray_runner import RayConfig, RayRunner
@@ -48,7 +48,7 @@ _EXPORTS = {
         "SeedError",
     ],
     "generate": ["Candidate", "Evaluation", "GenerationConfig", "LanguageModel"],
-    "jobs": ["Job", "JobRunner", "LocalProcessRunner", "TrainRequest", "run_request"],
+    "jobs": ["Job", "JobRunner", "LocalProcessRunner", "TrainRequest", "exit_with_parent", "run_request"],
     "model": ["ModelConfig"],
     "ray_runner": ["RayConfig", "RayRunner"],  # needs the `scale` extra (ray) once a job is submitted
     "settings": ["Settings", "get_settings"],

@@ -7,6 +7,7 @@ import multiprocessing as mp
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, cast
@@ -75,9 +76,22 @@ def run_request(request: TrainRequest, on_progress=None, should_stop=None) -> Tr
         )
 
 
-def _worker(request: TrainRequest, events: mp.Queue, cancel) -> None:
+def exit_with_parent(parent: int) -> None:
+    """In a child process: end it as soon as `parent` is gone. A parent killed outright (SIGKILL, an
+    out-of-memory kill) cannot stop its children, and nobody is left to read what they produce."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _worker(request: TrainRequest, events: mp.Queue, cancel, parent: int) -> None:
     from .backend import use_a_replica_per_core
 
+    exit_with_parent(parent)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     use_a_replica_per_core()  # this process only trains
     try:
@@ -107,7 +121,9 @@ class ProcessJob:
         self._on_progress = on_progress or (lambda p: None)
         self._outcome: tuple[str, object] | None = None
         self._finished = threading.Event()
-        self._process = ctx.Process(target=_worker, args=(request, self._events, self._cancel), daemon=True)
+        self._process = ctx.Process(
+            target=_worker, args=(request, self._events, self._cancel, os.getpid()), daemon=True
+        )
         self._process.start()
         threading.Thread(target=self._pump, name=self.id, daemon=True).start()
 
