@@ -8,6 +8,7 @@ from the very same training tokens and vocabulary.
 Corpora without a split of their own are cut by lines: the first 80% to train, the next 10% to validate
 (early stopping, the mixture weight, the n-gram order), the last 10% to test once.
 """
+
 import json
 import sys
 import tempfile
@@ -23,8 +24,10 @@ CORPORA = {  # name: (training file or the text to split, settings beyond the de
     "sonnets": (DATA / "sonnets" / "sonnets.txt", {}),
     "tinyshakespeare": (DATA / "tinyshakespeare" / "input.txt", {}),
     # PTB comes split and tokenized; the issue gives it 30 minutes
-    "ptb": (DATA / "ptb" / "ptb.train.txt",
-            {"tokenizer": "whitespace", "min_count": 1, "max_vocab": 10_002, "max_minutes": 30.0}),
+    "ptb": (
+        DATA / "ptb" / "ptb.train.txt",
+        {"tokenizer": "whitespace", "min_count": 1, "max_vocab": 10_002, "max_minutes": 30.0},
+    ),
 }
 TARGET = 0.85  # what Continuo serves must end at least 15% below the KN-5's test perplexity
 
@@ -48,22 +51,43 @@ def main() -> None:
         for name in names:
             source, config = CORPORA[name]
             train, valid, test = split(source, Path(tmp))
-            results[name] = run_json(["bench/train_one.py", str(train), f"{tmp}/{name}-model", "--valid", str(valid),
-                                      "--test", str(test), "--config", json.dumps(config)], timeout=3 * 3600)
+            results[name] = run_json(
+                [
+                    "bench/train_one.py",
+                    str(train),
+                    f"{tmp}/{name}-model",
+                    "--valid",
+                    str(valid),
+                    "--test",
+                    str(test),
+                    "--config",
+                    json.dumps(config),
+                ],
+                timeout=3 * 3600,
+            )
             print(name, json.dumps(results[name]), file=sys.stderr)
     rows = []
     for name, r in results.items():
         ratio = r["test_ppl"] / r["test_ppl_kn5"]
-        rows.append(f"| {name} | {r['tokens']:,} | {r['train_s'] / 60:.1f} min, {r['epochs']} epochs | "
-                    f"{r.get('test_ppl_neural', '-')} | {r.get('test_ppl_ngram', '-')} ({r['ngram_order']}-gram) | "
-                    f"**{r['test_ppl']}** (w {r['neural_weight']:.2f}) | {r['test_ppl_kn5']} | "
-                    f"{ratio:.3f} {'met' if ratio <= TARGET else 'not met'} |")
-    table = "\n".join([
-        "| corpus | training tokens | training | neural alone | n-gram alone | **served** (neural weight) | "
-        "KN-5, same tokens | served / KN-5 (target ≤ 0.85) |",
-        "|---|---|---|---|---|---|---|---|", *rows])
-    write_results("quality" if len(names) == len(CORPORA) else "quality-" + "-".join(names),
-                  {"machine": machine(), "results": results}, table)
+        rows.append(
+            f"| {name} | {r['tokens']:,} | {r['train_s'] / 60:.1f} min, {r['epochs']} epochs | "
+            f"{r.get('test_ppl_neural', '-')} | {r.get('test_ppl_ngram', '-')} ({r['ngram_order']}-gram) | "
+            f"**{r['test_ppl']}** ({r['serves']}) | {r['test_ppl_kn5']} | "
+            f"{ratio:.3f} {'met' if ratio <= TARGET else 'not met'} |"
+        )
+    table = "\n".join(
+        [
+            "| corpus | training tokens | training | neural alone | n-gram alone | **served** (its parts) | "
+            "KN-5, same tokens | served / KN-5 (target ≤ 0.85) |",
+            "|---|---|---|---|---|---|---|---|",
+            *rows,
+        ]
+    )
+    write_results(
+        "quality" if len(names) == len(CORPORA) else "quality-" + "-".join(names),
+        {"machine": machine(), "results": results},
+        table,
+    )
 
 
 if __name__ == "__main__":

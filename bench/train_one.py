@@ -3,6 +3,7 @@
 Training runs as the TUI and the bot run it, in a child process of core.jobs.LocalProcessRunner;
 evaluation and generation are then timed here, in a process that only generates.
 """
+
 import argparse
 import json
 import resource
@@ -31,12 +32,17 @@ def test_scores(model, train_text: str, test_text: str) -> dict:
     kn5 = NGramModel.fit(train_ids, len(model.tokenizer), 5)
     kn5_s = time.perf_counter() - t
     # each part once, mixed here as LanguageModel.target_log_probs mixes them (a neural pass is the slow part)
-    neural = model.target_log_probs(ids, neural_weight=1.0) if model.model is not None else None
-    ngram = model.target_log_probs(ids, neural_weight=0.0) if model.ngram is not None else None
-    served = mix_log_probs(model.neural_weight, neural, ngram)
-    scores = {"test_tokens": int(len(ids)), "test_unknown": int((ids == 1).sum()), "test_ppl": ppl(served),
-              "test_ppl_kn5": ppl(np.log(kn5.target_probabilities(ids))), "kn5_build_s": round(kn5_s, 2),
-              "kn5_tokens": int(len(train_ids))}
+    parts = model.target_log_probs_by_part(ids)
+    served = mix_log_probs({name: (model.weights[name], log_p) for name, log_p in parts.items()})
+    neural, ngram = parts.get("neural"), parts.get("ngram")
+    scores = {
+        "test_tokens": int(len(ids)),
+        "test_unknown": int((ids == 1).sum()),
+        "test_ppl": ppl(served),
+        "test_ppl_kn5": ppl(np.log(kn5.target_probabilities(ids))),
+        "kn5_build_s": round(kn5_s, 2),
+        "kn5_tokens": int(len(train_ids)),
+    }
     if neural is not None:
         scores["test_ppl_neural"] = ppl(neural)
     if ngram is not None:
@@ -54,25 +60,45 @@ def main() -> None:
     ap.add_argument("--config", default="{}", help="TrainConfig fields as JSON")
     ap.add_argument("--gen-words", type=int, default=200)
     a = ap.parse_args()
-    request = TrainRequest(a.out, source=a.train, corpus_name=Path(a.train).name,
-                           model=ModelConfig(**json.loads(a.model)), train=TrainConfig(**json.loads(a.config)),
-                           valid_text=read_text(a.valid) if a.valid else None)
+    request = TrainRequest(
+        a.out,
+        source=a.train,
+        corpus_name=Path(a.train).name,
+        model=ModelConfig(**json.loads(a.model)),
+        train=TrainConfig(**json.loads(a.config)),
+        valid_text=read_text(a.valid) if a.valid else None,
+    )
     start = time.perf_counter()
     result = LocalProcessRunner().submit(request).result()
     train_s = time.perf_counter() - start
     card = result.card
     epoch_s = card.history["epoch_seconds"]
-    out = {"method": "continuo", "tokens": card.tokens, "vocab": card.vocab_size, "epochs": card.epochs,
-           "train_s": round(card.train_seconds, 2), "examples_per_s": round(card.examples / card.train_seconds, 1),
-           # after the first epoch, which also builds the compiled steps
-           "steady_examples_per_s": round(card.tokens * (len(epoch_s) - 1) / sum(epoch_s[1:]), 1) if len(epoch_s) > 1 else None,
-           "val_ppl": card.val_perplexity, "stopped": card.stopped,
-           "peak_rss_train_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
-           "total_s": round(train_s, 2)}
+    out = {
+        "method": "continuo",
+        "tokens": card.tokens,
+        "vocab": card.vocab_size,
+        "epochs": card.epochs,
+        "train_s": round(card.train_seconds, 2),
+        "examples_per_s": round(card.examples / card.train_seconds, 1),
+        # after the first epoch, which also builds the compiled steps
+        "steady_examples_per_s": round(card.tokens * (len(epoch_s) - 1) / sum(epoch_s[1:]), 1)
+        if len(epoch_s) > 1
+        else None,
+        "val_ppl": card.val_perplexity,
+        "stopped": card.stopped,
+        "peak_rss_train_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        "total_s": round(train_s, 2),
+    }
     sizes = card.hyperparameters.get("model", {})
     out.update(window=sizes.get("window"), units=sizes.get("units"), architecture=sizes.get("architecture"))
-    out.update(val_ppl_neural=card.neural_val_perplexity, val_ppl_ngram=card.ngram_val_perplexity,
-               ngram_order=card.ngram_order, neural_weight=card.neural_weight)
+    out.update(
+        val_ppl_neural=card.neural_val_perplexity,
+        val_ppl_ngram=card.ngram_val_perplexity,
+        ngram_order=card.ngram_order,
+        neural_weight=card.neural_weight,
+        cache_weight=card.cache_weight,
+        serves=card.serves,
+    )
     model = load(result.path)
     if a.test:
         out.update(test_scores(model, read_text(a.train), read_text(a.test)))

@@ -43,6 +43,7 @@ class ModelCard:
     ngram_val_perplexity: float | None = None  # the n-gram model alone
     ngram_order: int = 0  # 0: no n-gram model
     neural_weight: float = 1.0  # the neural model's share of the served mixture, chosen on the held-out split
+    cache_weight: float = 0.0  # the unigram cache's share; the n-gram model has the rest
     epochs: int = 0  # epochs trained
     examples: int = 0  # training windows seen, over all epochs
     train_seconds: float = 0.0
@@ -53,12 +54,12 @@ class ModelCard:
 
     @property
     def serves(self) -> str:
-        """What answers: the neural model, the n-gram model, or their mixture with its weight."""
-        if not self.ngram_order or self.neural_weight >= 1:
-            return "neural"
-        if self.neural_weight <= 0:
-            return f"{self.ngram_order}-gram"
-        return f"{self.neural_weight:.2f} neural + {1 - self.neural_weight:.2f} {self.ngram_order}-gram"
+        """What answers: each part of the mixture with its share."""
+        shares = [(self.neural_weight, "neural"), (self.cache_weight, "cache")]
+        if self.ngram_order:
+            shares.append((1 - self.neural_weight - self.cache_weight, f"{self.ngram_order}-gram"))
+        used = [(w, name) for w, name in shares if w > 0.005]
+        return used[0][1] if len(used) == 1 else " + ".join(f"{w:.2f} {name}" for w, name in used)
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelCard:
@@ -75,7 +76,8 @@ class Bundle:
     config: ModelConfig | None  # the neural model's config
     card: ModelCard
     ngram: NGramModel | None = None
-    neural_weight: float = 1.0  # P = w * P_neural + (1 - w) * P_ngram
+    neural_weight: float = 1.0  # P = w * P_neural + c * P_cache + (1 - w - c) * P_ngram
+    cache_weight: float = 0.0
 
 
 def save_bundle(
@@ -108,6 +110,7 @@ def save_bundle(
             "model": config.to_dict() if model is not None and config is not None else None,
             "ngram": ngram is not None,
             "neural_weight": card.neural_weight if model is not None else 0.0,
+            "cache_weight": card.cache_weight,
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2), "utf-8")
         (tmp / CARD_FILE).write_text(json.dumps(asdict(card), indent=2, ensure_ascii=False), "utf-8")
@@ -278,4 +281,5 @@ def load_bundle(path: str | Path) -> Bundle:
     if any(size != len(tokenizer) for size in sizes):
         raise BundleError(f"{path}: model and vocabulary do not match; retrain the model")
     weight = float(config.get("neural_weight", 1.0)) if model is not None else 0.0
-    return Bundle(model, tokenizer, model_config, read_card(path), ngram, weight if ngram is not None else 1.0)
+    cache = float(config.get("cache_weight", 0.0))  # format 1 and early format 2 bundles have none
+    return Bundle(model, tokenizer, model_config, read_card(path), ngram, weight if ngram is not None else 1.0, cache)

@@ -14,7 +14,7 @@ from .bundle import ModelCard, load_bundle
 from .data import context_windows
 from .errors import DecodingError, SeedError
 from .model import ModelConfig
-from .ngram import NGramModel
+from .ngram import NGramModel, cache_distribution, cache_target_probabilities
 from .tokenizer import NEWLINE, Tokenizer
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)  # batch sizes compiled for; others are padded up
@@ -120,8 +120,8 @@ class Evaluation:
 class LanguageModel:
     """A trained bundle, ready to continue text. Safe to call from several threads.
 
-    What it serves is the bundle's neural model, its n-gram model, or their mixture
-    P = w * P_neural + (1 - w) * P_ngram with the weight w chosen on held-out text.
+    What it serves is a mixture of the bundle's neural model, its n-gram model and a unigram cache of
+    the text so far, with weights chosen on held-out text (a part may have weight 0).
     """
 
     def __init__(
@@ -133,10 +133,17 @@ class LanguageModel:
         path: Path | None = None,
         ngram: NGramModel | None = None,
         neural_weight: float = 1.0,
+        cache_weight: float = 0.0,
     ):
         self.model, self.tokenizer, self.config, self.card, self.path = model, tokenizer, config, card, path
         self.ngram = ngram
-        self.neural_weight = neural_weight if model is not None and ngram is not None else float(model is not None)
+        neural_weight = neural_weight if model is not None and ngram is not None else float(model is not None)
+        # the parts' shares of what is served; the n-gram model takes what the other two leave
+        self.weights = {
+            "neural": neural_weight,
+            "cache": cache_weight,
+            "ngram": max(0.0, 1.0 - neural_weight - cache_weight) if ngram is not None else 0.0,
+        }
         if config is not None and config.window is not None:
             self.window: int = config.window
         elif ngram is not None:
@@ -150,7 +157,7 @@ class LanguageModel:
     @classmethod
     def load(cls, path: str | Path) -> LanguageModel:
         b = load_bundle(path)
-        return cls(b.model, b.tokenizer, b.config, b.card, Path(path), b.ngram, b.neural_weight)
+        return cls(b.model, b.tokenizer, b.config, b.card, Path(path), b.ngram, b.neural_weight, b.cache_weight)
 
     def warm_up(self) -> LanguageModel:
         """Compile the single-sequence forward pass now, so the first suggestion comes at full speed."""
@@ -162,13 +169,17 @@ class LanguageModel:
     def next_log_probs(self, rows: Sequence[Sequence[int]]) -> np.ndarray:
         """log P(next token | row) (rows, vocab) for each row of token ids, from the neural model, the
         n-gram model or their mixture."""
-        w = self.neural_weight
-        neural = _log_softmax(self.logits(self._windows(rows)).astype(np.float64)) if w > 0 else None
-        ngram = None
-        if w < 1 and self.ngram is not None:
-            with np.errstate(divide="ignore"):
+        w = self.weights
+        neural = _log_softmax(self.logits(self._windows(rows)).astype(np.float64)) if w["neural"] > 0 else None
+        ngram = cache = None
+        with np.errstate(divide="ignore"):
+            if w["ngram"] > 0 and self.ngram is not None:
                 ngram = np.log(self.ngram.distributions([list(r) for r in rows]))
-        return mix_log_probs(w, neural, ngram)
+            if w["cache"] > 0:
+                cache = np.log(np.stack([cache_distribution(r, len(self.tokenizer)) for r in rows]))
+        return mix_log_probs(
+            {"neural": (w["neural"], neural), "ngram": (w["ngram"], ngram), "cache": (w["cache"], cache)}
+        )
 
     # --- the forward pass
     def logits(self, windows: np.ndarray) -> np.ndarray:
@@ -407,17 +418,21 @@ class LanguageModel:
         log_p = self.target_log_probs(ids, batch_size)
         return Evaluation(int(len(ids)), math.exp(-float(log_p.mean())), int((ids == 1).sum()))
 
-    def target_log_probs(
-        self, ids: np.ndarray, batch_size: int = 512, neural_weight: float | None = None
-    ) -> np.ndarray:
-        """log P(ids[i] | ids[:i]) for every position; `neural_weight` overrides the served mixture's."""
-        w = self.neural_weight if neural_weight is None else neural_weight
-        neural = self.neural_target_log_probs(ids, batch_size) if w > 0 and self.model is not None else None
-        ngram = None
-        if w < 1 and self.ngram is not None:
-            with np.errstate(divide="ignore"):
-                ngram = np.log(self.ngram.target_probabilities(ids))
-        return mix_log_probs(w, neural, ngram)
+    def target_log_probs(self, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """log P(ids[i] | ids[:i]) of what is served, for every position."""
+        parts = self.target_log_probs_by_part(ids, batch_size)
+        return mix_log_probs({name: (self.weights[name], log_p) for name, log_p in parts.items()})
+
+    def target_log_probs_by_part(self, ids: np.ndarray, batch_size: int = 512) -> dict[str, np.ndarray]:
+        """log P(ids[i] | ids[:i]) from each part this model has: "neural", "ngram", "cache"."""
+        parts = {}
+        if self.model is not None:
+            parts["neural"] = self.neural_target_log_probs(ids, batch_size)
+        with np.errstate(divide="ignore"):
+            if self.ngram is not None:
+                parts["ngram"] = np.log(self.ngram.target_probabilities(ids))
+            parts["cache"] = np.log(cache_target_probabilities(ids))
+        return parts
 
     def neural_target_log_probs(self, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:
         windows = context_windows(ids, self.window)
@@ -429,15 +444,17 @@ class LanguageModel:
         return out
 
 
-def mix_log_probs(neural_weight: float, neural: np.ndarray | None, ngram: np.ndarray | None) -> np.ndarray:
-    """log(w * P_neural + (1 - w) * P_ngram) from the parts' log-probabilities; an absent part is left out."""
-    if ngram is None or (neural is not None and neural_weight >= 1):
-        if neural is None:
-            raise ValueError("nothing to mix: neither a neural nor an n-gram part")
-        return neural
-    if neural is None or neural_weight <= 0:
-        return ngram
-    return np.logaddexp(math.log(neural_weight) + neural, math.log1p(-neural_weight) + ngram)
+def mix_log_probs(parts: dict[str, tuple[float, np.ndarray | None]]) -> np.ndarray:
+    """log(sum of weight * P) over the parts {name: (weight, log P)}; absent or unweighted parts are left
+    out and the weights of the rest renormalised."""
+    used = [(w, log_p) for w, log_p in parts.values() if log_p is not None and w > 0]
+    if not used:
+        raise ValueError("nothing to mix: no part with a weight")
+    total = sum(w for w, _ in used)
+    mixed = math.log(used[0][0] / total) + used[0][1]
+    for w, log_p in used[1:]:
+        mixed = np.logaddexp(mixed, math.log(w / total) + log_p)
+    return mixed
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ corpus acts as a context of its own, and every n-gram of a real position is the 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -227,3 +228,28 @@ def _discounts(counts: np.ndarray) -> np.ndarray:
     y = n1 / (n1 + 2 * n2)
     d = np.array([1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3])
     return d.clip([0.05, 0.1, 0.15], [1.0, 2.0, 3.0])
+
+
+CACHE_SIZE = 500  # recent tokens the unigram cache counts
+
+
+def cache_distribution(history: Sequence[int] | np.ndarray, vocab_size: int, size: int = CACHE_SIZE) -> np.ndarray:
+    """A unigram cache (Kuhn & De Mori 1990): how often each token came in the last `size` tokens of
+    `history`. Texts repeat their own words (names, topics); neither counts nor windows see that far."""
+    recent = np.asarray(history, np.int64)[-size:]
+    if len(recent) == 0:
+        return np.zeros(vocab_size)
+    return np.bincount(recent, minlength=vocab_size)[:vocab_size] / len(recent)
+
+
+def cache_target_probabilities(ids: np.ndarray, size: int = CACHE_SIZE) -> np.ndarray:
+    """The cache's P(ids[i]) from the `size` tokens before each position (0 where none came before)."""
+    ids = np.asarray(ids, np.int64)
+    n = len(ids)
+    positions = np.arange(n)
+    stride = n + size + 2  # one key per (token, position), sorted by token, then position
+    keys = np.sort(ids * stride + positions)
+    seen_before = np.searchsorted(keys, ids * stride + positions)
+    seen_before_window = np.searchsorted(keys, ids * stride + np.maximum(positions - size, 0))
+    history = np.minimum(positions, size)
+    return np.where(history > 0, (seen_before - seen_before_window) / np.maximum(history, 1), 0.0)

@@ -17,7 +17,7 @@ from .checkpoint import EpochCheckpoint, TrainingState
 from .data import check_corpus_size
 from .errors import Cancelled, ConfigError
 from .model import ModelConfig, build_model
-from .ngram import NGramModel
+from .ngram import NGramModel, cache_target_probabilities
 
 if TYPE_CHECKING:
     from .tokenizer import Mode
@@ -191,12 +191,15 @@ def train(
     mix_ids = valid_ids[:MIX_TOKENS]  # scored window by window, as served: the costliest reading of all
     neural_log_p = LanguageModel(inference, tokenizer, mcfg, card).neural_target_log_probs(mix_ids)
     ngram_p = ngram.target_probabilities(mix_ids)
-    weight, mixed_ppl = mixture_weight(neural_log_p, ngram_p)
+    (weight, _, cache_weight), mixed_ppl = mixture_weights(
+        np.exp(neural_log_p), ngram_p, cache_target_probabilities(mix_ids)
+    )
     # 5. the card and the bundle
     card = replace(
         card,
         val_perplexity=round(mixed_ppl, 3),
         neural_weight=weight,
+        cache_weight=cache_weight,
         neural_val_perplexity=round(math.exp(-float(neural_log_p.mean())), 3),  # all three on the same tokens
         ngram_val_perplexity=round(math.exp(-float(np.log(ngram_p).mean())), 3),
         epochs=state.epochs_done,
@@ -206,14 +209,14 @@ def train(
         hyperparameters={"model": mcfg.to_dict(), "train": asdict(tcfg)},
         history=state.history,
     )
-    path = save_bundle(out, inference, tokenizer, mcfg, card, ngram if weight < 1 else None)
+    path = save_bundle(out, inference, tokenizer, mcfg, card, ngram)
     report(
         "done",
         state.epochs_done,
         report.batches,
         message=f"saved {path.name}: validation perplexity {card.val_perplexity:.2f} (neural "
         f"{card.neural_val_perplexity:.2f}, {ngram.order}-gram {card.ngram_val_perplexity:.2f}, "
-        f"neural weight {weight:.2f})",
+        f"serving {card.serves})",
     )
     return TrainResult(path, card, state.history)
 
@@ -231,13 +234,20 @@ def build_instant(
     return train(text, out, None, train_config, name=name, corpus_name=corpus_name, valid_text=valid_text, neural=False)
 
 
-def mixture_weight(neural_log_p: np.ndarray, ngram_p: np.ndarray) -> tuple[float, float]:
-    """(w, perplexity): the weight of P = w * P_neural + (1 - w) * P_ngram that scores best on these targets."""
-    neural_p = np.exp(neural_log_p)
-    grid = np.linspace(0.0, 1.0, 41)
-    perplexities = [math.exp(-float(np.log(w * neural_p + (1 - w) * ngram_p).mean())) for w in grid]
-    best = int(np.argmin(perplexities))
-    return round(float(grid[best]), 3), perplexities[best]
+def mixture_weights(*parts: np.ndarray, rounds: int = 200) -> tuple[tuple[float, ...], float]:
+    """(weights, perplexity): the shares of each part's P(target) whose mixture scores best on these targets.
+
+    Expectation-maximisation: each round gives every part the share of the targets' probability it
+    explains, which never lowers the likelihood and converges to its maximum (the problem is concave).
+    """
+    p = np.stack(parts)
+    w = np.full(len(parts), 1.0 / len(parts))
+    for _ in range(rounds):
+        share = w[:, None] * p
+        share /= np.maximum(share.sum(axis=0), 1e-300)
+        w = share.mean(axis=1)
+    w = np.round(w, 3)
+    return tuple(float(x) for x in w), math.exp(-float(np.log(np.maximum(w @ p / w.sum(), 1e-300)).mean()))
 
 
 def _canceller(should_stop: ShouldStop | None) -> Callable[[], None]:

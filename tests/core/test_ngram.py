@@ -1,4 +1,5 @@
 """The Kneser-Ney n-gram model: proper distributions, a hand-computed example, the instant bundle and the mixture."""
+
 import json
 
 import numpy as np
@@ -6,7 +7,8 @@ import pytest
 
 from testdata import TINY_MODEL, TINY_TRAIN, VERSE
 from core import DEFAULT_MODEL, ModelConfig, ModelStore, NGramModel, TrainConfig, build_instant, load, read_text, train
-from core.training import mixture_weight
+from core.ngram import cache_distribution, cache_target_probabilities
+from core.training import mixture_weights
 
 TEXT = read_text(VERSE)
 
@@ -23,7 +25,7 @@ def test_probabilities_sum_to_one_over_the_vocabulary_for_random_histories(order
         assert p.shape == (40,) and p.min() > 0 and p.sum() == pytest.approx(1.0, abs=1e-9)
     test = rng.integers(2, 40, size=200)
     padded = np.concatenate([np.zeros(order - 1, np.int64), test])
-    expected = [model.distribution(padded[i:i + order - 1])[w] for i, w in enumerate(test)]
+    expected = [model.distribution(padded[i : i + order - 1])[w] for i, w in enumerate(test)]
     assert model.target_probabilities(test) == pytest.approx(expected, rel=1e-9)
 
 
@@ -57,7 +59,9 @@ def test_an_instant_bundle_is_built_in_seconds_and_generates(tmp_path):
     model = load(result.path)
     assert model.model is None and model.ngram is not None and not (result.path / "model.keras").exists()
     card = result.card
-    assert card.ngram_order in (3, 4, 5) and card.neural_weight == 0 and card.val_perplexity == card.ngram_val_perplexity
+    assert (
+        card.ngram_order in (3, 4, 5) and card.neural_weight == 0 and card.val_perplexity == card.ngram_val_perplexity
+    )
     assert card.train_seconds < 30
     text = model.generate("The lamp at", max_new_tokens=6, do_sample=True, seed=1)[0]
     assert len(model.tokenizer.split(text)) == 6
@@ -65,31 +69,48 @@ def test_an_instant_bundle_is_built_in_seconds_and_generates(tmp_path):
     assert model.perplexity(TEXT[-2000:]).perplexity > 1
 
 
-def test_the_mixture_weight_is_chosen_on_the_validation_text_only(tmp_path):
+def test_the_mixture_weights_are_chosen_on_the_validation_text_only(tmp_path):
     lines = TEXT.splitlines(keepends=True)
-    train_text, valid_text = "".join(lines[: len(lines) * 8 // 10]), "".join(lines[len(lines) * 8 // 10:])
-    result = train(train_text, tmp_path / "m", ModelConfig(**TINY_MODEL), TrainConfig(**{**TINY_TRAIN, "epochs": 2}),
-                   valid_text=valid_text)
+    train_text, valid_text = "".join(lines[: len(lines) * 8 // 10]), "".join(lines[len(lines) * 8 // 10 :])
+    result = train(
+        train_text,
+        tmp_path / "m",
+        ModelConfig(**TINY_MODEL),
+        TrainConfig(**{**TINY_TRAIN, "epochs": 2}),
+        valid_text=valid_text,
+    )
     model = load(result.path)
     ids = np.array(model.tokenizer.encode(valid_text), np.int32)
-    neural = model.target_log_probs(ids, neural_weight=1.0)
-    ngram = np.exp(model.target_log_probs(ids, neural_weight=0.0))
-    weight, perplexity = mixture_weight(neural, ngram)
+    parts = model.target_log_probs_by_part(ids)
+    (neural, ngram, cache), perplexity = mixture_weights(*(np.exp(parts[k]) for k in ("neural", "ngram", "cache")))
     card = result.card
-    assert card.neural_weight == pytest.approx(weight) and card.val_perplexity == pytest.approx(perplexity, rel=1e-3)
+    assert (card.neural_weight, card.cache_weight) == pytest.approx((neural, cache), abs=2e-3)
+    assert card.val_perplexity == pytest.approx(perplexity, rel=1e-3)
     assert card.val_perplexity <= min(card.neural_val_perplexity, card.ngram_val_perplexity) + 1e-6
     assert model.perplexity(valid_text).perplexity == pytest.approx(perplexity, rel=1e-3)  # what is served
 
 
-def test_mixture_weight_prefers_the_better_model():
+def test_mixture_weights_go_to_the_part_that_explains_the_targets():
     good, bad = np.full(100, 0.5), np.full(100, 0.01)
-    assert mixture_weight(np.log(good), bad)[0] == 1.0
-    assert mixture_weight(np.log(bad), good)[0] == 0.0
+    assert mixture_weights(good, bad)[0] == pytest.approx((1.0, 0.0), abs=1e-3)
+    assert mixture_weights(bad, good)[0] == pytest.approx((0.0, 1.0), abs=1e-3)
+    halves = np.r_[np.full(50, 0.5), np.full(50, 0.01)]
+    (a, b), _ = mixture_weights(halves, halves[::-1])
+    assert a == pytest.approx(b, abs=1e-3)
+
+
+def test_the_cache_counts_the_tokens_just_before():
+    ids = np.array([5, 6, 5, 7, 5, 6])
+    expected = [0.0, 0.0, 1 / 2, 0.0, 2 / 4, 1 / 5]
+    assert cache_target_probabilities(ids, size=500) == pytest.approx(expected)
+    assert cache_target_probabilities(ids, size=2)[4] == pytest.approx(1 / 2)  # only 5, 7 before: one 5 in 2
+    p = cache_distribution([5, 6, 5], 10)
+    assert p.sum() == pytest.approx(1.0) and p[5] == pytest.approx(2 / 3)
 
 
 def test_a_format_1_bundle_still_loads_and_generates():
     path = ModelStore().path(DEFAULT_MODEL)
     assert json.loads((path / "config.json").read_text())["format_version"] == 1
     model = load(path)
-    assert model.ngram is None and model.neural_weight == 1.0
+    assert model.ngram is None and model.weights["neural"] == 1.0 and model.weights["ngram"] == 0.0
     assert model.generate("The sea", max_new_tokens=3)[0]
