@@ -2,9 +2,19 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import pytest
 from discord_double import DiscordDouble, run_client
+
+
+@pytest.fixture(autouse=True)
+def store_database(request) -> str | None:
+    """With CONTINUO_TEST_BOT_STORE=postgresql (a second pass in .ci/run), every end-to-end test's bot keeps its
+    data in a fresh PostgreSQL database; by default in SQLite. Autouse, so the database outlives the clients."""
+    if os.environ.get("CONTINUO_TEST_BOT_STORE") != "postgresql":
+        return None
+    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture

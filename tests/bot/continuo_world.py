@@ -51,13 +51,14 @@ def world(discord_double) -> World:
 
 
 @pytest.fixture
-def bot_settings(tiny_model_path) -> BotSettings:
+def bot_settings(tiny_model_path, store_database) -> BotSettings:
     """The tiny session model as the default model, and servers trained the way it was: seconds per training."""
     trained = read_card(tiny_model_path).hyperparameters
     model = {k: v for k, v in trained["model"].items() if k != "vocab_size"}
-    return BotSettings(default_model=tiny_model_path, train_model=ModelConfig(**model),
-                       train_options=TrainConfig(**trained["train"]), progress_interval_s=0.3, retrain_check_s=0,
-                       cooldown_uses=50, cooldown_seconds=60)
+    settings = BotSettings(default_model=tiny_model_path, train_model=ModelConfig(**model),
+                           train_options=TrainConfig(**trained["train"]), progress_interval_s=0.3, retrain_check_s=0,
+                           cooldown_uses=50, cooldown_seconds=60)
+    return settings.model_copy(update={"database_url": store_database}) if store_database else settings
 
 
 class _BotErrors(logging.Handler):

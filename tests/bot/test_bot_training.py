@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.storage import SQLiteStore
+from bot.storage import open_store
 from continuo_world import CHAT, answer, bot_settings, make_bot, world  # noqa: F401 - fixtures
 from core import TrainConfig
 from discord_double import run_client
@@ -117,7 +117,7 @@ async def test_one_job_per_server_and_others_queue_with_their_place(world, make_
 
 async def test_a_restart_reports_an_interrupted_training_and_keeps_the_corpus(world, make_bot, bot_settings):
     double, alpha, general = world.double, world.alpha, world.general
-    store = SQLiteStore(bot_settings.database_path)  # what a bot killed mid-training left behind
+    store = open_store(bot_settings.database)  # what a bot killed mid-training left behind
     await store.open()
     job = await store.add_job(alpha.id, world.ann.id, general.id, epochs=3, corpus_tokens=2500)
     await store.update_job(job.id, status="running")
