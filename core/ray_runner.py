@@ -85,7 +85,14 @@ class RayJob:
                 else:
                     self._finish(kind, payload)
                     return
-            self._finish("error", "the training task ended without a result")
+            # a cancelled task's stream may just end, before Ray reports the cancellation
+            self._finish(
+                *(
+                    ("cancelled", CANCELLED)
+                    if self._cancelling
+                    else ("error", "the training task ended without a result")
+                )
+            )
         except TaskCancelledError:
             self._finish("cancelled", CANCELLED)
         except OutOfMemoryError:
