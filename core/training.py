@@ -472,9 +472,6 @@ class _Reporter:
     def elapsed(self) -> float:
         return time.monotonic() - self.start
 
-    def out_of_time(self) -> bool:
-        return self.cfg.max_minutes is not None and self.elapsed() > self.cfg.max_minutes * 60
-
     def due(self) -> bool:
         return time.monotonic() - self.last >= self.REPORT_EVERY_S
 
