@@ -1,4 +1,5 @@
 """Shared helpers for the benchmarks: paths, the seed method's runner, peak memory of a child process."""
+
 from __future__ import annotations
 
 import json
@@ -54,6 +55,13 @@ def machine() -> dict:
     from core.backend import cpu_features
 
     cpu = cpu_features()
-    return {"cpus": os.cpu_count(), "cpu_model": cpu["model"], "avx2": cpu["avx2"], "avx512": cpu["avx512"],
-            "native_bfloat16": cpu["bfloat16"], "load_average": os.getloadavg()[0],
-            "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d %H:%M")}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu["model"],
+        "avx2": cpu["avx2"],
+        "avx512": cpu["avx512"],
+        "native_bfloat16": cpu["bfloat16"],
+        "load_average": os.getloadavg()[0],
+        "python": sys.version.split()[0],
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }

@@ -4,6 +4,7 @@ Measures training examples/s with the same layer sizes, held-out perplexity on s
 generated word, and peak memory while training on tiny-shakespeare. Writes bench/results/core.{json,md}.
 Usage: python bench/core_bench.py [--quick]
 """
+
 import json
 import re
 import statistics
@@ -15,7 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import DATA, machine, run_json, seed_method, write_results  # noqa: E402
 
-SAME_SIZES = dict(window=10, embedding_dim=100, units=150, dropout=0.2)  # the seed's Embedding(100), BiLSTM(150), 10-word input
+SAME_SIZES = dict(
+    window=10, embedding_dim=100, units=150, dropout=0.2
+)  # the seed's Embedding(100), BiLSTM(150), 10-word input
 THROUGHPUT_RUNS = 3  # runs of each method, alternated; the table shows medians
 _SEED_FILTERS = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~\t\n]")
 
@@ -64,14 +67,28 @@ def main() -> None:
         # `continuo train` with its defaults: sizes chosen for the corpus, a 10-minute budget
         results["ours_best_sonnets"] = ours(train, tmp / "best", {}, dict(min_count=1, epochs=3 if quick else 30), test)
         # the option that predicts every position, over the same sizes and input
-        results["ours_lstm_lm_same_sizes"] = ours(train, tmp / "lm", {**SAME_SIZES, "architecture": "lstm-lm"},
-                                                  {**fixed, "batch_size": 512 // SAME_SIZES["window"]}, test)
+        results["ours_lstm_lm_same_sizes"] = ours(
+            train,
+            tmp / "lm",
+            {**SAME_SIZES, "architecture": "lstm-lm"},
+            {**fixed, "batch_size": 512 // SAME_SIZES["window"]},
+            test,
+        )
         shakespeare = DATA / "tinyshakespeare" / "input.txt"
-        results["ours_tinyshakespeare"] = ours(shakespeare, tmp / "shake", dict(window=16, embedding_dim=128, units=256),
-                                               dict(epochs=1, max_minutes=1 if quick else 3, batch_size=256))
-    results["seed_onehot_gb"] = {name: round(seed_onehot_bytes(path) / 1e9, 1) for name, path in
-                                 [("sonnets", DATA / "sonnets" / "sonnets.txt"), ("tinyshakespeare", shakespeare),
-                                  ("ptb.train", DATA / "ptb" / "ptb.train.txt")]}
+        results["ours_tinyshakespeare"] = ours(
+            shakespeare,
+            tmp / "shake",
+            dict(window=16, embedding_dim=128, units=256),
+            dict(epochs=1, max_minutes=1 if quick else 3, batch_size=256),
+        )
+    results["seed_onehot_gb"] = {
+        name: round(seed_onehot_bytes(path) / 1e9, 1)
+        for name, path in [
+            ("sonnets", DATA / "sonnets" / "sonnets.txt"),
+            ("tinyshakespeare", shakespeare),
+            ("ptb.train", DATA / "ptb" / "ptb.train.txt"),
+        ]
+    }
     write_results("core", results, table(results))
 
 
@@ -82,15 +99,33 @@ def throughput(runs: dict, epochs: int) -> dict:
     from the difference between its run of `epochs` epochs and its run of one.
     """
     seed_end_to_end = [r["examples_per_s"] for r in runs["seed"]]
-    seed_steady = [r["examples"] * (epochs - 1) / (r["train_s"] - one["train_s"])
-                   for r, one in zip(runs["seed"], runs["seed_1_epoch"])] if epochs > 1 else seed_end_to_end
+    seed_steady = (
+        [
+            r["examples"] * (epochs - 1) / (r["train_s"] - one["train_s"])
+            for r, one in zip(runs["seed"], runs["seed_1_epoch"], strict=True)
+        ]
+        if epochs > 1
+        else seed_end_to_end
+    )
     ours_end_to_end = [r["examples_per_s"] for r in runs["ours"]]
     ours_steady = [r["steady_examples_per_s"] or r["examples_per_s"] for r in runs["ours"]]
-    median = lambda xs: round(statistics.median(xs), 1)
-    return {"seed_end_to_end": median(seed_end_to_end), "seed_steady": median(seed_steady),
-            "ours_end_to_end": median(ours_end_to_end), "ours_steady": median(ours_steady),
-            "runs": len(runs["ours"]), "all": {"seed_end_to_end": seed_end_to_end, "seed_steady": seed_steady,
-                                                "ours_end_to_end": ours_end_to_end, "ours_steady": ours_steady}}
+
+    def median(xs):
+        return round(statistics.median(xs), 1)
+
+    return {
+        "seed_end_to_end": median(seed_end_to_end),
+        "seed_steady": median(seed_steady),
+        "ours_end_to_end": median(ours_end_to_end),
+        "ours_steady": median(ours_steady),
+        "runs": len(runs["ours"]),
+        "all": {
+            "seed_end_to_end": seed_end_to_end,
+            "seed_steady": seed_steady,
+            "ours_end_to_end": ours_end_to_end,
+            "ours_steady": ours_steady,
+        },
+    }
 
 
 def table(r: dict) -> str:
@@ -98,45 +133,55 @@ def table(r: dict) -> str:
     lm = r["ours_lstm_lm_same_sizes"]
     cpu = r["machine"]
     tp = r["throughput"]
-    ratio = lambda a, b: f"{a / b:.1f}x"
-    return "\n".join([
-        f"Measured {cpu['date']} on {cpu['cpus']} cores of {cpu['cpu_model']} (AVX2 {cpu['avx2']}, AVX-512 "
-        f"{cpu['avx512']}, native bfloat16 {cpu['native_bfloat16']}; load average {cpu['load_average']:.1f} at the "
-        "start); both methods in the same run, alternated.",
-        "",
-        "| measure | seed method | Continuo | ratio |",
-        "|---|---|---|---|",
-        f"| training examples/s, sonnets, Embedding 100 + BiLSTM 150, 10-word input (after the first epoch; "
-        f"median of {tp['runs']}) | {tp['seed_steady']:,.0f} | {tp['ours_steady']:,.0f} | "
-        f"{ratio(tp['ours_steady'], tp['seed_steady'])} faster |",
-        f"| the same, end to end (first epoch and graph building included) | {tp['seed_end_to_end']:,.0f} | "
-        f"{tp['ours_end_to_end']:,.0f} | {ratio(tp['ours_end_to_end'], tp['seed_end_to_end'])} faster |",
-        f"| held-out perplexity, sonnets (last 10% of lines), same sizes, {same['epochs']} epochs | "
-        f"{seed['test_ppl_in_vocab']:,.1f} | {same['test_ppl']:,.1f} | {ratio(seed['test_ppl_in_vocab'], same['test_ppl'])} lower |",
-        f"| tokens predicted per second, the `lstm-lm` option (one-way LSTM 150 + LSTM 150, every position of "
-        f"10-token windows; after the first epoch) | {tp['seed_steady']:,.0f} | "
-        f"{lm['steady_examples_per_s'] or lm['examples_per_s']:,.0f} | "
-        f"{ratio(lm['steady_examples_per_s'] or lm['examples_per_s'], tp['seed_steady'])} faster |",
-        f"| held-out perplexity, sonnets, `continuo train` defaults ({best['epochs']} epochs; served mixture) | - | "
-        f"{best['test_ppl']:,.1f} | {ratio(seed['test_ppl_in_vocab'], best['test_ppl'])} lower |",
-        f"| ms per generated word at batch 1, default sizes (window {best.get('window', '?')}, units "
-        f"{best.get('units', '?')}), n-gram mixed in | {seed['gen_ms_per_word']:.1f} | {best['gen_ms_per_word']:.2f} | "
-        f"{ratio(seed['gen_ms_per_word'], best['gen_ms_per_word'])} faster |",
-        f"| ms per generated word (batch of 1) | {seed['gen_ms_per_word']:.1f} | {same['gen_ms_per_word']:.2f} | "
-        f"{ratio(seed['gen_ms_per_word'], same['gen_ms_per_word'])} faster |",
-        f"| ms per generated word (32 sequences in one batch) | - | {same['gen_ms_per_word_batch32']:.3f} | - |",
-        f"| peak RSS training on sonnets (MB) | {seed['peak_rss_mb']:,.0f} | {same['peak_rss_train_mb']:,.0f} | - |",
-        f"| one-hot labels, tinyshakespeare / PTB train (GB) | {r['seed_onehot_gb']['tinyshakespeare']} / "
-        f"{r['seed_onehot_gb']['ptb.train']} | 0 (sparse labels, windows streamed) | - |",
-        f"| peak RSS training on tinyshakespeare (MB) | would need {r['seed_onehot_gb']['tinyshakespeare']} GB of labels | "
-        f"{shake['peak_rss_train_mb']:,.0f} | - |",
-        "",
-        f"Seed sample: {seed['sample'][:120]!r}",
-        f"Continuo sample (early stopping): {best['sample'][:160]!r}",
-        "",
-        "The seed method's perplexity counts lower-cased in-vocabulary words only; Continuo's counts every "
-        "token (case, punctuation and line breaks kept, unknown words included), which is the harder measure.",
-    ])
+
+    def ratio(a, b):
+        return f"{a / b:.1f}x"
+
+    return "\n".join(
+        [
+            f"Measured {cpu['date']} on {cpu['cpus']} cores of {cpu['cpu_model']} (AVX2 {cpu['avx2']}, AVX-512 "
+            f"{cpu['avx512']}, native bfloat16 {cpu['native_bfloat16']}; load average {cpu['load_average']:.1f} at the "
+            "start); both methods in the same run, alternated.",
+            "",
+            "| measure | seed method | Continuo | ratio |",
+            "|---|---|---|---|",
+            f"| training examples/s, sonnets, Embedding 100 + BiLSTM 150, 10-word input (after the first epoch; "
+            f"median of {tp['runs']}) | {tp['seed_steady']:,.0f} | {tp['ours_steady']:,.0f} | "
+            f"{ratio(tp['ours_steady'], tp['seed_steady'])} faster |",
+            f"| the same, end to end (first epoch and graph building included) | {tp['seed_end_to_end']:,.0f} | "
+            f"{tp['ours_end_to_end']:,.0f} | {ratio(tp['ours_end_to_end'], tp['seed_end_to_end'])} faster |",
+            f"| held-out perplexity, sonnets (last 10% of lines), same sizes, {same['epochs']} epochs | "
+            f"{seed['test_ppl_in_vocab']:,.1f} | {same['test_ppl']:,.1f} | "
+            f"{ratio(seed['test_ppl_in_vocab'], same['test_ppl'])} lower |",
+            f"| tokens predicted per second, the `lstm-lm` option (one-way LSTM 150 + LSTM 150, every position of "
+            f"10-token windows; after the first epoch) | {tp['seed_steady']:,.0f} | "
+            f"{lm['steady_examples_per_s'] or lm['examples_per_s']:,.0f} | "
+            f"{ratio(lm['steady_examples_per_s'] or lm['examples_per_s'], tp['seed_steady'])} faster |",
+            f"| held-out perplexity, sonnets, `continuo train` defaults ({best['epochs']} epochs; served mixture) "
+            "| - | "
+            f"{best['test_ppl']:,.1f} | {ratio(seed['test_ppl_in_vocab'], best['test_ppl'])} lower |",
+            f"| ms per generated word at batch 1, default sizes (window {best.get('window', '?')}, units "
+            f"{best.get('units', '?')}), n-gram mixed in | {seed['gen_ms_per_word']:.1f} | "
+            f"{best['gen_ms_per_word']:.2f} | "
+            f"{ratio(seed['gen_ms_per_word'], best['gen_ms_per_word'])} faster |",
+            f"| ms per generated word (batch of 1) | {seed['gen_ms_per_word']:.1f} | {same['gen_ms_per_word']:.2f} | "
+            f"{ratio(seed['gen_ms_per_word'], same['gen_ms_per_word'])} faster |",
+            f"| ms per generated word (32 sequences in one batch) | - | {same['gen_ms_per_word_batch32']:.3f} | - |",
+            f"| peak RSS training on sonnets (MB) | {seed['peak_rss_mb']:,.0f} | "
+            f"{same['peak_rss_train_mb']:,.0f} | - |",
+            f"| one-hot labels, tinyshakespeare / PTB train (GB) | {r['seed_onehot_gb']['tinyshakespeare']} / "
+            f"{r['seed_onehot_gb']['ptb.train']} | 0 (sparse labels, windows streamed) | - |",
+            f"| peak RSS training on tinyshakespeare (MB) | would need "
+            f"{r['seed_onehot_gb']['tinyshakespeare']} GB of labels | "
+            f"{shake['peak_rss_train_mb']:,.0f} | - |",
+            "",
+            f"Seed sample: {seed['sample'][:120]!r}",
+            f"Continuo sample (early stopping): {best['sample'][:160]!r}",
+            "",
+            "The seed method's perplexity counts lower-cased in-vocabulary words only; Continuo's counts every "
+            "token (case, punctuation and line breaks kept, unknown words included), which is the harder measure.",
+        ]
+    )
 
 
 if __name__ == "__main__":

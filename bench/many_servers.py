@@ -88,7 +88,10 @@ async def traffic(double, bot, channels, users, picks: list[int], neural_every: 
         async with gate:
             start = time.perf_counter()
             record = await double.slash_command(
-                channels[index], users[n % len(users)], "continue", {"seed": seed_of(index, neural_every), "words": words}
+                channels[index],
+                users[n % len(users)],
+                "continue",
+                {"seed": seed_of(index, neural_every), "words": words},
             )
             try:
                 message = await record.wait_done(ANSWER_TIMEOUT_S)
@@ -138,11 +141,11 @@ class LoadCounter:
 
 
 async def run_one(servers: int, requests: int, cache_mb: float, neural_every: int, neural_source: Path | None) -> dict:
-    import discord
+
+    from discord_double import DiscordDouble, run_client
 
     from bot.bot import ContinuoBot
     from bot.settings import BotSettings
-    from discord_double import DiscordDouble, run_client
 
     double = DiscordDouble(heartbeat_interval=1.0)
     await double.start()
@@ -153,7 +156,9 @@ async def run_one(servers: int, requests: int, cache_mb: float, neural_every: in
             guild.add_member(user)
     channels = [g.channel("general") for g in guilds]
     with tempfile.TemporaryDirectory() as home, double.patch_discord():
-        settings = BotSettings(data_dir=Path(home), cooldown_uses=100_000, model_cache_mb=cache_mb, model_cache_size=10_000)
+        settings = BotSettings(
+            data_dir=Path(home), cooldown_uses=100_000, model_cache_mb=cache_mb, model_cache_size=10_000
+        )
         started = time.perf_counter()
         build_models(settings.guilds_dir, [g.id for g in guilds], neural_every, neural_source)
         built_s = time.perf_counter() - started
@@ -192,7 +197,10 @@ def table(results: dict) -> str:
         ("servers asked (of 100)", lambda r: r["servers_asked"]),
         ("latency p50 / p95 (ms)", lambda r: f"{r['latency_p50_ms']:,} / {r['latency_p95_ms']:,}"),
         ("answers per second", lambda r: r["answers_per_s"]),
-        ("cold load of one model, n-gram / neural (ms)", lambda r: " / ".join(str(v) for v in r["cold_load_ms"].values())),
+        (
+            "cold load of one model, n-gram / neural (ms)",
+            lambda r: " / ".join(str(v) for v in r["cold_load_ms"].values()),
+        ),
         ("model loads (cache misses)", lambda r: r["loads"]),
         ("load p50 / p95 (ms)", lambda r: f"{r['load_p50_ms']} / {r['load_p95_ms']}"),
         ("cache peak (MB) against its setting", lambda r: f"{r['cache_peak_mb']} / {r['cache_mb']:g}"),
@@ -222,22 +230,47 @@ def main() -> None:
     parser.add_argument("--neural-source", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(asyncio.run(run_one(args.servers, args.requests, args.cache_mb[0], args.neural_every,
-                                             args.neural_source))))
+        print(
+            json.dumps(
+                asyncio.run(
+                    run_one(args.servers, args.requests, args.cache_mb[0], args.neural_every, args.neural_source)
+                )
+            )
+        )
         return
     from bench.common import machine, write_results
     from core import ModelConfig, TrainConfig, read_text, train
 
     with tempfile.TemporaryDirectory() as tmp:
         neural = Path(tmp) / "neural"  # one tiny neural model, trained once, copied to every n-th server
-        train(read_text(REPO / "corpora" / "verse" / "corpus.txt"), neural,
-              ModelConfig(window=8, embedding_dim=32, units=64), TrainConfig(epochs=1, max_minutes=1))
+        train(
+            read_text(REPO / "corpora" / "verse" / "corpus.txt"),
+            neural,
+            ModelConfig(window=8, embedding_dim=32, units=64),
+            TrainConfig(epochs=1, max_minutes=1),
+        )
         runs = []
         for cache_mb in args.cache_mb:
             child = subprocess.run(
-                [sys.executable, __file__, "--one", "--servers", str(args.servers), "--requests", str(args.requests),
-                 "--cache-mb", str(cache_mb), "--neural-every", str(args.neural_every), "--neural-source", str(neural)],
-                capture_output=True, text=True, cwd=REPO)
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    "--servers",
+                    str(args.servers),
+                    "--requests",
+                    str(args.requests),
+                    "--cache-mb",
+                    str(cache_mb),
+                    "--neural-every",
+                    str(args.neural_every),
+                    "--neural-source",
+                    str(neural),
+                ],
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+            )
             if child.returncode:
                 raise SystemExit(child.stderr[-3000:])
             runs.append(json.loads(child.stdout.strip().splitlines()[-1]))

@@ -70,7 +70,8 @@ def main() -> None:
             "| PTB test perplexity (82,430 tokens, one `<eos>` per line) | valid | test |",
             "|---|---|---|",
             *[f"| {name} | - | {ppl} |" for name, ppl in PUBLISHED],
-            f"| Kneser-Ney 5-gram counted here from the same tokens ({ours['kn5_build_s']} s) | - | {ours['test_ppl_kn5']} |",
+            f"| Kneser-Ney 5-gram counted here from the same tokens ({ours['kn5_build_s']} s) | - | "
+            f"{ours['test_ppl_kn5']} |",
             f"| Continuo neural model alone ({how}) | {ours['val_ppl_neural']} | {ours['test_ppl_neural']} |",
             f"| Continuo n-gram model alone ({ours['ngram_order']}-gram, order chosen on valid) | "
             f"{ours['val_ppl_ngram']} | {ours['test_ppl_ngram']} |",

@@ -8,6 +8,7 @@ process, TensorFlow's threads included, to go idle.) Launch time is measured in 
 its start to the first ghost text.
 Writes bench/results/tui_latency.{json,md}. Usage: python bench/tui_latency.py [--quick]
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -68,8 +69,13 @@ def bench_model(tmp: Path) -> tuple[Path, str]:
     if default.is_dir():
         return default, "default"
     out = tmp / "small-verse"
-    train(read_text(find_corpus("verse").path), out, ModelConfig(window=12, embedding_dim=64, units=128),
-          TrainConfig(epochs=3), corpus_name="verse")
+    train(
+        read_text(find_corpus("verse").path),
+        out,
+        ModelConfig(window=12, embedding_dim=64, units=128),
+        TrainConfig(epochs=3),
+        corpus_name="verse",
+    )
     return out, "small model trained on verse (no default model yet)"
 
 
@@ -112,11 +118,24 @@ async def keystrokes(model_path: Path, seeds: list[str]) -> dict:
         start = time.perf_counter()
         model.complete(seed, app.suggester._config)
         complete_ms.append((time.perf_counter() - start) * 1000)
-    summary = lambda xs: {"n": len(xs), "p50_ms": round(percentile(xs, 50), 1), "p95_ms": round(percentile(xs, 95), 1),
-                          "max_ms": round(max(xs), 1)} if xs else {"n": 0}
-    return {"all_keys": summary(latencies), "keys_needing_a_model_call": summary(called),
-            "keys_keeping_the_ghost": summary(kept), "model_complete_call": summary(complete_ms),
-            "burst": {"keys": len(BURST), "model_calls": burst_calls, "last_key_to_ghost_ms": round(burst_last_ms, 1)}}
+
+    def summary(xs):
+        if not xs:
+            return {"n": 0}
+        return {
+            "n": len(xs),
+            "p50_ms": round(percentile(xs, 50), 1),
+            "p95_ms": round(percentile(xs, 95), 1),
+            "max_ms": round(max(xs), 1),
+        }
+
+    return {
+        "all_keys": summary(latencies),
+        "keys_needing_a_model_call": summary(called),
+        "keys_keeping_the_ghost": summary(kept),
+        "model_complete_call": summary(complete_ms),
+        "burst": {"keys": len(BURST), "model_calls": burst_calls, "last_key_to_ghost_ms": round(burst_last_ms, 1)},
+    }
 
 
 async def first_suggestion(model_path: Path) -> None:
@@ -137,14 +156,17 @@ async def first_suggestion(model_path: Path) -> None:
 
 def launch(model_path: Path) -> dict:
     began = time.time()
-    proc = subprocess.run([PYTHON, __file__, "--first-suggestion", str(model_path)], capture_output=True, text=True,
-                          cwd=REPO, timeout=600)
+    proc = subprocess.run(
+        [PYTHON, __file__, "--first-suggestion", str(model_path)], capture_output=True, text=True, cwd=REPO, timeout=600
+    )
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
     t = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"launch_to_first_suggestion_s": round(t["suggested"] - began, 2),
-            "python_and_imports_s": round(t["imports_done"] - began, 2),
-            "app_start_to_first_suggestion_s": round(t["suggested"] - t["imports_done"], 2)}
+    return {
+        "launch_to_first_suggestion_s": round(t["suggested"] - began, 2),
+        "python_and_imports_s": round(t["imports_done"] - began, 2),
+        "app_start_to_first_suggestion_s": round(t["suggested"] - t["imports_done"], 2),
+    }
 
 
 def table(results: dict) -> str:
@@ -155,25 +177,36 @@ def table(results: dict) -> str:
         ("keystrokes typed along the ghost (kept)", k["keys_keeping_the_ghost"]),
         ("LanguageModel.complete alone (12 tokens)", k["model_complete_call"]),
     ]
-    lines = [f"Measured {results['machine']['date']} on {results['machine']['cpus']} CPU cores, "
-             f"model: {results['model']}.", "",
-             "| keystroke → ghost text | n | p50 ms | p95 ms | max ms |", "|---|---|---|---|---|"]
-    lines += [f"| {name} | {s['n']} | {s.get('p50_ms', '-')} | {s.get('p95_ms', '-')} | {s.get('max_ms', '-')} |"
-              for name, s in rows]
+    lines = [
+        f"Measured {results['machine']['date']} on {results['machine']['cpus']} CPU cores, model: {results['model']}.",
+        "",
+        "| keystroke → ghost text | n | p50 ms | p95 ms | max ms |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {s['n']} | {s.get('p50_ms', '-')} | {s.get('p95_ms', '-')} | {s.get('max_ms', '-')} |"
+        for name, s in rows
+    ]
     launch_ = results["launch"]
     verdict = "met" if k["all_keys"]["p95_ms"] <= TARGET_P95_MS else "missed"
-    lines += ["", f"Target p95 ≤ {TARGET_P95_MS:g} ms after the model is loaded: **{verdict}** "
-                  f"(p95 {k['all_keys']['p95_ms']} ms over all keystrokes).",
-              f"Burst of {k['burst']['keys']} keys {BURST_INTERVAL_S * 1000:g} ms apart: {k['burst']['model_calls']} model "
-              f"calls; ghost text {k['burst']['last_key_to_ghost_ms']} ms after the last key.",
-              "", "| launch | seconds |", "|---|---|",
-              f"| process start → first suggestion | {launch_['launch_to_first_suggestion_s']} |",
-              f"| of which Python start and imports (Textual; TensorFlow loads with the model) | "
-              f"{launch_['python_and_imports_s']} |",
-              f"| of which app start, model load and first completion | {launch_['app_start_to_first_suggestion_s']} |",
-              "", f"Keys are sent to the running app {TYPING_INTERVAL_S * 1000:g} ms apart and timed from sending "
-                  "until the ghost text for the new text is in place: the event loop's work is included, not only "
-                  "the model's. 'Kept' keys typed the ghost's own next character, so no model call was needed."]
+    lines += [
+        "",
+        f"Target p95 ≤ {TARGET_P95_MS:g} ms after the model is loaded: **{verdict}** "
+        f"(p95 {k['all_keys']['p95_ms']} ms over all keystrokes).",
+        f"Burst of {k['burst']['keys']} keys {BURST_INTERVAL_S * 1000:g} ms apart: {k['burst']['model_calls']} model "
+        f"calls; ghost text {k['burst']['last_key_to_ghost_ms']} ms after the last key.",
+        "",
+        "| launch | seconds |",
+        "|---|---|",
+        f"| process start → first suggestion | {launch_['launch_to_first_suggestion_s']} |",
+        f"| of which Python start and imports (Textual; TensorFlow loads with the model) | "
+        f"{launch_['python_and_imports_s']} |",
+        f"| of which app start, model load and first completion | {launch_['app_start_to_first_suggestion_s']} |",
+        "",
+        f"Keys are sent to the running app {TYPING_INTERVAL_S * 1000:g} ms apart and timed from sending "
+        "until the ghost text for the new text is in place: the event loop's work is included, not only "
+        "the model's. 'Kept' keys typed the ghost's own next character, so no model call was needed.",
+    ]
     return "\n".join(lines)
 
 
@@ -184,8 +217,13 @@ def main() -> None:
     seeds = SEEDS[:3] if "--quick" in sys.argv else SEEDS
     with tempfile.TemporaryDirectory() as tmp:
         model_path, model_name = bench_model(Path(tmp))
-        results = {"machine": machine(), "model": model_name, "target_p95_ms": TARGET_P95_MS,
-                   "keystrokes": asyncio.run(keystrokes(model_path, seeds)), "launch": launch(model_path)}
+        results = {
+            "machine": machine(),
+            "model": model_name,
+            "target_p95_ms": TARGET_P95_MS,
+            "keystrokes": asyncio.run(keystrokes(model_path, seeds)),
+            "launch": launch(model_path),
+        }
     write_results("tui_latency", results, table(results))
 
 

@@ -1,4 +1,5 @@
 """Shared fixtures: an isolated data folder for every test and one tiny real model per session."""
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Used by the `postgres_url` fixture and by `.ci/run` (`python tests/postgres_server.py start`, then `stop URL`).
 Debian's initdb refuses to run as root, so as root the server runs as the `postgres` user.
 """
+
 from __future__ import annotations
 
 import glob
@@ -72,10 +73,25 @@ def resume(url: str) -> None:
     """Start (again) the server of a folder that start() made, as it was."""
     folder = folder_of(url)
     # tests only: no durability, a socket in the folder and no TCP at all
-    done = subprocess.run([*_as_server_user(), str(bin_dir() / "pg_ctl"), "-D", str(folder / "data"), "-l",
-                           str(folder / "server.log"), "-w", "-t", "60", "-o",
-                           f"-k {folder} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
-                           "-c full_page_writes=off", "start"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            *_as_server_user(),
+            str(bin_dir() / "pg_ctl"),
+            "-D",
+            str(folder / "data"),
+            "-l",
+            str(folder / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-k {folder} -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            "start",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if done.returncode != 0:
         raise Unavailable(f"pg_ctl start failed: {(done.stderr or done.stdout).strip()[-500:]}")
 
@@ -85,8 +101,11 @@ def pause(url: str) -> None:
 
     Fast mode, not immediate: with synchronous_commit off, an immediate stop would lose the last commits.
     """
-    subprocess.run([*_as_server_user(), str(bin_dir() / "pg_ctl"), "-D", str(folder_of(url) / "data"), "-m",
-                    "fast", "-w", "stop"], capture_output=True, timeout=60)
+    subprocess.run(
+        [*_as_server_user(), str(bin_dir() / "pg_ctl"), "-D", str(folder_of(url) / "data"), "-m", "fast", "-w", "stop"],
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def folder_of(url: str) -> Path:
@@ -97,8 +116,20 @@ def stop(where: str | Path) -> None:
     """Stop the server of a URL that start() returned (or of its folder) and remove its folder."""
     folder = folder_of(where) if str(where).startswith("postgresql://") else Path(where)
     if (folder / "data" / "postmaster.pid").exists():
-        subprocess.run([*_as_server_user(), str(bin_dir() / "pg_ctl"), "-D", str(folder / "data"), "-m", "immediate",
-                        "-w", "stop"], capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                *_as_server_user(),
+                str(bin_dir() / "pg_ctl"),
+                "-D",
+                str(folder / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=60,
+        )
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -1,4 +1,5 @@
 """Paths and sizes shared by the test packages (importable as `testdata`: pytest puts tests/ on sys.path)."""
+
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,10 +1,12 @@
 """Fixtures for the bot's end-to-end tests: a started Discord double and real discord.py clients run against it."""
+
 from __future__ import annotations
 
 import contextlib
 import os
 
 import pytest
+from continuo_world import bot_settings, make_bot, world  # noqa: F401 - the bot fixtures, for every module here
 from discord_double import DiscordDouble, run_client
 
 
@@ -39,6 +41,7 @@ async def start_client(discord_double):
     would refuse (clear ``discord_double.rejected_requests`` / ``client_errors`` when that is expected).
     """
     async with contextlib.AsyncExitStack() as stack:
+
         async def start(client, ready_timeout: float = 15.0):
             return await stack.enter_async_context(run_client(client, discord_double, ready_timeout=ready_timeout))
 

@@ -1,7 +1,8 @@
 """Fixtures for Continuo's bot end-to-end tests: two servers on the Discord double and the real bot connected.
 
-Test modules import the fixtures they use: ``from continuo_world import world, make_bot, ...``.
+Its fixtures reach every test module through tests/bot/conftest.py; modules import the helpers they use.
 """
+
 from __future__ import annotations
 
 import logging
@@ -10,11 +11,11 @@ from pathlib import Path
 
 import discord
 import pytest
+from discord_double import DiscordDouble, Guild, User
 
 from bot.bot import ContinuoBot
 from bot.settings import BotSettings
 from core import ModelConfig, TrainConfig, read_card
-from discord_double import DiscordDouble, Guild, User
 
 REPO = Path(__file__).resolve().parents[2]
 CHAT = REPO / "corpora" / "chat" / "corpus.txt"
@@ -55,9 +56,15 @@ def bot_settings(tiny_model_path, store_database) -> BotSettings:
     """The tiny session model as the default model, and servers trained the way it was: seconds per training."""
     trained = read_card(tiny_model_path).hyperparameters
     model = {k: v for k, v in trained["model"].items() if k != "vocab_size"}
-    settings = BotSettings(default_model=tiny_model_path, train_model=ModelConfig(**model),
-                           train_options=TrainConfig(**trained["train"]), progress_interval_s=0.3, retrain_check_s=0,
-                           cooldown_uses=50, cooldown_seconds=60)
+    settings = BotSettings(
+        default_model=tiny_model_path,
+        train_model=ModelConfig(**model),
+        train_options=TrainConfig(**trained["train"]),
+        progress_interval_s=0.3,
+        retrain_check_s=0,
+        cooldown_uses=50,
+        cooldown_seconds=60,
+    )
     return settings.model_copy(update={"database_url": store_database}) if store_database else settings
 
 
@@ -69,7 +76,9 @@ class _BotErrors(logging.Handler):
         self.double = double
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.double.client_errors.append(f"{record.name}: {record.getMessage()} {record.exc_info and record.exc_info[1]!r}")
+        self.double.client_errors.append(
+            f"{record.name}: {record.getMessage()} {record.exc_info and record.exc_info[1]!r}"
+        )
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """`continuo bot` / `python -m bot`: registered as a sub-command; a missing or rejected token is one clear line."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,6 @@ import asyncio
 
 from bot.__main__ import main
 from bot.cli import register
-from continuo_world import world  # noqa: F401 - fixtures
 
 
 def test_register_adds_the_bot_sub_command():

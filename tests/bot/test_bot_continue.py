@@ -1,10 +1,11 @@
 """End to end through the Discord double: login, command sync, /continue, the context menu, mentions, cooldowns."""
+
 from __future__ import annotations
 
 import asyncio
 import re
 
-from continuo_world import answer, bot_settings, make_bot, world  # noqa: F401 - fixtures
+from continuo_world import answer
 from discord_double import MESSAGE_CONTENT
 
 from core import Tokenizer
@@ -15,8 +16,15 @@ async def test_login_syncs_commands_with_the_intents_it_needs(world, make_bot):
     double = world.double
     assert double.intents & MESSAGE_CONTENT
     synced = {(c["name"], c.get("type", 1)): c for c in double.synced_commands[None]}
-    assert set(synced) == {("continue", 1), ("corpus", 1), ("forget-me", 1), ("train", 1), ("model", 1),
-                           ("settings", 1), ("Continue this message", 3)}
+    assert set(synced) == {
+        ("continue", 1),
+        ("corpus", 1),
+        ("forget-me", 1),
+        ("train", 1),
+        ("model", 1),
+        ("settings", 1),
+        ("Continue this message", 3),
+    }
     for admin_only in ("corpus", "train", "settings"):
         assert int(synced[(admin_only, 1)]["default_member_permissions"]) == 1 << 5  # Manage Server
     assert synced[("continue", 1)].get("default_member_permissions") is None
@@ -33,8 +41,9 @@ async def test_continue_shows_the_seed_in_bold_then_the_continuation(world, make
 
 async def test_variants_are_numbered(world, make_bot):
     await make_bot()
-    record = await world.double.slash_command(world.general, world.bob, "continue",
-                                              {"seed": "The sea", "words": 4, "variants": 3, "temperature": 1.5})
+    record = await world.double.slash_command(
+        world.general, world.bob, "continue", {"seed": "The sea", "words": 4, "variants": 3, "temperature": 1.5}
+    )
     content = (await answer(record)).content  # a continuation may hold blank lines of its own
     assert re.findall(r"^`(\d)\.` \*\*The sea\*\*", content, re.MULTILINE) == ["1", "2", "3"]
 
@@ -60,8 +69,9 @@ async def test_mentioning_the_bot_continues_the_text_and_can_be_switched_off(wor
     bot = await make_bot()
     double = world.double
     asked = await double.send_message(world.general, world.bob, f"{double.bot_user.mention} The wind")
-    reply = await double.wait_for(lambda: next((m for m in double.sent_messages if m.reference is asked), None),
-                                  20, "a reply to the mention")
+    reply = await double.wait_for(
+        lambda: next((m for m in double.sent_messages if m.reference is asked), None), 20, "a reply to the mention"
+    )
     assert reply.content.startswith("**The wind**") and reply.pings == []
 
     await answer(await double.slash_command(world.general, world.ann, "settings", {"reply_on_mention": False}))
@@ -102,6 +112,7 @@ async def test_mentions_in_seeds_and_generated_text_never_ping(world, make_bot):
 
     async def generate(guild_id, seed, config):  # the real tokenizer cannot emit mention syntax: force it
         return [f" {everyone} and @here meet {user} {role} <#{world.general.id}>"]
+
     bot.models.generate = generate
     message = await answer(await double.slash_command(world.general, world.bob, "continue", {"seed": "The"}))
     assert "everyone" in message.content
@@ -116,8 +127,11 @@ async def test_server_settings_set_continue_defaults(world, make_bot):
     double, general = world.double, world.general
     shown = await answer(await double.slash_command(general, world.ann, "settings"))
     assert shown.ephemeral and "Length: 30 words" in shown.content and "Automatic retraining: off" in shown.content
-    changed = await answer(await double.slash_command(general, world.ann, "settings",
-                                                      {"words": 3, "temperature": 0.5, "retrain_growth_percent": 25}))
+    changed = await answer(
+        await double.slash_command(
+            general, world.ann, "settings", {"words": 3, "temperature": 0.5, "retrain_growth_percent": 25}
+        )
+    )
     assert "Length: 3 words" in changed.content and "Temperature: 0.5" in changed.content
     assert "grown by 25%" in changed.content
     message = await answer(await double.slash_command(general, world.bob, "continue", {"seed": "The"}))

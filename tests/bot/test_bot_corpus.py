@@ -1,11 +1,11 @@
 """End to end through the Discord double: a server's corpus from uploads and learned channels, and who may touch it."""
+
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-
-from continuo_world import answer, bot_settings, make_bot, world  # noqa: F401 - fixtures
+from continuo_world import answer
 from discord_double import CommandRefused
 
 
@@ -23,6 +23,7 @@ async def settle(double, bot, guild, expected, what="the corpus"):
             if box[0] == expected:
                 return
             await asyncio.sleep(0.05)
+
     try:
         await asyncio.wait_for(poll(), 10)
     except TimeoutError:
@@ -32,12 +33,17 @@ async def settle(double, bot, guild, expected, what="the corpus"):
 async def test_upload_adds_a_text_file_and_refuses_binary_or_empty_ones(world, make_bot):
     bot = await make_bot()
     double, general, ann = world.double, world.general, world.ann
-    added = await answer(await double.slash_command(general, ann, "corpus add", {"file": ("notes.txt", b"Hello there.\n")}))
+    added = await answer(
+        await double.slash_command(general, ann, "corpus add", {"file": ("notes.txt", b"Hello there.\n")})
+    )
     assert "Added **notes.txt**" in added.content and "more" in added.content
     assert await texts(bot, world.alpha) == ["Hello there.\n"]
 
-    for name, data, reason in [("a.png", b"\x89PNG\x00\x00", "binary"), ("b.txt", b"  \n ", "only whitespace"),
-                               ("c.txt", "café".encode("latin-1"), "not UTF-8")]:
+    for name, data, reason in [
+        ("a.png", b"\x89PNG\x00\x00", "binary"),
+        ("b.txt", b"  \n ", "only whitespace"),
+        ("c.txt", "café".encode("latin-1"), "not UTF-8"),
+    ]:
         refused = await answer(await double.slash_command(general, ann, "corpus add", {"file": (name, data)}))
         assert refused.ephemeral and reason in refused.content and name in refused.content
     assert await texts(bot, world.alpha) == ["Hello there.\n"]
@@ -45,8 +51,9 @@ async def test_upload_adds_a_text_file_and_refuses_binary_or_empty_ones(world, m
 
 async def test_upload_over_the_size_limit_is_refused(world, make_bot):
     bot = await make_bot(max_upload_mb=0.001)
-    refused = await answer(await world.double.slash_command(world.general, world.ann, "corpus add",
-                                                            {"file": ("big.txt", b"word " * 1000)}))
+    refused = await answer(
+        await world.double.slash_command(world.general, world.ann, "corpus add", {"file": ("big.txt", b"word " * 1000)})
+    )
     assert refused.ephemeral and "over the 1 KB upload limit" in refused.content
     assert await texts(bot, world.alpha) == []
 
@@ -56,8 +63,13 @@ async def test_corpus_commands_need_manage_server(world, make_bot):
     double, general, bob = world.double, world.general, world.bob
     with pytest.raises(CommandRefused):  # Discord hides the command from bob
         await double.slash_command(general, bob, "corpus stats")
-    for name, options in [("corpus stats", {}), ("corpus add", {"file": ("a.txt", b"text")}), ("train", {}),
-                          ("settings", {"words": 5}), ("corpus clear", {})]:
+    for name, options in [
+        ("corpus stats", {}),
+        ("corpus add", {"file": ("a.txt", b"text")}),
+        ("train", {}),
+        ("settings", {"words": 5}),
+        ("corpus clear", {}),
+    ]:
         refused = await answer(await double.slash_command(general, bob, name, options, enforce_permissions=False))
         assert refused.ephemeral and "You need the Manage Server permission" in refused.content
     assert await texts(bot, world.alpha) == [] and (await bot.store.guild_settings(world.alpha.id)).words != 5
@@ -103,7 +115,7 @@ async def test_learn_with_backfill_reads_the_history_with_progress(world, make_b
 
 
 async def test_stats_export_and_base_corpus(world, make_bot):
-    bot = await make_bot()
+    await make_bot()
     double, general, ann = world.double, world.general, world.ann
     await answer(await double.slash_command(general, ann, "corpus add", {"file": ("a.txt", b"one two three")}))
     choices = await double.autocomplete(general, ann, "corpus use", {"base": "ch"}, focused="base")

@@ -1,10 +1,11 @@
 """Discord's faults through the double, met by the real bot: 429s, a lost gateway, an invalid session, a cold model."""
+
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from continuo_world import CHAT, answer, bot_settings, make_bot, world  # noqa: F401 - fixtures
+from continuo_world import CHAT, answer
 from discord_double import DiscordDouble, InteractionRecord
 
 SEEDS = ["The night", "I think", "And then the", "When the moon", "She said", "My love"]
@@ -17,8 +18,12 @@ def messages_of(double: DiscordDouble, record: InteractionRecord) -> list:
 
 async def continue_everywhere(world, n: int) -> list[InteractionRecord]:
     guilds = [world.alpha, world.beta]
-    return [await world.double.slash_command(guilds[i % 2].channel("general"), world.bob, "continue",
-                                             {"seed": SEEDS[i % len(SEEDS)], "words": 4}) for i in range(n)]
+    return [
+        await world.double.slash_command(
+            guilds[i % 2].channel("general"), world.bob, "continue", {"seed": SEEDS[i % len(SEEDS)], "words": 4}
+        )
+        for i in range(n)
+    ]
 
 
 async def answered_once(world, records: list[InteractionRecord], timeout: float = 60) -> None:
@@ -42,10 +47,17 @@ async def test_replies_under_a_global_429_arrive_once_each(world, make_bot):
     double = world.double
     await make_bot()
     double.rate_limit(1, retry_after=0.5, scope="global", path=r"^/channels/\d+/messages$")
-    asked = [await double.send_message(world.general, world.bob, f"{double.bot_user.mention} {seed}")
-             for seed in SEEDS[:3]]
-    replies = await double.wait_for(lambda: len([m for m in double.sent_messages if m.reference]) >= 3 and
-                                    [m for m in double.sent_messages if m.reference], 60, "three replies")
+    asked = [
+        await double.send_message(world.general, world.bob, f"{double.bot_user.mention} {seed}") for seed in SEEDS[:3]
+    ]
+    replies = await double.wait_for(
+        lambda: (
+            len([m for m in double.sent_messages if m.reference]) >= 3
+            and [m for m in double.sent_messages if m.reference]
+        ),
+        60,
+        "three replies",
+    )
     assert sorted(m.reference.id for m in replies) == sorted(m.id for m in asked)  # one each, none twice
     assert double.rate_limited[0].endswith("(global)")
 
@@ -59,8 +71,11 @@ async def test_progress_edits_under_429_arrive_in_order_and_the_last_one_stays(w
     assert "enough to /train" in (await answer(uploaded)).content
     double.rate_limit(2, retry_after=0.5, methods=("PATCH",), path=r"/messages/@original$")
     record = await double.slash_command(world.general, world.ann, "train", {"epochs": 1})
-    await double.wait_for(lambda: "new model is in use" in (record.content or "") or "failed" in (record.content or ""),
-                          180, "the training to finish")
+    await double.wait_for(
+        lambda: "new model is in use" in (record.content or "") or "failed" in (record.content or ""),
+        180,
+        "the training to finish",
+    )
     await asyncio.sleep(1.0)  # a late, retried progress edit would land now and hide the result
     contents = [edit["content"] for edit in record.edits]
     assert "new model is in use" in record.content and contents[-1] == record.content
@@ -90,8 +105,10 @@ async def test_an_invalid_session_makes_the_client_identify_again(world, make_bo
     await answered_once(world, before + after)
     old, new = double.sessions.values()
     assert old.ended and not new.ended and len(double.identifies) == 2
+
     def interactions(session):
         return [e["d"]["id"] for e in session.events if e["t"] == "INTERACTION_CREATE"]
+
     assert interactions(old) == [str(r.id) for r in before] and interactions(new) == [str(r.id) for r in after]
 
 
@@ -102,8 +119,9 @@ async def test_a_cold_large_model_is_deferred_within_three_seconds(world, make_b
 
     tiny = load_bundle(tiny_model_path)
     large = ModelConfig(vocab_size=len(tiny.tokenizer), window=tiny.config.window, embedding_dim=256, units=1024)
-    save_bundle(bot_settings.guilds_dir / str(world.alpha.id) / "model", build_model(large), tiny.tokenizer, large,
-                tiny.card)  # untrained, but as slow to load and to compile as a trained one of its size
+    save_bundle(
+        bot_settings.guilds_dir / str(world.alpha.id) / "model", build_model(large), tiny.tokenizer, large, tiny.card
+    )  # untrained, but as slow to load and to compile as a trained one of its size
     double = world.double
     await make_bot()
     cold = await double.slash_command(world.general, world.bob, "continue", {"seed": "The night", "words": 4})

@@ -7,7 +7,7 @@ import asyncio
 import random
 
 import discord
-from continuo_world import answer, bot_settings, make_bot, world  # noqa: F401 - fixtures
+from continuo_world import answer
 
 TRAINING_TIMEOUT = 240  # seconds; a tiny model trains in a few, but CI machines are shared
 INVENTED = ["zorblax", "quenlit", "marrowfen", "tibbery", "ossolume", "vantrel", "gloaming-wick", "peskerel"]

@@ -1,4 +1,5 @@
 """The model service: per-server bundles or the default, a bounded cache, batched decoding, swaps after training."""
+
 from __future__ import annotations
 
 import asyncio
@@ -46,7 +47,7 @@ async def test_concurrent_requests_are_decoded_together_and_a_bad_seed_fails_alo
     seeds = ["The night", "And the", "zzqx qqj", "The"] * 5
     results = await asyncio.gather(*(service.generate(1, s, CONFIG) for s in seeds), return_exceptions=True)
     assert sum(batches) == len(seeds) and len(batches) < len(seeds) / 2  # batched, not one by one
-    for seed, result in zip(seeds, results):
+    for seed, result in zip(seeds, results, strict=True):
         if seed == "zzqx qqj":
             assert isinstance(result, SeedError)
         else:

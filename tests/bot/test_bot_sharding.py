@@ -1,4 +1,5 @@
 """A sharded bot: two clients holding one shard each, every server answered by exactly one, commands synced once."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +9,6 @@ import signal
 import sys
 
 import pytest
-from continuo_world import bot_settings, world  # noqa: F401 - fixtures
 from discord_double import DiscordDouble, run_client
 from discord_double.control import TESTS_BOT, start_standalone
 from discord_double.gateway import shard_of
@@ -34,8 +34,9 @@ async def guilds_on_every_shard(double: DiscordDouble, shard_count: int, per_sha
 
 
 def sharded(settings, shard_ids: list[int], count: int = 2):
-    return settings.model_copy(update={"shard_count": count, "shard_ids": shard_ids,
-                                       "identify_interval_s": IDENTIFY_INTERVAL})
+    return settings.model_copy(
+        update={"shard_count": count, "shard_ids": shard_ids, "identify_interval_s": IDENTIFY_INTERVAL}
+    )
 
 
 @contextlib.asynccontextmanager
@@ -52,6 +53,7 @@ def handled_by(bot) -> list[int]:
 
     async def on_interaction(interaction):
         seen.append(interaction.id)
+
     bot.add_listener(on_interaction)
     return seen
 
@@ -79,7 +81,7 @@ async def test_two_shards_in_two_clients_answer_each_server_exactly_once(world, 
         records = [await double.slash_command(g.channel("general"), world.bob, "continue", asked) for g in guilds]
         for record in records:
             await record.wait_done(30)
-        for guild, record in zip(guilds, records):
+        for guild, record in zip(guilds, records, strict=True):
             shard = shard_of(guild.id, 2)
             assert [s.shard for s in record.sessions] == [(shard, 2)]  # sent to one shard: its server's
             assert len(record.callbacks) == 1 and record.content.startswith("**The night**")
@@ -92,8 +94,13 @@ async def test_identifying_too_fast_gets_an_invalid_session_and_the_client_tries
     double.identify_window = 5.0  # Discord's: longer than the two clients' start-up difference on a busy machine
     await guilds_on_every_shard(double, 2, per_shard=1)
     # Two data folders: the processes do not share an IDENTIFY gate, as on two machines without one.
-    first, second = (ShardedContinuoBot(sharded(bot_settings, [n]).model_copy(
-        update={"data_dir": tmp_path / str(n), "identify_interval_s": 5.5}), guild_ready_timeout=0.1) for n in (0, 1))
+    first, second = (
+        ShardedContinuoBot(
+            sharded(bot_settings, [n]).model_copy(update={"data_dir": tmp_path / str(n), "identify_interval_s": 5.5}),
+            guild_ready_timeout=0.1,
+        )
+        for n in (0, 1)
+    )
     async with started_together(double, first, second):
         refused = double.invalid_sessions  # whichever came second, once; accepted after its own wait
         assert len(refused) == 1 and len(double.identifies) == 3
@@ -102,11 +109,14 @@ async def test_identifying_too_fast_gets_an_invalid_session_and_the_client_tries
     double.assert_clean()
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--shard-ids", "1"], "--shard-ids needs --shard-count"),
-    (["--shard-count", "2", "--shard-ids", "0,2"], "distinct numbers from 0 to 1"),
-    (["--shard-count", "2", "--shard-ids", "1,1"], "distinct numbers from 0 to 1"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--shard-ids", "1"], "--shard-ids needs --shard-count"),
+        (["--shard-count", "2", "--shard-ids", "0,2"], "distinct numbers from 0 to 1"),
+        (["--shard-count", "2", "--shard-ids", "1,1"], "distinct numbers from 0 to 1"),
+    ],
+)
 def test_shard_options_that_do_not_fit_are_one_line(argv, expected, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("DISCORD_TOKEN", "x")
     assert main(["--data", str(tmp_path), *argv]) == 2
@@ -124,32 +134,55 @@ def test_shard_options_are_numbers(argv, capsys):
 @pytest.mark.slow
 async def test_two_bot_processes_against_a_standalone_double(tmp_path, tiny_model_path):
     """What a local cluster runs: the double on its own, two `continuo bot` processes with one shard each."""
-    process, double, state = await start_standalone("--identify-window", str(IDENTIFY_WINDOW),
-                                                    "--heartbeat-interval", "0.5")
+    process, double, state = await start_standalone(
+        "--identify-window", str(IDENTIFY_WINDOW), "--heartbeat-interval", "0.5"
+    )
     bots = []
     try:
         guilds = []
         while len({shard_of(int(g["id"]), 2) for g in guilds}) < 2 or len(guilds) < 3:
             guilds.append(await double.add_guild(f"Server {len(guilds)}"))
         user = await double.user("ann", [g["id"] for g in guilds])
-        env = {**os.environ, "DISCORD_TOKEN": state["token"],
-               "CONTINUO_BOT_IDENTIFY_INTERVAL_S": str(IDENTIFY_INTERVAL),
-               "PYTHONPATH": os.pathsep.join([str(TESTS_BOT), str(TESTS_BOT.parents[1])])}
+        env = {
+            **os.environ,
+            "DISCORD_TOKEN": state["token"],
+            "CONTINUO_BOT_IDENTIFY_INTERVAL_S": str(IDENTIFY_INTERVAL),
+            "PYTHONPATH": os.pathsep.join([str(TESTS_BOT), str(TESTS_BOT.parents[1])]),
+        }
         for shard in (0, 1):
-            bots.append(await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "discord_double.run_bot", "--double", double.base_url, "--",
-                "--shard-count", "2", "--shard-ids", str(shard), "--data", str(tmp_path / "data"),
-                "--model", str(tiny_model_path), "--log-level", "WARNING", env=env))
+            bots.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "discord_double.run_bot",
+                    "--double",
+                    double.base_url,
+                    "--",
+                    "--shard-count",
+                    "2",
+                    "--shard-ids",
+                    str(shard),
+                    "--data",
+                    str(tmp_path / "data"),
+                    "--model",
+                    str(tiny_model_path),
+                    "--log-level",
+                    "WARNING",
+                    env=env,
+                )
+            )
 
         async def both_connected():
             sessions = (await double.state())["sessions"]
             return {tuple(s["shard"]) for s in sessions if s["connected"]} == {(0, 2), (1, 2)}
+
         await double.wait_for(both_connected, 120, "both bot processes to connect")
         await double.wait_for(lambda: _synced(double), 60, "the commands to be synced")
         answers = []
         for guild in guilds:
-            sent = await double.slash_command(guild["channels"]["general"], user["id"], "continue",
-                                              {"seed": "The night", "words": 3})
+            sent = await double.slash_command(
+                guild["channels"]["general"], user["id"], "continue", {"seed": "The night", "words": 3}
+            )
             answers.append((guild, await double.wait_done(sent["id"], 60)))
         for guild, answer in answers:
             assert answer["shards"] == [[shard_of(int(guild["id"]), 2), 2]]

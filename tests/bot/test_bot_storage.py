@@ -1,10 +1,11 @@
 """The store on SQLite and on a real PostgreSQL server: migrations, per-server isolation, corpus edits and
 deletions, jobs across restarts, model version pointers and their notifications."""
+
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -39,7 +40,7 @@ async def reopened(url):
 
 
 def message(guild, message_id, text, author=7, channel=70, minutes=0):
-    when = datetime(2025, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=minutes)
+    when = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes)
     return CorpusEntry(guild, author, text, message_id, channel, created_at=when)
 
 
@@ -57,13 +58,14 @@ async def test_open_applies_migrations_once_in_wal_mode(tmp_path):
 
 async def schema_versions(url) -> list[int]:
     if url.startswith("sqlite"):
-        with sqlite3.connect(url[len("sqlite:///"):]) as db:
+        with sqlite3.connect(url[len("sqlite:///") :]) as db:
             return [r[0] for r in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
     import psycopg
 
     async with await psycopg.AsyncConnection.connect(url) as db:
-        return [r[0] for r in await (await db.execute("SELECT version FROM schema_migrations ORDER BY version"))
-                .fetchall()]
+        return [
+            r[0] for r in await (await db.execute("SELECT version FROM schema_migrations ORDER BY version")).fetchall()
+        ]
 
 
 async def test_processes_starting_together_migrate_once(store_url):
@@ -80,7 +82,7 @@ async def test_a_database_newer_than_the_bot_is_refused(store_url):
     store = await reopened(store_url)
     await store.close()
     if store_url.startswith("sqlite"):
-        with sqlite3.connect(store_url[len("sqlite:///"):]) as db:
+        with sqlite3.connect(store_url[len("sqlite:///") :]) as db:
             db.execute("INSERT INTO schema_migrations VALUES (999, 'future', '2099-01-01')")
     else:
         import psycopg
@@ -93,8 +95,9 @@ async def test_a_database_newer_than_the_bot_is_refused(store_url):
 
 
 async def test_corpus_is_kept_per_server_in_time_order(store):
-    await store.record([message(A, 2, "second in A", minutes=2), message(A, 1, "first in A", minutes=1),
-                        message(B, 3, "only in B")])
+    await store.record(
+        [message(A, 2, "second in A", minutes=2), message(A, 1, "first in A", minutes=1), message(B, 3, "only in B")]
+    )
     assert await store.corpus_texts(A) == ["first in A", "second in A"]
     assert await store.corpus_texts(B) == ["only in B"]
     assert await store.forget_author(B, 7) == (1, 0)
@@ -113,8 +116,13 @@ async def test_edits_and_deletions_follow_recorded_messages_only(store):
 
 
 async def test_stats_count_messages_files_tokens_and_authors(store):
-    await store.record([message(A, 1, "one two three", author=1), message(A, 2, "four", author=2),
-                        CorpusEntry(A, 1, "file text here", name="notes.txt")])
+    await store.record(
+        [
+            message(A, 1, "one two three", author=1),
+            message(A, 2, "four", author=2),
+            CorpusEntry(A, 1, "file text here", name="notes.txt"),
+        ]
+    )
     await store.learn_channel(A, 70)
     await store.set_base_corpus(A, "chat")
     stats = await store.corpus_stats(A)
@@ -125,8 +133,13 @@ async def test_stats_count_messages_files_tokens_and_authors(store):
 
 
 async def test_forget_me_removes_messages_and_uploads_of_that_person(store):
-    await store.record([message(A, 1, "mine", author=5), message(A, 2, "theirs", author=6),
-                        CorpusEntry(A, 5, "my upload", name="a.txt")])
+    await store.record(
+        [
+            message(A, 1, "mine", author=5),
+            message(A, 2, "theirs", author=6),
+            CorpusEntry(A, 5, "my upload", name="a.txt"),
+        ]
+    )
     assert await store.forget_author(A, 5) == (1, 1)
     assert await store.corpus_texts(A) == ["theirs"]
 
@@ -181,28 +194,42 @@ async def test_a_restart_finds_unfinished_jobs_and_keeps_the_corpus(store_url):
 
 async def test_job_fields_round_trip(store):
     job = await store.add_job(BIG, requested_by=BIG - 1, channel_id=BIG - 2, epochs=4, corpus_tokens=1234)
-    started = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
-    await store.update_job(job.id, status="failed", started_at=started, finished_at=started + timedelta(seconds=9),
-                           error="out of memory")
+    started = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    await store.update_job(
+        job.id, status="failed", started_at=started, finished_at=started + timedelta(seconds=9), error="out of memory"
+    )
     last = await store.last_job(BIG)
-    assert (last.guild_id, last.requested_by, last.channel_id, last.epochs, last.corpus_tokens) == \
-        (BIG, BIG - 1, BIG - 2, 4, 1234)
-    assert (last.status, last.started_at, last.finished_at, last.error) == \
-        ("failed", started, started + timedelta(seconds=9), "out of memory")
+    assert (last.guild_id, last.requested_by, last.channel_id, last.epochs, last.corpus_tokens) == (
+        BIG,
+        BIG - 1,
+        BIG - 2,
+        4,
+        1234,
+    )
+    assert (last.status, last.started_at, last.finished_at, last.error) == (
+        "failed",
+        started,
+        started + timedelta(seconds=9),
+        "out of memory",
+    )
     assert last.created_at.tzinfo is not None and await store.last_job(BIG, "succeeded") is None
     with pytest.raises(ValueError):
         await store.update_job(job.id, guild_id=A)
 
 
 async def test_files_sort_with_messages_of_the_same_moment_as_sqlite_does(store):
-    when = datetime(2025, 1, 1, tzinfo=timezone.utc)
-    await store.record([CorpusEntry(A, 1, "upload", name="u.txt", created_at=when),
-                        CorpusEntry(A, 1, "message", 5, 70, created_at=when)])
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    await store.record(
+        [
+            CorpusEntry(A, 1, "upload", name="u.txt", created_at=when),
+            CorpusEntry(A, 1, "message", 5, 70, created_at=when),
+        ]
+    )
     assert await store.corpus_texts(A) == ["upload", "message"]
 
 
 def version(guild, name, ppl=None):
-    return ModelVersion(guild, name, datetime(2026, 1, 1, tzinfo=timezone.utc), ppl, 3000)
+    return ModelVersion(guild, name, datetime(2026, 1, 1, tzinfo=UTC), ppl, 3000)
 
 
 async def test_model_versions_switch_roll_back_and_keep_the_current_one(store):
@@ -222,7 +249,7 @@ async def test_model_versions_switch_roll_back_and_keep_the_current_one(store):
     gone = await store.switch_model(A, None)  # back to the default model
     assert (await store.current_model(A)).version is None
     assert await store.model_pointers_since(second.seq) == [gone]
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - the database's own integrity error, whose type differs by dialect
         await store.switch_model(A, "never-published")
 
 
@@ -267,8 +294,9 @@ async def lock_for(path, seconds: float):
     """Another process takes SQLite's exclusive lock on the file and keeps it for `seconds`."""
     import sys
 
-    holder = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLD_LOCK, str(path), str(seconds),
-                                                  stdout=asyncio.subprocess.PIPE)
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLD_LOCK, str(path), str(seconds), stdout=asyncio.subprocess.PIPE
+    )
     assert (await holder.stdout.readline()).strip() == b"locked"
     return holder
 
@@ -278,9 +306,11 @@ async def test_writes_wait_out_another_process_lock_in_order_and_none_is_lost(tm
     store = SQLiteStore(path, busy_timeout_s=0.2, write_retry_s=30)
     await store.open()
     holder = await lock_for(path, 1.5)  # longer than the busy timeout: a plain write would fail
-    written = asyncio.gather(store.record([message(A, 1, "said while locked")]),
-                             store.edit_message(A, 1, "edited while locked"),  # only works after the record
-                             store.record([message(A, 2, "also while locked", minutes=1)]))
+    written = asyncio.gather(
+        store.record([message(A, 1, "said while locked")]),
+        store.edit_message(A, 1, "edited while locked"),  # only works after the record
+        store.record([message(A, 2, "also while locked", minutes=1)]),
+    )
     assert await written == [1, True, 1]
     await holder.wait()
     assert await store.corpus_texts(A) == ["edited while locked", "also while locked"]

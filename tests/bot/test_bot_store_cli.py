@@ -1,17 +1,17 @@
 """`continuo bot backup`, `continuo bot migrate-store` and `--database`: a backup restores, servers move between
 SQLite and PostgreSQL with nothing lost and nothing mixed, and a bad or unreachable database is one line."""
+
 from __future__ import annotations
 
 import asyncio
 import shutil
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.__main__ import main
 from bot.storage import CorpusEntry, ModelVersion, open_store, sqlite_url
-from continuo_world import world  # noqa: F401 - fixtures
 
 SERVERS = (111, 222, 1_234_567_890_123_456_789)
 
@@ -26,10 +26,21 @@ async def fill(url: str, servers=SERVERS) -> None:
     """Servers with a bit of everything the store keeps, each different, so a mix-up would show."""
     store = open_store(url)
     await store.open()
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     for n, guild in enumerate(servers):
-        await store.record([CorpusEntry(guild, 10 + i, f"server {n} message {i} 🌊", 1000 + i, 70 + n,
-                                        created_at=start + timedelta(minutes=i)) for i in range(5)])
+        await store.record(
+            [
+                CorpusEntry(
+                    guild,
+                    10 + i,
+                    f"server {n} message {i} 🌊",
+                    1000 + i,
+                    70 + n,
+                    created_at=start + timedelta(minutes=i),
+                )
+                for i in range(5)
+            ]
+        )
         await store.record([CorpusEntry(guild, 10, f"server {n} upload", name=f"{n}.txt", created_at=start)])
         await store.learn_channel(guild, 70 + n)
         await store.set_base_corpus(guild, "verse" if n % 2 else None)
@@ -61,8 +72,9 @@ async def test_backup_restores_everything(tmp_path, capsys):
     data = tmp_path / "data"
     await fill(sqlite_url(data / "bot.sqlite3"))
     before = await everything(sqlite_url(data / "bot.sqlite3"))
-    code, out, err = await asyncio.to_thread(run_cli, capsys, "backup", str(tmp_path / "backup.sqlite3"),
-                                             "--data", str(data))
+    code, out, err = await asyncio.to_thread(
+        run_cli, capsys, "backup", str(tmp_path / "backup.sqlite3"), "--data", str(data)
+    )
     assert code == 0 and err == "" and f"to {tmp_path / 'backup.sqlite3'}" in out and "to restore" in out
     (data / "bot.sqlite3").write_bytes(b"disk trouble" * 1000)  # the database is lost
     for leftover in data.glob("bot.sqlite3-*"):
@@ -100,8 +112,17 @@ async def test_servers_move_to_postgresql_and_back_with_nothing_lost_or_mixed(tm
     assert {g: on_postgres[g] for g in SERVERS} == before
     assert on_postgres[999] == other  # untouched
 
-    code, out, _ = await asyncio.to_thread(run_cli, capsys, "migrate-store", postgres_url, str(tmp_path / "b.sqlite3"),
-                                           "--guild", str(SERVERS[2]), "--guild", "111")
+    code, out, _ = await asyncio.to_thread(
+        run_cli,
+        capsys,
+        "migrate-store",
+        postgres_url,
+        str(tmp_path / "b.sqlite3"),
+        "--guild",
+        str(SERVERS[2]),
+        "--guild",
+        "111",
+    )
     assert code == 0 and "copied 2 servers" in out
     assert await everything(back) == {g: before[g] for g in (111, SERVERS[2])}
 
@@ -113,11 +134,16 @@ async def test_servers_move_to_postgresql_and_back_with_nothing_lost_or_mixed(tm
 async def test_a_wrong_or_unreachable_database_is_one_line(tmp_path, postgres_url, capsys):
     await fill(sqlite_url(tmp_path / "a.sqlite3"), servers=(1,))
     missing = postgres_url.replace("/continuo_test_", "/no_such_database_")
-    for target, says in ((missing, 'database "no_such_database_'),
-                         ("postgresql://nobody@127.0.0.1:1/continuo", "cannot open the database"),
-                         (str(tmp_path / "nowhere.sqlite3"), "there is no database at")):
-        args = ("migrate-store", str(tmp_path / "a.sqlite3"), target) if "nowhere" not in target else \
-            ("migrate-store", target, str(tmp_path / "b.sqlite3"))
+    for target, says in (
+        (missing, 'database "no_such_database_'),
+        ("postgresql://nobody@127.0.0.1:1/continuo", "cannot open the database"),
+        (str(tmp_path / "nowhere.sqlite3"), "there is no database at"),
+    ):
+        args = (
+            ("migrate-store", str(tmp_path / "a.sqlite3"), target)
+            if "nowhere" not in target
+            else ("migrate-store", target, str(tmp_path / "b.sqlite3"))
+        )
         code, _, err = await asyncio.to_thread(run_cli, capsys, *args)
         assert code == 2 and says in err and "\n" not in err and "Traceback" not in err, err
 
@@ -125,11 +151,22 @@ async def test_a_wrong_or_unreachable_database_is_one_line(tmp_path, postgres_ur
 async def test_the_bot_with_an_unreachable_database_is_one_line(world, monkeypatch, tmp_path, tiny_model_path, capsys):
     monkeypatch.setenv("DISCORD_TOKEN", world.double.token)
     monkeypatch.chdir(tmp_path)
-    code = await asyncio.to_thread(main, ["--model", str(tiny_model_path), "--data", str(tmp_path), "--no-sync",
-                                          "--database", "postgresql://continuo:secret@127.0.0.1:1/continuo"])
+    code = await asyncio.to_thread(
+        main,
+        [
+            "--model",
+            str(tiny_model_path),
+            "--data",
+            str(tmp_path),
+            "--no-sync",
+            "--database",
+            "postgresql://continuo:secret@127.0.0.1:1/continuo",
+        ],
+    )
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.startswith("python -m bot: error: cannot open the database "
-                                        "postgresql://continuo:***@127.0.0.1:1/continuo:"), err
+    assert code == 2 and err.startswith(
+        "python -m bot: error: cannot open the database postgresql://continuo:***@127.0.0.1:1/continuo:"
+    ), err
     assert "\n" not in err and "secret" not in err and "--database" in err
 
 

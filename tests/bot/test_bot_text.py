@@ -1,7 +1,9 @@
 """Text helpers: generated text never pings, stays within Discord's limits, and the corpus skips commands."""
+
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.text import MESSAGE_LIMIT, corpus_text, defang, format_continuations, shorten
 

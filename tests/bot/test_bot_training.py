@@ -1,23 +1,25 @@
 """End to end through the Discord double: /train in a separate process with progress edits, the swap, failures,
 the queue, restarts, and an event loop that keeps answering while a model trains."""
+
 from __future__ import annotations
 
 import asyncio
 import time
 
 import pytest
+from continuo_world import CHAT, answer
+from discord_double import run_client
 
 from bot.storage import open_store
-from continuo_world import CHAT, answer, bot_settings, make_bot, world  # noqa: F401 - fixtures
 from core import TrainConfig
-from discord_double import run_client
 
 TRAINING_TIMEOUT = 180  # seconds; a tiny model trains in a few, but CI machines are shared
 
 
 async def upload_chat(world, guild) -> None:
-    record = await world.double.slash_command(guild.channel("general"), world.ann, "corpus add",
-                                              {"file": ("chat.txt", CHAT.read_bytes())})
+    record = await world.double.slash_command(
+        guild.channel("general"), world.ann, "corpus add", {"file": ("chat.txt", CHAT.read_bytes())}
+    )
     assert "enough to /train" in (await answer(record)).content
 
 
@@ -52,8 +54,11 @@ async def test_train_shows_progress_swaps_the_model_and_the_loop_stays_responsiv
         record = await double.slash_command(general, world.ann, "train", {"epochs": 1})
         await double.wait_for(lambda: record.edits and "Training **Alpha**" in record.content, 60, "training to start")
         during = await answer(await double.slash_command(general, world.bob, "continue", {"seed": "good morning"}))
-        await double.wait_for(lambda: "new model is in use" in (record.content or "") or "failed" in (record.content or ""),
-                               TRAINING_TIMEOUT, "the training to finish")
+        await double.wait_for(
+            lambda: "new model is in use" in (record.content or "") or "failed" in (record.content or ""),
+            TRAINING_TIMEOUT,
+            "the training to finish",
+        )
     assert "new model is in use" in record.content, record.content
     assert during.content.startswith("**good morning**")  # answered while training ran (by its instant model)
     bars = [e["content"] for e in record.edits if "█" in e.get("content", "") or "░" in e.get("content", "")]
@@ -78,7 +83,9 @@ async def test_train_shows_progress_swaps_the_model_and_the_loop_stays_responsiv
 async def test_a_corpus_too_small_is_refused_with_how_much_more_is_needed(world, make_bot):
     bot = await make_bot()
     double = world.double
-    await answer(await double.slash_command(world.general, world.ann, "corpus add", {"file": ("a.txt", b"a few words")}))
+    await answer(
+        await double.slash_command(world.general, world.ann, "corpus add", {"file": ("a.txt", b"a few words")})
+    )
     refused = await answer(await double.slash_command(world.general, world.ann, "train"))
     assert refused.ephemeral and "at least 2,000 are needed" in refused.content and "/corpus add" in refused.content
     assert await bot.store.last_job(world.alpha.id) is None
@@ -109,7 +116,9 @@ async def test_one_job_per_server_and_others_queue_with_their_place(world, make_
     second = await double.slash_command(beta.channel("general"), world.ann, "train")
     assert "queued: place 1" in (await answer(second)).content
     for record in (first, second):
-        await double.wait_for(lambda: "new model is in use" in (record.content or ""), TRAINING_TIMEOUT, "trainings")
+        await double.wait_for(
+            lambda record=record: "new model is in use" in (record.content or ""), TRAINING_TIMEOUT, "trainings"
+        )
     assert bot.models.has_own_model(alpha.id) and bot.models.has_own_model(beta.id)
     alpha_model, beta_model = await bot.models.model_for(alpha.id), await bot.models.model_for(beta.id)
     assert alpha_model is not beta_model and alpha_model.path != beta_model.path
@@ -124,8 +133,11 @@ async def test_a_restart_reports_an_interrupted_training_and_keeps_the_corpus(wo
     await store.close()
 
     bot = await make_bot()
-    notice = await double.wait_for(lambda: next((m for m in double.sent_messages if "interrupted" in m.content), None),
-                                   10, "the interruption notice")
+    notice = await double.wait_for(
+        lambda: next((m for m in double.sent_messages if "interrupted" in m.content), None),
+        10,
+        "the interruption notice",
+    )
     assert notice.channel is general and "Run /train to start again" in notice.content
     info = await answer(await double.slash_command(general, world.bob, "model info"))
     assert "interrupted" in info.content
@@ -140,8 +152,11 @@ async def test_shutting_down_mid_training_keeps_the_old_model_and_the_text(world
     async with run_client(bot, double):
         await upload_chat(world, alpha)
         slow = await double.slash_command(general, world.ann, "train", {"epochs": 30})
-        await double.wait_for(lambda: any("█" in e.get("content", "") or "░" in e.get("content", "")
-                                          for e in slow.edits), TRAINING_TIMEOUT, "training progress")
+        await double.wait_for(
+            lambda: any("█" in e.get("content", "") or "░" in e.get("content", "") for e in slow.edits),
+            TRAINING_TIMEOUT,
+            "training progress",
+        )
     assert "interrupted by a shutdown" in slow.content
     assert not bot.models.bundle_path(alpha.id).exists()
 
@@ -156,7 +171,9 @@ async def test_the_model_retrains_itself_once_the_corpus_grew_enough(world, make
     double, alpha, general = world.double, world.alpha, world.general
     await upload_chat(world, alpha)
     first = await double.slash_command(general, world.ann, "train", {"epochs": 1})
-    await double.wait_for(lambda: "new model is in use" in (first.content or ""), TRAINING_TIMEOUT, "the first training")
+    await double.wait_for(
+        lambda: "new model is in use" in (first.content or ""), TRAINING_TIMEOUT, "the first training"
+    )
     trained_on = (await bot.store.last_job(alpha.id)).corpus_tokens
 
     await answer(await double.slash_command(general, world.ann, "settings", {"retrain_growth_percent": 5}))
@@ -170,7 +187,9 @@ async def test_the_model_retrains_itself_once_the_corpus_grew_enough(world, make
         await double.send_message(ideas, world.bob, line * 15)
     retrained = await double.wait_for(
         lambda: next((m for m in double.sent_messages if m.channel is general and "automatic" in m.content), None),
-        20, "the automatic retraining")
+        20,
+        "the automatic retraining",
+    )
     await double.wait_for(lambda: "new model is in use" in retrained.content, TRAINING_TIMEOUT, "the retraining")
     job = await bot.store.last_job(alpha.id)
     assert job.status == "succeeded" and job.requested_by == 0 and job.corpus_tokens > trained_on * 1.05

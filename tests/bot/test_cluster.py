@@ -1,5 +1,6 @@
 """Cluster mode: bot processes queue /train in the store, the coordinator trains and publishes, the serving
 process reports the result and answers with the new model; a restarted bot process follows its jobs again."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from continuo_world import CHAT, answer, bot_settings, make_bot, world  # noqa: F401 - fixtures
+from continuo_world import CHAT, answer
 from discord_double import run_client
 
 from bot.coordinator import Coordinator, publisher
@@ -30,8 +31,9 @@ async def coordinator(bot_settings, tmp_path, continuo_home):
     running = []
 
     async def start() -> Coordinator:
-        settings = bot_settings.model_copy(update={"data_dir": tmp_path / "coordinator", "coordinator_poll_s": 0.1,
-                                                    "progress_interval_s": 0.2})
+        settings = bot_settings.model_copy(
+            update={"data_dir": tmp_path / "coordinator", "coordinator_poll_s": 0.1, "progress_interval_s": 0.2}
+        )
         shared = bot_settings.model_copy(update={"data_dir": continuo_home})  # where the bots' settings point
         store = open_store(shared.database)
         await store.open()
@@ -52,13 +54,15 @@ def cluster_bot(make_bot, **changes):
 
 
 async def upload_chat(world, guild) -> None:
-    record = await world.double.slash_command(guild.channel("general"), world.ann, "corpus add",
-                                              {"file": ("chat.txt", CHAT.read_bytes())})
+    record = await world.double.slash_command(
+        guild.channel("general"), world.ann, "corpus add", {"file": ("chat.txt", CHAT.read_bytes())}
+    )
     assert "enough to /train" in (await answer(record)).content
 
 
 async def test_train_waits_in_the_store_for_the_coordinator_then_the_serving_process_answers_with_it(
-        world, make_bot, coordinator):
+    world, make_bot, coordinator
+):
     bot = await cluster_bot(make_bot)
     double, alpha, general = world.double, world.alpha, world.general
     await upload_chat(world, alpha)
@@ -71,8 +75,11 @@ async def test_train_waits_in_the_store_for_the_coordinator_then_the_serving_pro
     assert "already queued or training" in again.content
 
     await coordinator()
-    await double.wait_for(lambda: "new model is in use" in (record.content or "") or "failed" in (record.content or ""),
-                          TRAINING_TIMEOUT, "the training to finish")
+    await double.wait_for(
+        lambda: "new model is in use" in (record.content or "") or "failed" in (record.content or ""),
+        TRAINING_TIMEOUT,
+        "the training to finish",
+    )
     assert "new model is in use" in record.content and "Sample: **" in record.content, record.content
     assert any("epoch 1/1" in e.get("content", "") for e in record.edits)  # progress came from the store
     own = await bot.models.model_for(alpha.id)
@@ -84,8 +91,9 @@ async def test_train_waits_in_the_store_for_the_coordinator_then_the_serving_pro
     assert reply.content.startswith("**good morning**")
 
 
-async def test_a_restarted_bot_process_follows_its_servers_jobs_and_reports_them(world, make_bot, bot_settings,
-                                                                                  coordinator):
+async def test_a_restarted_bot_process_follows_its_servers_jobs_and_reports_them(
+    world, make_bot, bot_settings, coordinator
+):
     from bot.bot import ContinuoBot
 
     double, alpha, general = world.double, world.alpha, world.general
@@ -99,8 +107,11 @@ async def test_a_restarted_bot_process_follows_its_servers_jobs_and_reports_them
     second = await cluster_bot(make_bot)
     assert [j.status for j in await second.store.unfinished_jobs()] == ["queued"]
     await coordinator()
-    await double.wait_for(lambda: any("new model is in use" in m.content for m in general.history()),
-                          TRAINING_TIMEOUT, "the result in the channel")
+    await double.wait_for(
+        lambda: any("new model is in use" in m.content for m in general.history()),
+        TRAINING_TIMEOUT,
+        "the result in the channel",
+    )
     assert (await second.models.model_for(alpha.id)).card.corpus == "this server's text"
 
 
@@ -118,7 +129,10 @@ def cluster_env(double_url: str, token: str, folder: str, tiny_model_path, bot_s
     """The script's settings: the double as Discord, tiny models, 2 Ray CPUs, quick progress."""
     train = {k: v for k, v in read_card(tiny_model_path).hyperparameters["train"].items()}
     return {
-        **os.environ, "DISCORD_TOKEN": token, "CONTINUO_CLUSTER_DIR": folder, "CONTINUO_CLUSTER_RAY_CPUS": "2",
+        **os.environ,
+        "DISCORD_TOKEN": token,
+        "CONTINUO_CLUSTER_DIR": folder,
+        "CONTINUO_CLUSTER_RAY_CPUS": "2",
         "CONTINUO_CLUSTER_BOT_COMMAND": f"{sys.executable} -m discord_double.run_bot --double {double_url} --",
         "CONTINUO_CLUSTER_PYTHON": sys.executable,
         "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "bot"), str(REPO)]),
@@ -126,14 +140,21 @@ def cluster_env(double_url: str, token: str, folder: str, tiny_model_path, bot_s
         "CONTINUO_BOT_TRAIN_MODEL": json.dumps(dataclasses.asdict(bot_settings.train_model)),
         "CONTINUO_BOT_TRAIN_OPTIONS": json.dumps(train),
         "CONTINUO_BOT_RAY": json.dumps({"cpus": 1, "memory_mb": 600}),
-        "CONTINUO_BOT_PROGRESS_INTERVAL_S": "0.5", "CONTINUO_BOT_MODEL_POLL_S": "0.5",
-        "CONTINUO_BOT_IDENTIFY_INTERVAL_S": "1.5", "CONTINUO_BOT_COOLDOWN_USES": "50",
+        "CONTINUO_BOT_PROGRESS_INTERVAL_S": "0.5",
+        "CONTINUO_BOT_MODEL_POLL_S": "0.5",
+        "CONTINUO_BOT_IDENTIFY_INTERVAL_S": "1.5",
+        "CONTINUO_BOT_COOLDOWN_USES": "50",
     }
 
 
 async def script(env: dict, *args: str, timeout: float = 300) -> str:
-    process = await asyncio.create_subprocess_exec(str(REPO / "deploy" / "local-cluster"), *args, env=env,
-                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    process = await asyncio.create_subprocess_exec(
+        str(REPO / "deploy" / "local-cluster"),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode == 0, out.decode()
     return out.decode()
@@ -143,8 +164,9 @@ async def script(env: dict, *args: str, timeout: float = 300) -> str:
 async def test_the_local_cluster_script_runs_the_whole_cluster_against_the_double(tiny_model_path, bot_settings):
     from discord_double.control import start_standalone
 
-    process, double, state = await start_standalone("--identify-window", "1", "--heartbeat-interval", "0.5",
-                                                    "--recommended-shards", "2")
+    process, double, state = await start_standalone(
+        "--identify-window", "1", "--heartbeat-interval", "0.5", "--recommended-shards", "2"
+    )
     folder = tempfile.mkdtemp(prefix="ccl-", dir="/tmp")  # short: Ray's socket paths; reachable by postgres
     env = cluster_env(double.base_url, state["token"], folder, tiny_model_path, bot_settings)
     store = None
@@ -161,6 +183,7 @@ async def test_the_local_cluster_script_runs_the_whole_cluster_against_the_doubl
             current = await double.state()
             shards = {tuple(s["shard"]) for s in current["sessions"] if s["connected"]}
             return shards == {(0, 2), (1, 2)} and current["command_syncs"]
+
         await double.wait_for(both_connected, 180, "both bot processes to connect and sync")
 
         async def ask(guild, name, options, timeout=60):
@@ -183,8 +206,12 @@ async def test_the_local_cluster_script_runs_the_whole_cluster_against_the_doubl
 
         async def trained():
             found = await double.interaction(sent["id"])
-            return found if "new model is in use" in (found["content"] or "") or "failed" in (found["content"] or "") \
+            return (
+                found
+                if "new model is in use" in (found["content"] or "") or "failed" in (found["content"] or "")
                 else None
+            )
+
         result = await double.wait_for(trained, TRAINING_TIMEOUT, "Alpha's training")
         assert "new model is in use" in result["content"], result["content"]
         assert result["shards"] == [[shard_of(int(alpha["id"]), 2), 2]]
@@ -211,11 +238,13 @@ async def test_the_local_cluster_script_runs_the_whole_cluster_against_the_doubl
         async def back():
             current = await double.state()
             return any(s["shard"] == [shard_of(int(beta["id"]), 2), 2] and s["connected"] for s in current["sessions"])
+
         await double.wait_for(back, 180, "the restarted bot process to connect")
 
         async def beta_finished():
             job = await store.last_job(int(beta["id"]))
             return job if job.status not in ("queued", "running") else None
+
         job = await double.wait_for(beta_finished, TRAINING_TIMEOUT, "Beta's training after the restart", every=1)
         assert job.status == "succeeded", job  # not interrupted by the kill
         assert (await store.current_model(int(beta["id"]))).version is not None

@@ -1,11 +1,11 @@
 """The coordinator: jobs queued in the store by bot processes are trained by one process, progress and results
 written back, the new model published; a restart picks up where it left off."""
+
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from continuo_world import bot_settings  # noqa: F401 - fixture
 
 from bot.cluster import progress_from_json
 from bot.coordinator import Coordinator, publisher
@@ -45,8 +45,14 @@ async def cluster(bot_settings, tmp_path):
     """A coordinator on local processes with its store (SQLite: the store's own tests cover both) and versions."""
     store = open_store(sqlite_url(tmp_path / "bot.sqlite3"))
     await store.open()
-    settings = bot_settings.model_copy(update={"data_dir": tmp_path / "coordinator", "coordinator_poll_s": 0.1,
-                                                "progress_interval_s": 0.1, "max_training_jobs": 1})
+    settings = bot_settings.model_copy(
+        update={
+            "data_dir": tmp_path / "coordinator",
+            "coordinator_poll_s": 0.1,
+            "progress_interval_s": 0.1,
+            "max_training_jobs": 1,
+        }
+    )
     versions = ModelVersions(store, open_bundle_storage(str(tmp_path / "model-store"), tmp_path / "cache"))
     coordinator = Coordinator(store, LocalProcessRunner(), settings, publisher(versions))
     yield store, coordinator, versions
@@ -74,8 +80,10 @@ async def test_queued_jobs_train_one_per_server_with_progress_and_publish_a_vers
 
     async def finished():
         progress.append(progress_from_json(await store.job_progress(first.id)))
-        return (await store.last_job(B)).status not in UNFINISHED and \
-            [j.id for j in await store.unfinished_jobs()] == [second.id]
+        return (await store.last_job(B)).status not in UNFINISHED and [j.id for j in await store.unfinished_jobs()] == [
+            second.id
+        ]
+
     await until(finished, what="the first two jobs")
     done = await store.last_job(B)
     assert done.id == other.id and done.status == "succeeded" and done.val_perplexity > 0

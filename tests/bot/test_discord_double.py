@@ -1,4 +1,5 @@
 """The Discord double against a small real discord.py bot: login, sync, every interaction kind, messages, files."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,12 @@ class EchoBot(commands.Bot):
     def __init__(self, message_content: bool = True) -> None:
         intents = discord.Intents.default()
         intents.message_content = message_content
-        super().__init__(command_prefix="!", intents=intents, guild_ready_timeout=0.1,
-                         allowed_mentions=discord.AllowedMentions.none())
+        super().__init__(
+            command_prefix="!",
+            intents=intents,
+            guild_ready_timeout=0.1,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
         self.seen: list[discord.Message] = []
         self.edited: list[tuple[int, str]] = []
         self.deleted: list[int] = []
@@ -62,8 +67,9 @@ class EchoBot(commands.Bot):
 
         @corpus.command(description="Add a file")
         async def add(interaction: discord.Interaction, file: discord.Attachment, note: str = ""):
-            await interaction.response.send_message(f"added {file.filename} ({file.size} bytes) {note}".strip(),
-                                                    ephemeral=True)
+            await interaction.response.send_message(
+                f"added {file.filename} ({file.size} bytes) {note}".strip(), ephemeral=True
+            )
 
         @corpus.command(description="Show the history of this channel")
         async def history(interaction: discord.Interaction, limit: int = 10, oldest_first: bool = False):
@@ -363,8 +369,9 @@ async def test_heartbeats_resume_and_loop_lag(discord_double, start_client, worl
     assert discord_double.max_heartbeat_gap(since=start) >= 0.3
 
     await discord_double.reconnect_client()
-    await discord_double.wait_for(lambda: any(e["t"] == "RESUMED" for s in discord_double.sessions.values()
-                                              for e in s.events))
+    await discord_double.wait_for(
+        lambda: any(e["t"] == "RESUMED" for s in discord_double.sessions.values() for e in s.events)
+    )
     await discord_double.wait_for(lambda: discord_double.connected)
     record = await discord_double.slash_command(general, ann, "echo", {"text": "still here"})
     await record.wait_response()
@@ -427,14 +434,24 @@ async def test_a_failure_inside_the_double_is_a_400_not_a_retried_5xx(discord_do
 
 
 def test_command_schema_errors_follow_discords_rules():
-    good = {"name": "continue", "description": "Continue a seed", "options": [
-        {"type": 3, "name": "seed", "description": "the start", "required": True},
-        {"type": 4, "name": "words", "description": "how many"}]}
+    good = {
+        "name": "continue",
+        "description": "Continue a seed",
+        "options": [
+            {"type": 3, "name": "seed", "description": "the start", "required": True},
+            {"type": 4, "name": "words", "description": "how many"},
+        ],
+    }
     assert command_schema_errors(good) == {}
     assert command_schema_errors({"type": 3, "name": "Continue this message", "description": ""}) == {}
-    bad = {"name": "Continue", "description": "", "options": [
-        {"type": 4, "name": "words", "description": "how many"},
-        {"type": 3, "name": "seed", "description": "the start", "required": True}]}
+    bad = {
+        "name": "Continue",
+        "description": "",
+        "options": [
+            {"type": 4, "name": "words", "description": "how many"},
+            {"type": 3, "name": "seed", "description": "the start", "required": True},
+        ],
+    }
     assert set(command_schema_errors(bad)) == {"name", "description", "options.1.required"}
 
 
@@ -509,8 +526,10 @@ async def test_injected_429s_route_and_global_are_waited_out_and_nothing_is_lost
     discord_double.rate_limit(1, retry_after=0.2)
     await first.edit(content="one, edited")
     assert [m.content for m in general.history()] == ["one, edited"]
-    assert discord_double.rate_limited == [f"POST /channels/{general.id}/messages",
-                                           f"PATCH /channels/{general.id}/messages/{first.id}"]
+    assert discord_double.rate_limited == [
+        f"POST /channels/{general.id}/messages",
+        f"PATCH /channels/{general.id}/messages/{first.id}",
+    ]
 
     discord_double.rate_limited.clear()
     discord_double.rate_limit(1, retry_after=0.5, scope="global")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from continuo_world import bot_settings  # noqa: F401 - fixture
 
 from bench.many_servers import LoadCounter, build_models, traffic, zipf_choices
 from bot.bot import ContinuoBot

@@ -1,5 +1,6 @@
 """Servers' model versions on each store (SQLite, PostgreSQL) and model storage (a folder, fsspec memory://):
 publish, switch, roll back, retention, a crash between upload and switch, other processes following along."""
+
 from __future__ import annotations
 
 import asyncio
@@ -57,12 +58,14 @@ async def process(store_url, storage_url, tmp_path):
 @pytest.fixture
 def bundles(tmp_path, tiny_model_path):
     """bundles(ppl): a copy of the tiny bundle whose card says that validation perplexity (to tell them apart)."""
+
     def make(ppl: float):
         path = tmp_path / "trained" / str(ppl)
         shutil.copytree(tiny_model_path, path)
         card = json.loads((path / "card.json").read_text())
         (path / "card.json").write_text(json.dumps({**card, "val_perplexity": ppl}))
         return path
+
     return make
 
 
@@ -98,8 +101,9 @@ async def test_retention_keeps_the_newest_and_the_current(store_url, storage_url
         assert [m.val_perplexity for m in await p.store.model_versions(A)] == [30.0, 20.0]
 
 
-async def test_a_crash_between_upload_and_switch_leaves_the_old_model_current(store_url, storage_url, tmp_path,
-                                                                               bundles, monkeypatch):
+async def test_a_crash_between_upload_and_switch_leaves_the_old_model_current(
+    store_url, storage_url, tmp_path, bundles, monkeypatch
+):
     async with Process(store_url, storage_url, tmp_path / "cache") as p:
         old = await p.versions.publish(A, bundles(50.0))
 
@@ -120,8 +124,10 @@ async def test_a_crash_between_upload_and_switch_leaves_the_old_model_current(st
 
 
 async def test_another_process_learns_of_a_new_version_and_fetches_it(store_url, storage_url, tmp_path, bundles):
-    async with Process(store_url, storage_url, tmp_path / "cache-1") as trainer, \
-            Process(store_url, storage_url, tmp_path / "cache-2") as server:
+    async with (
+        Process(store_url, storage_url, tmp_path / "cache-1") as trainer,
+        Process(store_url, storage_url, tmp_path / "cache-2") as server,
+    ):
         await trainer.versions.publish(A, bundles(50.0))
         assert await served_ppl(server.versions, A) == 50.0
         told = []
@@ -162,8 +168,7 @@ async def test_forgetting_drops_every_version_and_serves_the_default(process, bu
 
 
 @pytest.mark.parametrize("storage_url", ["memory"], indirect=True)
-async def test_the_model_service_publishes_a_trained_bundle_and_serves_it(process, tmp_path, tiny_model_path,
-                                                                          bundles):
+async def test_the_model_service_publishes_a_trained_bundle_and_serves_it(process, tmp_path, tiny_model_path, bundles):
     service = ModelService(tmp_path / "guilds", tiny_model_path, versions=process.versions)
     try:
         assert await service.bundle_for(A) == tiny_model_path and not service.has_own_model(A)

@@ -1,4 +1,5 @@
 """Bundles: a round trip gives the same model; bad bundles give one-line errors; saving is atomic."""
+
 import json
 import shutil
 

@@ -1,5 +1,6 @@
 """Versioned model storage on a local folder and on fsspec filesystems: immutable versions, a local cache,
 and an interrupted upload that no reader ever takes."""
+
 from __future__ import annotations
 
 import uuid
@@ -62,6 +63,7 @@ def test_an_interrupted_upload_is_never_a_version(storage, tiny_model_path, monk
         monkeypatch.setattr(target, "put_file", dies_half_way)
     else:  # a folder gets its version by one rename once all is copied: die just before it
         import core.bundle_storage as module
+
         real = module.os.rename
         calls.append("copied")
         monkeypatch.setattr(module.os, "rename", dies_half_way)

@@ -1,11 +1,12 @@
 """The `continuo` command: each sub-command, JSON output, and one-line errors for user mistakes."""
+
 import json
 import subprocess
 import sys
 
 import pytest
-
 from testdata import VERSE
+
 from core.cli import main
 
 
@@ -22,15 +23,42 @@ def test_corpora_lists_the_bundled_corpora(capsys):
 
 
 def test_train_then_models_then_generate_then_eval(capsys, continuo_home):
-    code, out, err = run(capsys, "train", str(VERSE), "--name", "mine", "--window", "8", "--embedding-dim", "16",
-                         "--units", "16", "--epochs", "1", "--quiet")
+    code, out, err = run(
+        capsys,
+        "train",
+        str(VERSE),
+        "--name",
+        "mine",
+        "--window",
+        "8",
+        "--embedding-dim",
+        "16",
+        "--units",
+        "16",
+        "--epochs",
+        "1",
+        "--quiet",
+    )
     assert code == 0, err
     assert "validation perplexity" in out and (continuo_home / "models" / "mine" / "model.keras").exists()
     code, out, _ = run(capsys, "models", "--json")
     mine = next(m for m in json.loads(out) if m["name"] == "mine")
     assert mine["card"]["corpus"] == "corpus.txt" and mine["card"]["val_perplexity"] > 1
-    code, out, _ = run(capsys, "generate", "The sea", "-m", "mine", "--do-sample", "--seed", "4",
-                       "--num-return-sequences", "2", "--max-new-tokens", "5", "--json")
+    code, out, _ = run(
+        capsys,
+        "generate",
+        "The sea",
+        "-m",
+        "mine",
+        "--do-sample",
+        "--seed",
+        "4",
+        "--num-return-sequences",
+        "2",
+        "--max-new-tokens",
+        "5",
+        "--json",
+    )
     data = json.loads(out)
     assert code == 0 and len(data["continuations"]) == 2 and data["options"]["seed"] == 4
     code, out, _ = run(capsys, "eval", str(VERSE), "-m", "mine", "--json")
@@ -42,27 +70,30 @@ def test_generate_streams_words(capsys, tiny_model_path):
     assert code == 0 and out.startswith("The sea")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["generate", "zorblax", "-m", "{model}"], "none of the seed's words"),
-    (["generate", "", "-m", "{model}"], "the seed is empty"),
-    (["generate", "The sea", "-m", "{model}", "--temperature", "0"], "temperature must be above 0"),
-    (["generate", "The sea", "-m", "{model}", "--top-p", "2"], "top_p must be in (0, 1]"),
-    (["generate", "The sea", "-m", "no-such-model"], "no model named 'no-such-model'"),
-    (["eval", "{tmp}/missing.txt", "-m", "{model}"], "no such file"),
-    (["train", "{tmp}/empty.txt"], "the file is empty"),
-    (["train", "{tmp}/binary.txt"], "looks like a binary file"),
-    (["train", "{tmp}/latin1.txt"], "not UTF-8 text"),
-    (["train", "{tmp}/small.txt"], "at least 2,000 are needed"),
-    (["train", "verse", "--name", "no spaces please"], "bad model name"),
-    (["train", "verse", "--epochs", "0"], "epochs must be at least 1"),
-    (["train", "verse", "--window", "0"], "window must be at least 1"),
-    (["train", "verse", "--units", "-1"], "units must be at least 1"),
-    (["train", "verse", "--dropout", "1.5"], "dropout must be in [0, 1)"),
-    (["train", "verse", "--tokenizer", "klingon"], "tokenizer must be 'words' or 'whitespace'"),
-    (["train", "verse", "--architecture", "gpt"], "architecture must be"),
-    (["train", "verse", "--lr-decay", "0"], "lr_decay must be in (0, 1]"),
-    (["generate", "The sea", "-m", "{tmp}"], "not a complete model bundle"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["generate", "zorblax", "-m", "{model}"], "none of the seed's words"),
+        (["generate", "", "-m", "{model}"], "the seed is empty"),
+        (["generate", "The sea", "-m", "{model}", "--temperature", "0"], "temperature must be above 0"),
+        (["generate", "The sea", "-m", "{model}", "--top-p", "2"], "top_p must be in (0, 1]"),
+        (["generate", "The sea", "-m", "no-such-model"], "no model named 'no-such-model'"),
+        (["eval", "{tmp}/missing.txt", "-m", "{model}"], "no such file"),
+        (["train", "{tmp}/empty.txt"], "the file is empty"),
+        (["train", "{tmp}/binary.txt"], "looks like a binary file"),
+        (["train", "{tmp}/latin1.txt"], "not UTF-8 text"),
+        (["train", "{tmp}/small.txt"], "at least 2,000 are needed"),
+        (["train", "verse", "--name", "no spaces please"], "bad model name"),
+        (["train", "verse", "--epochs", "0"], "epochs must be at least 1"),
+        (["train", "verse", "--window", "0"], "window must be at least 1"),
+        (["train", "verse", "--units", "-1"], "units must be at least 1"),
+        (["train", "verse", "--dropout", "1.5"], "dropout must be in [0, 1)"),
+        (["train", "verse", "--tokenizer", "klingon"], "tokenizer must be 'words' or 'whitespace'"),
+        (["train", "verse", "--architecture", "gpt"], "architecture must be"),
+        (["train", "verse", "--lr-decay", "0"], "lr_decay must be in (0, 1]"),
+        (["generate", "The sea", "-m", "{tmp}"], "not a complete model bundle"),
+    ],
+)
 def test_user_mistakes_exit_2_with_one_line(capsys, tmp_path, tiny_model_path, argv, message):
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "binary.txt").write_bytes(bytes(range(256)))
@@ -82,8 +113,12 @@ def test_bad_option_value_is_an_argparse_error(capsys):
 
 
 def test_real_command_prints_no_traceback_for_a_missing_model(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "core.cli", "generate", "hi", "-m", str(tmp_path / "none")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "core.cli", "generate", "hi", "-m", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("continuo: error:")
     assert "Traceback" not in proc.stderr and "absl" not in proc.stderr

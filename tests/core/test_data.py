@@ -1,4 +1,5 @@
 """Reading user files and building training windows."""
+
 import numpy as np
 import pytest
 
@@ -57,8 +58,10 @@ def test_windows_pair_each_position_with_the_tokens_before_it():
 
 def test_windows_are_shuffled_reproducibly_and_cover_every_position():
     ids = np.arange(2, 502, dtype=np.int32)
+
     def labels(seed):
         return np.concatenate([b[1].numpy() for b in windows_dataset(ids, 8, 64, shuffle=True, seed=seed)])
+
     first = labels(7)
     assert sorted(first.tolist()) == ids.tolist()
     assert first.tolist() != ids.tolist()
@@ -67,8 +70,9 @@ def test_windows_are_shuffled_reproducibly_and_cover_every_position():
 
 def test_short_context_windows_keep_only_their_last_tokens():
     ids = np.arange(2, 2002, dtype=np.int32)
-    x = np.concatenate([b[0].numpy() for b in windows_dataset(ids, 8, 256, shuffle=False, seed=0,
-                                                               short_context_rate=1.0)])[8:]
+    x = np.concatenate(
+        [b[0].numpy() for b in windows_dataset(ids, 8, 256, shuffle=False, seed=0, short_context_rate=1.0)]
+    )[8:]
     kept = (x != 0).sum(axis=1)
     assert 0 < kept.min() and kept.max() <= 8 and len(set(kept.tolist())) > 4
     for row in x[:50]:  # zeros only ever on the left

@@ -1,4 +1,5 @@
 """`import core` stays lazy, and type checkers see exactly what it exports (its TYPE_CHECKING imports)."""
+
 import ast
 import subprocess
 import sys

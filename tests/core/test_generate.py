@@ -1,4 +1,5 @@
 """Decoding rules on a real tiny model: options, determinism, bans, beams, streaming, candidates."""
+
 import numpy as np
 import pytest
 
@@ -8,17 +9,20 @@ from core.tokenizer import PAD, UNK
 SEED = "The harbour at Wenlow"
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"temperature": 0}, "temperature"),
-    ({"top_p": 1.5}, "top_p"),
-    ({"top_k": -1}, "top_k"),
-    ({"max_new_tokens": 0}, "max_new_tokens"),
-    ({"num_beams": 2, "num_return_sequences": 3}, "num_return_sequences"),
-    ({"num_return_sequences": 2}, "greedy"),
-    ({"do_sample": True, "num_beams": 2}, "do_sample"),
-    ({"stop_at": "word"}, "stop_at"),
-    ({"temprature": 0.5}, "unknown generation option"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"temperature": 0}, "temperature"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"top_k": -1}, "top_k"),
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"num_beams": 2, "num_return_sequences": 3}, "num_return_sequences"),
+        ({"num_return_sequences": 2}, "greedy"),
+        ({"do_sample": True, "num_beams": 2}, "do_sample"),
+        ({"stop_at": "word"}, "stop_at"),
+        ({"temprature": 0.5}, "unknown generation option"),
+    ],
+)
 def test_bad_decoding_options_are_refused_with_a_reason(tiny_model, options, message):
     with pytest.raises(DecodingError, match=message):
         tiny_model.generate(SEED, **options)
@@ -38,8 +42,9 @@ def test_sampling_is_repeatable_with_a_seed_and_varies_without(tiny_model):
 
 def test_padding_and_unknown_are_never_generated(tiny_model):
     rows = [[2, 3, 4]] * 8
-    steps = list(tiny_model._steps(rows, GenerationConfig(max_new_tokens=30, do_sample=True, temperature=5.0,
-                                                          top_k=0, seed=1)))
+    steps = list(
+        tiny_model._steps(rows, GenerationConfig(max_new_tokens=30, do_sample=True, temperature=5.0, top_k=0, seed=1))
+    )
     generated = {tok for step in steps for _, tok in step}
     assert not generated & {tiny_model.tokenizer.index[PAD], tiny_model.tokenizer.index[UNK]}
 
@@ -47,7 +52,7 @@ def test_padding_and_unknown_are_never_generated(tiny_model):
 def test_no_repeat_ngram_size_blocks_repeats(tiny_model):
     rows = [tiny_model.encode_seed(SEED)]
     list(tiny_model._steps(rows, GenerationConfig(max_new_tokens=40, no_repeat_ngram_size=2)))
-    pairs = list(zip(rows[0], rows[0][1:]))
+    pairs = list(zip(rows[0], rows[0][1:], strict=False))
     assert len(pairs) == len(set(pairs))
 
 
@@ -59,8 +64,9 @@ def test_repetition_penalty_lowers_seen_tokens(tiny_model):
 
 
 def test_stop_at_sentence_ends_after_the_first_sentence(tiny_model):
-    texts = tiny_model.generate(SEED, max_new_tokens=60, do_sample=True, seed=5, num_return_sequences=5,
-                                stop_at="sentence")
+    texts = tiny_model.generate(
+        SEED, max_new_tokens=60, do_sample=True, seed=5, num_return_sequences=5, stop_at="sentence"
+    )
     for text in texts:
         tokens = tiny_model.tokenizer.split(text)
         ends = [i for i, t in enumerate(tokens) if t in {".", "!", "?"}]
@@ -126,13 +132,16 @@ def test_a_bad_seed_in_a_batch_fails_only_itself(tiny_model):
     assert all(isinstance(r, SeedError) for r in tiny_model.generate_batch(["", "zorblax"], max_new_tokens=4))
 
 
-@pytest.mark.parametrize("options, field", [
-    ({"temperature": 0}, "temperature"),
-    ({"top_p": 1.5}, "top_p"),
-    ({"num_return_sequences": 2}, "num_return_sequences"),
-    ({"temprature": 0.5}, "temprature"),
-    ({"do_sample": True, "num_beams": 2}, None),
-])
+@pytest.mark.parametrize(
+    "options, field",
+    [
+        ({"temperature": 0}, "temperature"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"num_return_sequences": 2}, "num_return_sequences"),
+        ({"temprature": 0.5}, "temprature"),
+        ({"do_sample": True, "num_beams": 2}, None),
+    ],
+)
 def test_a_decoding_error_names_its_field(options, field):
     with pytest.raises(DecodingError) as error:
         GenerationConfig.make(**options)

@@ -1,14 +1,15 @@
 """The local process job runner: training happens in another process, with progress and cancel."""
 
 import pytest
-
 from testdata import TINY_MODEL, TINY_TRAIN
+
 from core import Cancelled, ContinuoError, LocalProcessRunner, ModelConfig, TrainConfig, TrainRequest, load
 
 
 def request(out, **train):
-    return TrainRequest(out=out, source="verse", model=ModelConfig(**TINY_MODEL),
-                        train=TrainConfig(**{**TINY_TRAIN, **train}))
+    return TrainRequest(
+        out=out, source="verse", model=ModelConfig(**TINY_MODEL), train=TrainConfig(**{**TINY_TRAIN, **train})
+    )
 
 
 def test_job_trains_in_another_process_and_reports_progress(tmp_path):
@@ -22,9 +23,11 @@ def test_job_trains_in_another_process_and_reports_progress(tmp_path):
 
 def test_cancelled_job_saves_nothing(tmp_path):
     job = None
+
     def cancel_on_first_batch(p):
         if p.phase == "batch":
             job.cancel()
+
     job = LocalProcessRunner().submit(request(tmp_path / "m", epochs=100), cancel_on_first_batch)
     with pytest.raises(Cancelled):
         job.result(timeout=300)

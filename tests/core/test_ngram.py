@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-
 from testdata import TINY_MODEL, TINY_TRAIN, VERSE
+
 from core import DEFAULT_MODEL, ModelConfig, ModelStore, NGramModel, TrainConfig, build_instant, load, read_text, train
 from core.ngram import cache_distribution, cache_target_probabilities
 from core.training import mixture_weights

@@ -1,4 +1,5 @@
 """The Ray job runner against a real local Ray (2 CPUs, no dashboard): progress, cancel, errors, jobs side by side."""
+
 import threading
 
 import pytest
@@ -13,8 +14,13 @@ TIMEOUT = 240  # seconds; a worker imports TensorFlow first, on 2 shared cores
 
 @pytest.fixture(scope="module")
 def runner():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
-             namespace="continuo-tests")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+        namespace="continuo-tests",
+    )
     try:
         yield RayRunner(RayConfig(cpus=1, memory_mb=600))  # two jobs fit side by side on the 2 CPUs
     finally:
@@ -22,8 +28,9 @@ def runner():
 
 
 def request(out, **train):
-    return TrainRequest(out=out, source="verse", model=ModelConfig(**TINY_MODEL),
-                        train=TrainConfig(**{**TINY_TRAIN, **train}))
+    return TrainRequest(
+        out=out, source="verse", model=ModelConfig(**TINY_MODEL), train=TrainConfig(**{**TINY_TRAIN, **train})
+    )
 
 
 def test_job_trains_in_a_ray_worker_and_streams_its_progress(runner, tmp_path):
@@ -84,8 +91,10 @@ def test_two_servers_train_side_by_side(runner, tmp_path):
     def watcher(name):
         return lambda p: training[name].set() if p.phase == "batch" else None
 
-    jobs = {name: runner.submit(request(tmp_path / name / "model", epochs=100, seed=i), watcher(name))
-            for i, name in enumerate(training)}
+    jobs = {
+        name: runner.submit(request(tmp_path / name / "model", epochs=100, seed=i), watcher(name))
+        for i, name in enumerate(training)
+    }
     for name, event in training.items():
         assert event.wait(TIMEOUT), f"{name}'s job never started training"
     assert not any(job.done() for job in jobs.values())  # both still running: neither waited for the other

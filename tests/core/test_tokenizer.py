@@ -1,44 +1,57 @@
 """Tokenizer: what is kept, how text comes back, and the vocabulary's special tokens."""
+
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.tokenizer import NEWLINE, PAD, UNK, Tokenizer, detokenize_words, normalize, tokenize_words
 
 PTB_TEST = Path(__file__).resolve().parents[3] / "shared" / "data" / "ptb" / "ptb.test.txt"
 
 
-@pytest.mark.parametrize("text, tokens", [
-    ("Hello, world!", ["Hello", ",", "world", "!"]),
-    ("Don't stop, y'all.", ["Don't", "stop", ",", "y'all", "."]),
-    ("salt-white sea", ["salt-white", "sea"]),
-    ("line one\nline two", ["line", "one", NEWLINE, "line", "two"]),
-    ("see https://example.com/a?b=1.", ["see", "https://example.com/a?b=1", "."]),
-    ("pi is 3.14, or 1,000 at 12:30pm", ["pi", "is", "3.14", ",", "or", "1,000", "at", "12:30pm"]),
-    ("great 👍🏽 :)", ["great", "👍🏽", ":)"]),
-    ("family 👨‍👩‍👧 here", ["family", "👨\u200d👩\u200d👧", "here"]),
-    ("wait... what?!", ["wait", "...", "what", "?", "!"]),
-    ("The Sea", ["The", "Sea"]),  # case is kept
-])
+@pytest.mark.parametrize(
+    "text, tokens",
+    [
+        ("Hello, world!", ["Hello", ",", "world", "!"]),
+        ("Don't stop, y'all.", ["Don't", "stop", ",", "y'all", "."]),
+        ("salt-white sea", ["salt-white", "sea"]),
+        ("line one\nline two", ["line", "one", NEWLINE, "line", "two"]),
+        ("see https://example.com/a?b=1.", ["see", "https://example.com/a?b=1", "."]),
+        ("pi is 3.14, or 1,000 at 12:30pm", ["pi", "is", "3.14", ",", "or", "1,000", "at", "12:30pm"]),
+        ("great 👍🏽 :)", ["great", "👍🏽", ":)"]),
+        ("family 👨‍👩‍👧 here", ["family", "👨\u200d👩\u200d👧", "here"]),
+        ("wait... what?!", ["wait", "...", "what", "?", "!"]),
+        ("The Sea", ["The", "Sea"]),  # case is kept
+    ],
+)
 def test_tokens_keep_what_a_reader_needs(text, tokens):
     assert tokenize_words(text) == tokens
 
 
-@pytest.mark.parametrize("text", [
-    "Hello, world!",
-    'She said, "Come home." Then (quietly) left...',
-    "I'll be there at 3pm; it's 2.5 cups — not 3.\nNext line!",
-    "Tea? Yes! 🎉 https://example.org/x ok",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hello, world!",
+        'She said, "Come home." Then (quietly) left...',
+        "I'll be there at 3pm; it's 2.5 cups — not 3.\nNext line!",
+        "Tea? Yes! 🎉 https://example.org/x ok",
+    ],
+)
 def test_detokenize_restores_natural_text(text):
     assert detokenize_words(tokenize_words(text)) == text
 
 
 _word = st.from_regex(r"[A-Za-z][a-z]{0,7}(?:['-][a-z]{1,4})?", fullmatch=True)
 _piece = st.one_of(
-    _word, _word.map(lambda w: w + ","), _word.map(lambda w: w + "."), _word.map(lambda w: w + "!"),
-    _word.map(lambda w: f"({w})"), _word.map(lambda w: f'"{w}"'), st.sampled_from(["3.14", "12:30", "🙂", "—", ":)"]),
+    _word,
+    _word.map(lambda w: w + ","),
+    _word.map(lambda w: w + "."),
+    _word.map(lambda w: w + "!"),
+    _word.map(lambda w: f"({w})"),
+    _word.map(lambda w: f'"{w}"'),
+    st.sampled_from(["3.14", "12:30", "🙂", "—", ":)"]),
 )
 _line = st.lists(_piece, min_size=1, max_size=12).map(" ".join)
 
@@ -89,13 +102,16 @@ def test_unknown_tokenizer_mode_is_refused():
         Tokenizer(mode="chars")
 
 
-@pytest.mark.parametrize("prompt, tokens, expected", [
-    ("The sea", [",", "and", "the", "sky"], ", and the sky"),
-    ("The sea ", ["and", "more"], "and more"),
-    ('She said "', ["come", "home", '"', "and"], 'come home" and'),
-    ("", ["The", "tide"], "The tide"),
-    ("The sea\n", ["And", "so"], "And so"),
-])
+@pytest.mark.parametrize(
+    "prompt, tokens, expected",
+    [
+        ("The sea", [",", "and", "the", "sky"], ", and the sky"),
+        ("The sea ", ["and", "more"], "and more"),
+        ('She said "', ["come", "home", '"', "and"], 'come home" and'),
+        ("", ["The", "tide"], "The tide"),
+        ("The sea\n", ["And", "so"], "And so"),
+    ],
+)
 def test_a_continuation_is_spaced_after_its_prompt_at_once_or_token_by_token(prompt, tokens, expected):
     tokenizer = Tokenizer()
     assert tokenizer.continuation(prompt).text(tokens) == expected
@@ -103,8 +119,16 @@ def test_a_continuation_is_spaced_after_its_prompt_at_once_or_token_by_token(pro
     assert "".join(spacing.add(t) for t in tokens) == expected
 
 
-@pytest.mark.parametrize("text, stem", [
-    ("The li", "li"), ("The li ", ""), ("The sea,", ""), ("", ""), ("don't", "don't"), ("salt-wh", "salt-wh"),
-])
+@pytest.mark.parametrize(
+    "text, stem",
+    [
+        ("The li", "li"),
+        ("The li ", ""),
+        ("The sea,", ""),
+        ("", ""),
+        ("don't", "don't"),
+        ("salt-wh", "salt-wh"),
+    ],
+)
 def test_the_unfinished_word_is_the_last_one_still_being_typed(text, stem):
     assert Tokenizer().unfinished_word(text) == stem

@@ -1,7 +1,8 @@
 """Training end to end on real tiny models: progress, early stopping, cancel, resume, refusals."""
-import pytest
 
+import pytest
 from testdata import TINY_MODEL, TINY_TRAIN, VERSE
+
 from core import Cancelled, CorpusTooSmall, ModelConfig, TrainConfig, load, read_card, read_text, train
 
 TEXT = read_text(VERSE)
@@ -9,8 +10,14 @@ TEXT = read_text(VERSE)
 
 def test_training_reports_progress_and_saves_a_bundle_that_generates(tmp_path):
     reports = []
-    result = train(TEXT, tmp_path / "m", ModelConfig(**TINY_MODEL), TrainConfig(**{**TINY_TRAIN, "epochs": 2}),
-                   corpus_name="verse", on_progress=reports.append)
+    result = train(
+        TEXT,
+        tmp_path / "m",
+        ModelConfig(**TINY_MODEL),
+        TrainConfig(**{**TINY_TRAIN, "epochs": 2}),
+        corpus_name="verse",
+        on_progress=reports.append,
+    )
     phases = [p.phase for p in reports]
     assert phases[0] == "start" and phases[-1] == "done" and phases.count("epoch") == 2
     epochs = [p for p in reports if p.phase == "epoch"]
@@ -29,8 +36,14 @@ def test_cancel_stops_at_once_and_keeps_the_previous_model(tiny_model_path, tmp_
     before = (target / "model.keras").read_bytes()
     batches = []
     with pytest.raises(Cancelled):
-        train(TEXT, target, ModelConfig(**TINY_MODEL), TrainConfig(**{**TINY_TRAIN, "epochs": 50}),
-              on_progress=batches.append, should_stop=lambda: len(batches) >= 2)
+        train(
+            TEXT,
+            target,
+            ModelConfig(**TINY_MODEL),
+            TrainConfig(**{**TINY_TRAIN, "epochs": 50}),
+            on_progress=batches.append,
+            should_stop=lambda: len(batches) >= 2,
+        )
     assert (target / "model.keras").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
@@ -45,8 +58,12 @@ def test_early_stopping_restores_the_best_epoch(tmp_path):
 
 
 def test_time_budget_stops_training_and_keeps_a_model(tmp_path):
-    result = train(TEXT, tmp_path / "m", ModelConfig(**TINY_MODEL),
-                   TrainConfig(**{**TINY_TRAIN, "epochs": 500, "max_minutes": 0.05}))
+    result = train(
+        TEXT,
+        tmp_path / "m",
+        ModelConfig(**TINY_MODEL),
+        TrainConfig(**{**TINY_TRAIN, "epochs": 500, "max_minutes": 0.05}),
+    )
     assert result.card.stopped.startswith("time budget") and result.card.epochs < 500
     assert read_card(result.path).val_perplexity is not None
 
@@ -54,14 +71,24 @@ def test_time_budget_stops_training_and_keeps_a_model(tmp_path):
 def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     ckpt, cfg = tmp_path / "ckpt", TrainConfig(**{**TINY_TRAIN, "epochs": 3})
     seen = []
+
     def stop_in_second_epoch():
         return any(p.phase == "batch" and p.epoch == 2 for p in seen)
+
     with pytest.raises(Cancelled):
-        train(TEXT, tmp_path / "m", ModelConfig(**TINY_MODEL), cfg, on_progress=seen.append,
-              should_stop=stop_in_second_epoch, checkpoint_dir=ckpt)
+        train(
+            TEXT,
+            tmp_path / "m",
+            ModelConfig(**TINY_MODEL),
+            cfg,
+            on_progress=seen.append,
+            should_stop=stop_in_second_epoch,
+            checkpoint_dir=ckpt,
+        )
     resumed = []
-    result = train(TEXT, tmp_path / "m", ModelConfig(**TINY_MODEL), cfg, on_progress=resumed.append,
-                   checkpoint_dir=ckpt)
+    result = train(
+        TEXT, tmp_path / "m", ModelConfig(**TINY_MODEL), cfg, on_progress=resumed.append, checkpoint_dir=ckpt
+    )
     assert [p.epoch for p in resumed if p.phase == "epoch"] == [2, 3]  # epoch 1 came from the checkpoint
     assert result.path.exists() and not ckpt.exists()
 
@@ -102,10 +129,9 @@ def test_a_batch_split_across_replicas_makes_the_same_update_as_one_part():
         updated.append(model.get_weights())
         losses.append((steps.mean_loss(), steps.evaluate([(x, y)])))
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
-    for one, split in zip(*updated):
+    for one, split in zip(*updated, strict=True):
         np.testing.assert_allclose(one, split, rtol=1e-4, atol=1e-6)
     assert not np.allclose(updated[0][0], weights[0])  # the step did change the embeddings
-
 
 
 def test_checkpoint_round_trip_and_an_unreadable_one_is_ignored(tmp_path):
@@ -120,8 +146,9 @@ def test_checkpoint_round_trip_and_an_unreadable_one_is_ignored(tmp_path):
     model, optimizer = build_model(config), keras.optimizers.Adam()
     optimizer.build(model.trainable_variables)
     optimizer.iterations.assign(7)
-    state = TrainingState(epochs_done=2, examples=900, best_loss=3.5, history={"loss": [4.0, 3.6]},
-                          best_weights=model.get_weights())
+    state = TrainingState(
+        epochs_done=2, examples=900, best_loss=3.5, history={"loss": [4.0, 3.6]}, best_weights=model.get_weights()
+    )
     EpochCheckpoint(tmp_path, "run-1").save(state, model, optimizer)
 
     fresh, fresh_optimizer = build_model(config), keras.optimizers.Adam()
@@ -129,7 +156,7 @@ def test_checkpoint_round_trip_and_an_unreadable_one_is_ignored(tmp_path):
     restored = EpochCheckpoint(tmp_path, "run-1").restore(fresh, fresh_optimizer)
     assert (restored.epochs_done, restored.examples, restored.history) == (2, 900, {"loss": [4.0, 3.6]})
     assert int(fresh_optimizer.iterations.numpy()) == 7
-    for saved, loaded in zip(model.get_weights(), fresh.get_weights()):
+    for saved, loaded in zip(model.get_weights(), fresh.get_weights(), strict=True):
         np.testing.assert_array_equal(saved, loaded)
 
     (tmp_path / "state.npz").write_bytes(b"cut short by a power failure")

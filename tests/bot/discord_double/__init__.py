@@ -123,6 +123,7 @@ on Discord (so ``defer(ephemeral=True)`` decides whether an error sent as that f
 Only what the bot uses is served (no reactions, modals, selects, member or role routes): anything
 else is an unknown route, which fails the test.
 """
+
 from .client import run_client
 from .double import DiscordDouble
 from .gateway import GatewaySession
@@ -144,7 +145,24 @@ from .world import (
 )
 
 __all__ = [
-    "DIRECT_MESSAGES", "GUILD_MESSAGES", "GUILDS", "MESSAGE_CONTENT", "Attachment", "Channel", "CommandRefused",
-    "DiscordDouble", "GatewaySession", "Guild", "InteractionRecord", "Member", "Message", "Rejection",
-    "RequestRecord", "Role", "User", "command_schema_errors", "run_client", "would_ping",
+    "DIRECT_MESSAGES",
+    "GUILD_MESSAGES",
+    "GUILDS",
+    "MESSAGE_CONTENT",
+    "Attachment",
+    "Channel",
+    "CommandRefused",
+    "DiscordDouble",
+    "GatewaySession",
+    "Guild",
+    "InteractionRecord",
+    "Member",
+    "Message",
+    "Rejection",
+    "RequestRecord",
+    "Role",
+    "User",
+    "command_schema_errors",
+    "run_client",
+    "would_ping",
 ]

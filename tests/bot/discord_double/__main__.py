@@ -4,6 +4,7 @@ It prints one JSON line (port, token, guilds with their channel ids) once it lis
 until SIGTERM or SIGINT. Tests drive it through /_double/ (see ``control.RemoteDouble``); bots
 reach it through ``python -m discord_double.bot --double URL -- [continuo bot options]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guilds", type=int, default=0, help="servers to create, each with #general")
     parser.add_argument("--recommended-shards", type=int, default=1, help="'shards' in GET /gateway/bot")
     parser.add_argument("--max-concurrency", type=int, default=1, help="IDENTIFY buckets in GET /gateway/bot")
-    parser.add_argument("--identify-window", type=float, default=5.0,
-                        help="seconds between IDENTIFYs of one bucket, else op 9 (Discord: 5; 0: no limit)")
+    parser.add_argument(
+        "--identify-window",
+        type=float,
+        default=5.0,
+        help="seconds between IDENTIFYs of one bucket, else op 9 (Discord: 5; 0: no limit)",
+    )
     parser.add_argument("--heartbeat-interval", type=float, default=1.0, help="seconds, sent in HELLO")
     args = parser.parse_args(argv)
     asyncio.run(serve(args))
@@ -32,9 +37,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    double = DiscordDouble(port=args.port, token=args.token, heartbeat_interval=args.heartbeat_interval,
-                           recommended_shards=args.recommended_shards, max_concurrency=args.max_concurrency,
-                           identify_window=args.identify_window)
+    double = DiscordDouble(
+        port=args.port,
+        token=args.token,
+        heartbeat_interval=args.heartbeat_interval,
+        recommended_shards=args.recommended_shards,
+        max_concurrency=args.max_concurrency,
+        identify_window=args.identify_window,
+    )
     for n in range(args.guilds):
         double.add_guild(f"Guild {n}")
     await double.start(extra_routes=lambda app: add_control_routes(app, double))

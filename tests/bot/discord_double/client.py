@@ -1,4 +1,5 @@
 """Running a real discord.py client against the double until on_ready, and closing it cleanly."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,8 +29,9 @@ class _ErrorLog(logging.Handler):
 
 
 @contextlib.asynccontextmanager
-async def run_client(client: discord.Client, double: DiscordDouble, *, ready_timeout: float = 15.0,
-                     token: str | None = None) -> AsyncIterator[discord.Client]:
+async def run_client(
+    client: discord.Client, double: DiscordDouble, *, ready_timeout: float = 15.0, token: str | None = None
+) -> AsyncIterator[discord.Client]:
     """Run ``client.start(token or double.token)`` in a task until on_ready; close it cleanly on exit.
 
     ERROR records of the ``discord`` logger (errors in commands and events) land in

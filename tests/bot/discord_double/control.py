@@ -4,6 +4,7 @@ A test that starts bots as processes cannot share an event loop with the double,
 runs standalone (``python -m discord_double``) and the test builds the world, sends interactions
 and reads what the bots answered through these routes. Ids travel as strings, as in Discord's JSON.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -99,15 +100,27 @@ def _option(double: DiscordDouble, value: Any) -> Any:
 def summary(double: DiscordDouble) -> dict:
     """What a test in another process asserts on (the in-process attributes of the same names)."""
     return {
-        "port": double.port, "token": double.token, "application_id": str(double.application_id),
+        "port": double.port,
+        "token": double.token,
+        "application_id": str(double.application_id),
         "owner": str(double.owner.id),  # owns every server: may use the Manage Server commands
         "guilds": [_guild(g) for g in double.guilds],
-        "sessions": [{"id": s.id, "shard": s.shard, "connected": s.ws is not None and not s.ws.closed,
-                      "ended": s.ended, "resumes": s.resumes} for s in double.sessions.values()],
+        "sessions": [
+            {
+                "id": s.id,
+                "shard": s.shard,
+                "connected": s.ws is not None and not s.ws.closed,
+                "ended": s.ended,
+                "resumes": s.resumes,
+            }
+            for s in double.sessions.values()
+        ],
         "identifies": [i.get("shard") for i in double.identifies],
-        "invalid_sessions": double.invalid_sessions, "command_syncs": double.command_syncs,
+        "invalid_sessions": double.invalid_sessions,
+        "command_syncs": double.command_syncs,
         "synced_commands": {str(k): [c["name"] for c in v] for k, v in double.synced_commands.items()},
-        "unknown_routes": double.unknown_routes, "double_errors": double.double_errors,
+        "unknown_routes": double.unknown_routes,
+        "double_errors": double.double_errors,
         "rejected_requests": [f"{r.method} {r.path}: {r.status} {r.message}" for r in double.rejected_requests],
         "unanswered": [str(r.id) for r in double.unanswered],
     }
@@ -119,11 +132,18 @@ def _guild(guild) -> dict:
 
 def _interaction(record: InteractionRecord) -> dict:
     original = record.original
-    return {"id": str(record.id), "name": record.name, "response_type": record.response_type,
-            "content": record.content, "done": original is not None and not original.loading,
-            "done_latency": record.done_latency,  # seconds from the event to an answer with content
-            "callbacks": len(record.callbacks), "followups": [m.content for m in record.followups],
-            "shards": [s.shard for s in record.sessions], "sessions": [s.id for s in record.sessions]}
+    return {
+        "id": str(record.id),
+        "name": record.name,
+        "response_type": record.response_type,
+        "content": record.content,
+        "done": original is not None and not original.loading,
+        "done_latency": record.done_latency,  # seconds from the event to an answer with content
+        "callbacks": len(record.callbacks),
+        "followups": [m.content for m in record.followups],
+        "shards": [s.shard for s in record.sessions],
+        "sessions": [s.id for s in record.sessions],
+    }
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -168,11 +188,12 @@ class RemoteDouble:
         return await self._call("GET", f"interactions/{interaction_id}")
 
     async def send_message(self, channel: str, user: str, content: str, dispatch: bool = True) -> dict:
-        return await self._call("POST", "messages", {"channel": channel, "user": user, "content": content,
-                                                     "dispatch": dispatch})
+        return await self._call(
+            "POST", "messages", {"channel": channel, "user": user, "content": content, "dispatch": dispatch}
+        )
 
     async def fault(self, kind: str) -> dict:
-        """"drop" (connections lost: clients resume), "invalidate" (op 9: they IDENTIFY again), "reconnect" (op 7)."""
+        """ "drop" (connections lost: clients resume), "invalidate" (op 9: they IDENTIFY again), "reconnect" (op 7)."""
         return await self._call("POST", f"faults/{kind}")
 
     async def wait_for(self, check, timeout: float = 30.0, what: str = "a condition", every: float = 0.1):
@@ -187,9 +208,11 @@ class RemoteDouble:
 
     async def wait_done(self, interaction_id: str, timeout: float = 30.0) -> dict:
         """The interaction once it is answered with content (a deferred one filled in)."""
+
         async def done():
             found = await self.interaction(interaction_id)
             return found if found["done"] else None
+
         return await self.wait_for(done, timeout, f"an answer to interaction {interaction_id}")
 
 
@@ -200,8 +223,12 @@ async def start_standalone(*args: str, env: dict | None = None) -> tuple[subproc
     """
     environment = {**os.environ, **(env or {})}
     environment["PYTHONPATH"] = os.pathsep.join([str(TESTS_BOT), environment.get("PYTHONPATH", "")])
-    process = subprocess.Popen([sys.executable, "-m", "discord_double", "--port", "0", *args],
-                               stdout=subprocess.PIPE, env=environment, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "discord_double", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        env=environment,
+        text=True,
+    )
     line = await asyncio.to_thread(process.stdout.readline)
     if not line:
         raise RuntimeError(f"the standalone double ended with exit code {process.wait()}")

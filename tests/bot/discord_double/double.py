@@ -1,4 +1,5 @@
 """DiscordDouble: the world, the gateway and the REST routes on one aiohttp server, and the waits tests use."""
+
 from __future__ import annotations
 
 import asyncio
@@ -39,12 +40,22 @@ from .world import (
 class DiscordDouble(Gateway, RestRoutes, UserActions):
     """REST, gateway and attachment downloads on one 127.0.0.1 port; see the package docstring."""
 
-    def __init__(self, *, heartbeat_interval: float = 1.0, token: str = "test-token", bot_name: str = "Continuo",
-                 interaction_timeout: float = 3.0, privileged_intents: int = PRIVILEGED_INTENTS,
-                 bot_permissions: int | discord.Permissions = DEFAULT_BOT_PERMISSIONS,
-                 echo_bot_messages: bool = True, edit_rate_limit: tuple[int, float] | None = None,
-                 recommended_shards: int = 1, max_concurrency: int = 1, identify_window: float = 0.0,
-                 port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        heartbeat_interval: float = 1.0,
+        token: str = "test-token",
+        bot_name: str = "Continuo",
+        interaction_timeout: float = 3.0,
+        privileged_intents: int = PRIVILEGED_INTENTS,
+        bot_permissions: int | discord.Permissions = DEFAULT_BOT_PERMISSIONS,
+        echo_bot_messages: bool = True,
+        edit_rate_limit: tuple[int, float] | None = None,
+        recommended_shards: int = 1,
+        max_concurrency: int = 1,
+        identify_window: float = 0.0,
+        port: int = 0,
+    ) -> None:
         self.ids = _Ids()
         self.heartbeat_interval = heartbeat_interval  # seconds, sent in HELLO
         self.token = token  # the only token REST and IDENTIFY accept
@@ -167,8 +178,14 @@ class DiscordDouble(Gateway, RestRoutes, UserActions):
     def _guild(self, guild_id: int) -> Guild | None:
         return next((g for g in self.guilds if g.id == guild_id), None)
 
-    def attachment(self, channel: Channel, filename: str, data: bytes, content_type: str | None = None,
-                   description: str | None = None) -> Attachment:
+    def attachment(
+        self,
+        channel: Channel,
+        filename: str,
+        data: bytes,
+        content_type: str | None = None,
+        description: str | None = None,
+    ) -> Attachment:
         """Bytes the double serves back at the returned attachment's url."""
         attachment_id = self.ids()
         url = f"{self.base_url}/attachments/{channel.id}/{attachment_id}/{quote(filename)}"
@@ -189,8 +206,9 @@ class DiscordDouble(Gateway, RestRoutes, UserActions):
             self._changed.set()
             self._changed = asyncio.Event()
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0,
-                       what: str | Callable[[], str] = "a condition") -> Any:
+    async def wait_for(
+        self, predicate: Callable[[], Any], timeout: float = 10.0, what: str | Callable[[], str] = "a condition"
+    ) -> Any:
         """Wait until predicate() is truthy and return its value; fail fast if the client died or logged errors.
 
         ``what`` (or what it returns, evaluated on failure) names the awaited thing in the error.
@@ -213,12 +231,15 @@ class DiscordDouble(Gateway, RestRoutes, UserActions):
                 problem = "was cancelled" if task.cancelled() else f"ended: {task.exception()!r}"
                 raise RuntimeError(f"the client {problem} while waiting for {what}; {self._state_summary()}")
         if self.client_errors or self.double_errors:
-            raise AssertionError(f"errors while waiting for {what}: client: {self.client_errors}, "
-                                 f"double: {self.double_errors}")
+            raise AssertionError(
+                f"errors while waiting for {what}: client: {self.client_errors}, double: {self.double_errors}"
+            )
 
     def _state_summary(self) -> str:
-        return (f"unknown routes: {self.unknown_routes}, rejected: {self.rejected_requests}, "
-                f"client errors: {self.client_errors}")
+        return (
+            f"unknown routes: {self.unknown_routes}, rejected: {self.rejected_requests}, "
+            f"client errors: {self.client_errors}"
+        )
 
     def assert_clean(self) -> None:
         assert not self.unknown_routes, f"the client called routes the double does not know: {self.unknown_routes}"
@@ -243,20 +264,36 @@ class DiscordDouble(Gateway, RestRoutes, UserActions):
 
     # ------------------------------------------------------------------ messages from users
 
-    async def send_message(self, channel: Channel, author: User, content: str, *, mentions: Iterable[User] = (),
-                           attachments: Iterable[tuple] = (), reply_to: Message | None = None,
-                           dispatch: bool = True) -> Message:
+    async def send_message(
+        self,
+        channel: Channel,
+        author: User,
+        content: str,
+        *,
+        mentions: Iterable[User] = (),
+        attachments: Iterable[tuple] = (),
+        reply_to: Message | None = None,
+        dispatch: bool = True,
+    ) -> Message:
         """A user posts a message (MESSAGE_CREATE); ``dispatch=False`` only adds it to the history."""
         if len(content) > USER_CONTENT_LIMIT:
-            raise CommandRefused(f"Discord does not let users send {len(content)} characters "
-                                 f"(at most {USER_CONTENT_LIMIT})")
+            raise CommandRefused(
+                f"Discord does not let users send {len(content)} characters (at most {USER_CONTENT_LIMIT})"
+            )
         if channel.guild is not None:
             channel.guild.member(author)
         found = [self.users[int(u)] for u, _, _ in MENTION.findall(content) if u and int(u) in self.users]
         kind = MessageType.reply if reply_to else MessageType.default
-        message = Message(self.ids(), channel, author, content, type=kind.value, reference=reply_to,
-                          mentions=list(dict.fromkeys([*found, *mentions])),
-                          attachments=[self.attachment(channel, *a) for a in attachments])
+        message = Message(
+            self.ids(),
+            channel,
+            author,
+            content,
+            type=kind.value,
+            reference=reply_to,
+            mentions=list(dict.fromkeys([*found, *mentions])),
+            attachments=[self.attachment(channel, *a) for a in attachments],
+        )
         self._store(message)
         if dispatch:
             await self._dispatch_message("MESSAGE_CREATE", message)
@@ -277,12 +314,16 @@ class DiscordDouble(Gateway, RestRoutes, UserActions):
         if message.guild is not None:
             data["guild_id"] = str(message.guild.id)
         intent = DIRECT_MESSAGES if message.guild is None else GUILD_MESSAGES
-        await self.dispatch("MESSAGE_DELETE", data, intent=intent, required=required,
-                            guild_id=message.guild.id if message.guild else None)
+        await self.dispatch(
+            "MESSAGE_DELETE",
+            data,
+            intent=intent,
+            required=required,
+            guild_id=message.guild.id if message.guild else None,
+        )
         self._notify()
 
     def _store(self, message: Message) -> None:
         self.messages[message.id] = message
         message.channel.messages.append(message)
         self._notify()
-

@@ -1,4 +1,5 @@
 """The gateway: HELLO, heartbeats, IDENTIFY (sharded or not) and RESUME, and the dispatch events the bot receives."""
+
 from __future__ import annotations
 
 import contextlib
@@ -65,8 +66,12 @@ class Gateway:
 
     def gateway_bot(self) -> dict:
         """GET /gateway/bot: where to connect, the recommended shard count and the session start limits."""
-        limit = {"total": self.session_start_total, "remaining": self.session_start_total - len(self.sessions),
-                 "reset_after": 24 * 3600 * 1000, "max_concurrency": self.max_concurrency}
+        limit = {
+            "total": self.session_start_total,
+            "remaining": self.session_start_total - len(self.sessions),
+            "reset_after": 24 * 3600 * 1000,
+            "max_concurrency": self.max_concurrency,
+        }
         return {"url": self.gateway_url, "shards": self.recommended_shards, "session_start_limit": limit}
 
     async def _gateway_socket(self, request: web.Request) -> web.WebSocketResponse:
@@ -134,17 +139,26 @@ class Gateway:
         session = GatewaySession(secrets.token_hex(16), intents, shard, ws=ws)
         self.sessions[session.id] = session
         enabled = self.privileged_intents
-        flags = discord.ApplicationFlags(gateway_presence_limited=bool(enabled & GUILD_PRESENCES),
-                                         gateway_guild_members_limited=bool(enabled & GUILD_MEMBERS),
-                                         gateway_message_content_limited=bool(enabled & MESSAGE_CONTENT)).value
+        flags = discord.ApplicationFlags(
+            gateway_presence_limited=bool(enabled & GUILD_PRESENCES),
+            gateway_guild_members_limited=bool(enabled & GUILD_MEMBERS),
+            gateway_message_content_limited=bool(enabled & MESSAGE_CONTENT),
+        ).value
         guilds = [g for g in self.guilds if session.receives(g.id)]
         ready = {
-            "v": 10, "user": {**self.bot_user.to_json(), "verified": True, "mfa_enabled": False},
+            "v": 10,
+            "user": {**self.bot_user.to_json(), "verified": True, "mfa_enabled": False},
             "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
-            "session_id": session.id, "resume_gateway_url": self.gateway_url, "session_type": "normal",
+            "session_id": session.id,
+            "resume_gateway_url": self.gateway_url,
+            "session_type": "normal",
             "application": {"id": str(self.application_id), "flags": flags},
-            "private_channels": [], "relationships": [], "presences": [], "guild_join_requests": [],
-            "geo_ordered_rtc_regions": [], "user_settings": {},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "guild_join_requests": [],
+            "geo_ordered_rtc_regions": [],
+            "user_settings": {},
         }
         if shard is not None:
             ready["shard"] = list(shard)
@@ -191,8 +205,9 @@ class Gateway:
             raise RuntimeError(f"no client{where} is connected to the Discord double")
         return live
 
-    async def dispatch(self, name: str, data: dict, *, intent: int = 0, required: bool = True,
-                       guild_id: int | None = None) -> list[GatewaySession]:
+    async def dispatch(
+        self, name: str, data: dict, *, intent: int = 0, required: bool = True, guild_id: int | None = None
+    ) -> list[GatewaySession]:
         """Send a dispatch event to every live session of that server's shard that asked for ``intent`` (0: always)."""
         sent = []
         for session in self._live_sessions(required, guild_id):
@@ -210,8 +225,12 @@ class Gateway:
         for session in self._live_sessions(message.author is not self.bot_user, guild_id):
             if not session.intents & (DIRECT_MESSAGES if dm else GUILD_MESSAGES):
                 continue
-            readable = (session.intents & MESSAGE_CONTENT or dm or message.author is self.bot_user
-                        or self.bot_user in message.mentions)
+            readable = (
+                session.intents & MESSAGE_CONTENT
+                or dm
+                or message.author is self.bot_user
+                or self.bot_user in message.mentions
+            )
             await self._send_event(session, name, message.to_json(blank=not readable))
 
     def _sockets(self) -> list[web.WebSocketResponse]:
@@ -233,8 +252,9 @@ class Gateway:
             if transport is not None:
                 transport.abort()
         # Wait for the double to notice, not for "disconnected": a client may be back already.
-        await self.wait_for(lambda: all(s.ws not in dropped for s in self.sessions.values()), 10.0,
-                            "the dropped connections to close")
+        await self.wait_for(
+            lambda: all(s.ws not in dropped for s in self.sessions.values()), 10.0, "the dropped connections to close"
+        )
 
     async def invalidate_sessions(self) -> None:
         """Op 9 with d=false to every client: its session is gone, it must IDENTIFY again (events meanwhile lost)."""

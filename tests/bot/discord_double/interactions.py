@@ -1,4 +1,5 @@
 """Interactions users start (slash and context-menu commands, autocomplete, buttons) and what the bot answers."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,8 +31,11 @@ if TYPE_CHECKING:
 
 CHAT_INPUT, MESSAGE_COMMAND = AppCommandType.chat_input.value, AppCommandType.message.value
 KIND_NAMES = {CHAT_INPUT: "slash", AppCommandType.user.value: "user", MESSAGE_COMMAND: "message"}
-APPLICATION_COMMAND, COMPONENT, AUTOCOMPLETE = (InteractionType.application_command.value,
-                                                InteractionType.component.value, InteractionType.autocomplete.value)
+APPLICATION_COMMAND, COMPONENT, AUTOCOMPLETE = (
+    InteractionType.application_command.value,
+    InteractionType.component.value,
+    InteractionType.autocomplete.value,
+)
 BUTTON = ComponentType.button.value
 NESTING = (Option.subcommand.value, Option.subcommand_group.value)
 GUILD_CONTEXT, BOT_DM = 0, 1  # Discord's interaction context types (discord.py has flags for them, not an enum)
@@ -85,8 +89,9 @@ def _check_options(options: list[dict], where: str, errors: dict) -> None:
 class InteractionRecord:
     """One interaction the double dispatched and everything the bot answered to it."""
 
-    def __init__(self, double: DiscordDouble, payload: dict, channel: Channel, user: User,
-                 source: Message | None = None) -> None:
+    def __init__(
+        self, double: DiscordDouble, payload: dict, channel: Channel, user: User, source: Message | None = None
+    ) -> None:
         self.double, self.payload, self.channel, self.user = double, payload, channel, user
         self.id, self.token, self.type = int(payload["id"]), payload["token"], payload["type"]
         self.name = payload["data"].get("name") or payload["data"].get("custom_id")
@@ -149,8 +154,13 @@ class InteractionRecord:
         return found + [m for m in self.followups if m is not self.original]
 
     def metadata(self) -> dict:
-        return {"id": str(self.id), "type": self.type, "name": self.name, "user": self.user.to_json(),
-                "authorizing_integration_owners": self.payload.get("authorizing_integration_owners", {})}
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "name": self.name,
+            "user": self.user.to_json(),
+            "authorizing_integration_owners": self.payload.get("authorizing_integration_owners", {}),
+        }
 
     async def wait_response(self, timeout: float = 10.0) -> dict:
         return await self.double.wait_for(lambda: self.response, timeout, f"a response to {self!r}")
@@ -166,15 +176,20 @@ class InteractionRecord:
     async def wait_content(self, expected: str | Callable[[str], bool], timeout: float = 10.0) -> str:
         """The response's content once it contains ``expected`` (or satisfies it, if a predicate)."""
         check = expected if callable(expected) else (lambda content: expected in content)
-        await self.double.wait_for(lambda: self.content is not None and check(self.content), timeout,
-                                   lambda: f"content {expected!r} in the response to {self!r} (now {self.content!r})")
+        await self.double.wait_for(
+            lambda: self.content is not None and check(self.content),
+            timeout,
+            lambda: f"content {expected!r} in the response to {self!r} (now {self.content!r})",
+        )
         return self.content
 
     async def wait_done(self, timeout: float = 10.0) -> Message:
         """The response message once it is no longer a deferred "thinking" placeholder."""
+
         def done() -> Message | None:
             original = self.original
             return original if original is not None and not original.loading else None
+
         return await self.double.wait_for(done, timeout, f"a finished response to {self!r}")
 
 
@@ -188,8 +203,10 @@ class UserActions:
             for command in self.synced_commands.get(scope, []):
                 if command["name"] == name and command.get("type", CHAT_INPUT) == type:
                     return command
-        raise CommandRefused(f"no {KIND_NAMES[type]} command {name!r} was synced for "
-                             f"{guild.name if guild else 'DMs'}; synced: {self._synced_names()}")
+        raise CommandRefused(
+            f"no {KIND_NAMES[type]} command {name!r} was synced for "
+            f"{guild.name if guild else 'DMs'}; synced: {self._synced_names()}"
+        )
 
     def _synced_names(self) -> dict:
         return {scope: [c["name"] for c in commands] for scope, commands in self.synced_commands.items()}
@@ -206,16 +223,30 @@ class UserActions:
         if int(required) == 0 or int(required) & ~permissions:
             raise CommandRefused(f"{user.name} lacks the permissions {command['name']!r} needs ({required})")
 
-    async def _interact(self, channel: Channel, user: User, type: int, data: dict, *,
-                        permissions: int | discord.Permissions | None = None, message: Message | None = None,
-                        ) -> InteractionRecord:
+    async def _interact(
+        self,
+        channel: Channel,
+        user: User,
+        type: int,
+        data: dict,
+        *,
+        permissions: int | discord.Permissions | None = None,
+        message: Message | None = None,
+    ) -> InteractionRecord:
         guild = channel.guild
         payload = {
-            "id": str(self.ids()), "application_id": str(self.application_id), "type": type,
-            "token": secrets.token_urlsafe(32), "version": 1, "data": data,
-            "channel_id": str(channel.id), "channel": channel.to_json(),
-            "app_permissions": str(self.bot_permissions), "locale": "en-US",
-            "entitlements": [], "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
+            "id": str(self.ids()),
+            "application_id": str(self.application_id),
+            "type": type,
+            "token": secrets.token_urlsafe(32),
+            "version": 1,
+            "data": data,
+            "channel_id": str(channel.id),
+            "channel": channel.to_json(),
+            "app_permissions": str(self.bot_permissions),
+            "locale": "en-US",
+            "entitlements": [],
+            "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
             "authorizing_integration_owners": {"0": str(guild.id) if guild else "0"},
             "context": GUILD_CONTEXT if guild else BOT_DM,
         }
@@ -223,8 +254,12 @@ class UserActions:
             member = guild.member(user).to_json(with_permissions=True)
             if permissions is not None:
                 member["permissions"] = str(permission_value(permissions))
-            payload.update(guild_id=str(guild.id), guild_locale="en-US", member=member,
-                           guild={"id": str(guild.id), "locale": "en-US", "features": []})
+            payload.update(
+                guild_id=str(guild.id),
+                guild_locale="en-US",
+                member=member,
+                guild={"id": str(guild.id), "locale": "en-US", "features": []},
+            )
         else:
             payload["user"] = user.to_json()
         if message is not None:
@@ -240,15 +275,23 @@ class UserActions:
             return permission_value(permissions)
         return channel.guild.member(user).permissions if channel.guild else discord.Permissions.all().value
 
-    async def slash_command(self, channel: Channel, user: User, name: str, options: dict | None = None, *,
-                            permissions: int | discord.Permissions | None = None,
-                            enforce_permissions: bool = True) -> InteractionRecord:
+    async def slash_command(
+        self,
+        channel: Channel,
+        user: User,
+        name: str,
+        options: dict | None = None,
+        *,
+        permissions: int | discord.Permissions | None = None,
+        enforce_permissions: bool = True,
+    ) -> InteractionRecord:
         """A user runs ``/name`` (sub-commands separated by spaces) with options typed by the synced schema."""
         data = self._command_data(channel, user, name, options or {}, permissions, enforce_permissions)
         return await self._interact(channel, user, APPLICATION_COMMAND, data, permissions=permissions)
 
-    async def autocomplete(self, channel: Channel, user: User, name: str, options: dict, focused: str, *,
-                           timeout: float = 10.0) -> list[dict]:
+    async def autocomplete(
+        self, channel: Channel, user: User, name: str, options: dict, focused: str, *, timeout: float = 10.0
+    ) -> list[dict]:
         """The choices the bot offers while ``focused`` is being typed (its value may be partial)."""
         data = self._command_data(channel, user, name, options, None, False, focused=focused)
         record = await self._interact(channel, user, AUTOCOMPLETE, data)
@@ -264,8 +307,7 @@ class UserActions:
         schema, nested = command.get("options", []), []
         top = nested
         for part in path:
-            option = next((o for o in schema if o["name"] == part and o["type"] in NESTING),
-                          None)
+            option = next((o for o in schema if o["name"] == part and o["type"] in NESTING), None)
             if option is None:
                 raise CommandRefused(f"/{root} has no sub-command {part!r}")
             inner: list = []
@@ -292,8 +334,11 @@ class UserActions:
         result = []
         for key, value in values.items():
             option = by_name[key]
-            entry = {"name": key, "type": option["type"],
-                     "value": value if key == focused else self._option_value(name, option, value, channel, resolved)}
+            entry = {
+                "name": key,
+                "type": option["type"],
+                "value": value if key == focused else self._option_value(name, option, value, channel, resolved),
+            }
             if key == focused:
                 entry["focused"] = True
             result.append(entry)
@@ -340,8 +385,15 @@ class UserActions:
             return str(value.id)
         raise CommandRefused(f"{label} cannot take {value!r}")
 
-    async def message_command(self, channel: Channel, user: User, name: str, target: Message, *,
-                              permissions: int | discord.Permissions | None = None) -> InteractionRecord:
+    async def message_command(
+        self,
+        channel: Channel,
+        user: User,
+        name: str,
+        target: Message,
+        *,
+        permissions: int | discord.Permissions | None = None,
+    ) -> InteractionRecord:
         """A user picks ``name`` in a message's Apps context menu."""
         resolved = {"messages": {str(target.id): target.to_json()}}
         return await self._context_menu(channel, user, name, MESSAGE_COMMAND, target.id, resolved, permissions)
@@ -365,8 +417,10 @@ class UserActions:
             for component in components:
                 yield component
                 yield from walk(component.get("components", []))
+
         found = next((c for c in walk(message.components) if c.get("custom_id") == custom_id), None)
         if found is None or found["type"] != type or found.get("disabled"):
-            raise CommandRefused(f"message {message.id} has no enabled component {custom_id!r} of type {type}: "
-                                 f"{message.components}")
+            raise CommandRefused(
+                f"message {message.id} has no enabled component {custom_id!r} of type {type}: {message.components}"
+            )
         return found

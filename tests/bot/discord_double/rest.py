@@ -1,4 +1,5 @@
 """The REST API the bot calls: login, command sync, interaction callbacks and webhooks, channel messages."""
+
 from __future__ import annotations
 
 import asyncio
@@ -74,9 +75,11 @@ _ROUTES: list[tuple[str, re.Pattern, Callable]] = []  # (method, path pattern, h
 
 def route(method: str, pattern: str) -> Callable:
     """Register a DiscordDouble method as the handler of a REST route (path relative to /api/v10)."""
+
     def register(handler: Callable) -> Callable:
         _ROUTES.append((method, re.compile(pattern), handler))
         return handler
+
     return register
 
 
@@ -122,8 +125,14 @@ class RestRoutes:
             record.body, record.files = body, [(f.filename, f.data) for f in files]
             if not UNAUTHENTICATED.match(path) and request.headers.get("Authorization") != f"Bot {self.token}":
                 raise _Reject(401, 0, "401: Unauthorized")
-            found = next(((handler, match) for method, pattern, handler in _ROUTES
-                          if method == request.method and (match := pattern.fullmatch(path))), None)
+            found = next(
+                (
+                    (handler, match)
+                    for method, pattern, handler in _ROUTES
+                    if method == request.method and (match := pattern.fullmatch(path))
+                ),
+                None,
+            )
             if found is None or not request.path.startswith("/api/v10/"):
                 self.unknown_routes.append(f"{request.method} {path}")
                 raise _Reject(404, 0, "404: Not Found")
@@ -135,8 +144,11 @@ class RestRoutes:
             status, result = await handler(self, request, body, files, **match.groupdict())
         except _Reject as rejection:
             if rejection.status not in (401, 404) or rejection.code:  # unknown routes are recorded above
-                self.rejected_requests.append(Rejection(request.method, path, rejection.status, rejection.code,
-                                                        rejection.message, rejection.errors))
+                self.rejected_requests.append(
+                    Rejection(
+                        request.method, path, rejection.status, rejection.code, rejection.message, rejection.errors
+                    )
+                )
             status, result = rejection.status, {"message": rejection.message, "code": rejection.code}
             if rejection.errors:
                 result["errors"] = rejection.errors
@@ -151,8 +163,15 @@ class RestRoutes:
         # discord.py compares the content type with == "application/json": no charset suffix.
         return web.Response(status=status, body=json.dumps(result).encode(), content_type="application/json")
 
-    def rate_limit(self, count: int = 1, *, retry_after: float = 0.3, scope: str = "route",
-                   methods: tuple[str, ...] = ("POST", "PATCH"), path: str = SENDS_AND_EDITS) -> None:
+    def rate_limit(
+        self,
+        count: int = 1,
+        *,
+        retry_after: float = 0.3,
+        scope: str = "route",
+        methods: tuple[str, ...] = ("POST", "PATCH"),
+        path: str = SENDS_AND_EDITS,
+    ) -> None:
         """Answer the next ``count`` requests whose path matches ``path`` (a regex) with 429 and ``retry_after``.
 
         ``scope="global"`` also refuses, for ``retry_after`` seconds, every request a global limit
@@ -177,15 +196,26 @@ class RestRoutes:
 
     def _too_many(self, method: str, path: str, retry_after: float, scope: str) -> web.Response:
         self.rate_limited.append(f"{method} {path}" + (" (global)" if scope == "global" else ""))
-        body = json.dumps({"message": "You are being rate limited.", "retry_after": round(retry_after, 3),
-                           "global": scope == "global"}).encode()
+        body = json.dumps(
+            {
+                "message": "You are being rate limited.",
+                "retry_after": round(retry_after, 3),
+                "global": scope == "global",
+            }
+        ).encode()
         headers = {"Via": "1.1 google", "X-RateLimit-Scope": scope}  # without Via discord.py suspects Cloudflare
         if scope == "global":
             headers["X-RateLimit-Global"] = "true"
         else:
-            headers.update({"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
-                            "X-RateLimit-Reset-After": f"{retry_after:.3f}", "X-RateLimit-Bucket": "sends-and-edits",
-                            "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}"})
+            headers.update(
+                {
+                    "X-RateLimit-Limit": "5",
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+                    "X-RateLimit-Bucket": "sends-and-edits",
+                    "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}",
+                }
+            )
         self._notify()
         return web.Response(status=429, body=body, content_type="application/json", headers=headers)
 
@@ -217,8 +247,14 @@ class RestRoutes:
         index = name.removeprefix("files[").removesuffix("]")
         listed = next((a for a in body.get("attachments", []) if str(a.get("id")) == index), {})
         # The channel is set when the message is known; the url only needs to be unique until then.
-        attachment = Attachment(self.ids(), listed.get("filename", filename), data,
-                                content_type or "application/octet-stream", "", listed.get("description"))
+        attachment = Attachment(
+            self.ids(),
+            listed.get("filename", filename),
+            data,
+            content_type or "application/octet-stream",
+            "",
+            listed.get("description"),
+        )
         attachment.url = f"{self.base_url}/attachments/0/{attachment.id}/{quote(attachment.filename)}"
         self.attachments[attachment.id] = attachment
         return attachment
@@ -227,8 +263,9 @@ class RestRoutes:
         attachment = self.attachments.get(int(request.match_info["id"]))
         if attachment is None:
             self.unknown_routes.append(f"GET {request.path}")
-            return web.Response(status=404, body=b'{"message": "404: Not Found", "code": 0}',
-                                content_type="application/json")
+            return web.Response(
+                status=404, body=b'{"message": "404: Not Found", "code": 0}', content_type="application/json"
+            )
         return web.Response(body=attachment.data, headers={"Content-Type": attachment.content_type})
 
     # Route handlers take (request, body, uploaded files, **path parameters) and return (status, JSON).
@@ -240,10 +277,23 @@ class RestRoutes:
     @route("GET", r"/oauth2/applications/@me")
     @route("GET", r"/applications/@me")
     async def _get_application(self, request, body, files):
-        return 200, {"id": str(self.application_id), "name": self.bot_user.name, "description": "", "icon": None,
-                "bot_public": True, "bot_require_code_grant": False, "owner": self.owner.to_json(),
-                "team": None, "verify_key": "0" * 64, "flags": 0, "summary": "", "rpc_origins": [],
-                "bot": self.bot_user.to_json(), "install_params": None, "tags": []}
+        return 200, {
+            "id": str(self.application_id),
+            "name": self.bot_user.name,
+            "description": "",
+            "icon": None,
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "owner": self.owner.to_json(),
+            "team": None,
+            "verify_key": "0" * 64,
+            "flags": 0,
+            "summary": "",
+            "rpc_origins": [],
+            "bot": self.bot_user.to_json(),
+            "install_params": None,
+            "tags": [],
+        }
 
     @route("GET", r"/gateway/bot")
     async def _get_gateway_bot(self, request, body, files):
@@ -278,8 +328,16 @@ class RestRoutes:
         if errors:
             raise _Reject(400, 50035, "Invalid Form Body", errors)
         command_id = previous.get((body["name"], body.get("type", CHAT_INPUT))) or str(self.ids())
-        command = {"description": "", "options": [], "default_member_permissions": None, "nsfw": False,
-                   **body, "id": command_id, "application_id": str(self.application_id), "version": "1"}
+        command = {
+            "description": "",
+            "options": [],
+            "default_member_permissions": None,
+            "nsfw": False,
+            **body,
+            "id": command_id,
+            "application_id": str(self.application_id),
+            "version": "1",
+        }
         if scope is not None:
             command["guild_id"] = str(scope)
         return command
@@ -297,8 +355,12 @@ class RestRoutes:
             raise _Reject(400, 40060, "Interaction has already been acknowledged.")
         kind, data = body.get("type"), body.get("data") or {}
         if kind not in ALLOWED_CALLBACKS[record.type] or (kind in (UPDATE, DEFERRED_UPDATE) and record.source is None):
-            raise _Reject(400, 50035, f"Invalid Form Body: callback type {kind} for interaction type {record.type}"
-                                      f"{'' if record.source else ' without a message'}")
+            raise _Reject(
+                400,
+                50035,
+                f"Invalid Form Body: callback type {kind} for interaction type {record.type}"
+                f"{'' if record.source else ' without a message'}",
+            )
         if kind in (MESSAGE, UPDATE):
             self._validate(data, files, creating=kind == MESSAGE)
         record.callbacks.append(body)
@@ -306,18 +368,29 @@ class RestRoutes:
         message = None
         if kind in (MESSAGE, DEFERRED):
             flags = ((data.get("flags") or 0) & EPHEMERAL) | (LOADING if kind == DEFERRED else 0)
-            message = self._bot_message(record.channel, data if kind == MESSAGE else {}, files, flags=flags,
-                                        type=_message_type(record), interaction=record)
+            message = self._bot_message(
+                record.channel,
+                data if kind == MESSAGE else {},
+                files,
+                flags=flags,
+                type=_message_type(record),
+                interaction=record,
+            )
             record.original = message
             await self._dispatch_message("MESSAGE_CREATE", message)
         elif kind in (DEFERRED_UPDATE, UPDATE):
             message = record.original = record.source
             if kind == UPDATE:
                 await self._apply_edit(message, data, files)
-        result = {"interaction": {"id": str(record.id), "type": record.type,
-                                  "response_message_loading": kind == DEFERRED,
-                                  "response_message_ephemeral": bool(message and message.ephemeral)},
-                  "resource": {"type": kind}}
+        result = {
+            "interaction": {
+                "id": str(record.id),
+                "type": record.type,
+                "response_message_loading": kind == DEFERRED,
+                "response_message_ephemeral": bool(message and message.ephemeral),
+            },
+            "resource": {"type": kind},
+        }
         if message is not None and kind != DEFERRED_UPDATE:
             result["interaction"]["response_message_id"] = str(message.id)
             result["resource"]["message"] = message.to_json()
@@ -343,12 +416,19 @@ class RestRoutes:
             if (body.get("flags") or 0) & EPHEMERAL and not original.ephemeral:
                 self.ignored_requests.append(
                     f"{record!r}: the first followup after a public defer asked to be ephemeral, but Discord "
-                    f"shows it to everyone (pass ephemeral=True to defer())")
+                    f"shows it to everyone (pass ephemeral=True to defer())"
+                )
             await self._apply_edit(original, body, files)
             message = original
         else:
-            message = self._bot_message(record.channel, body, files, flags=(body.get("flags") or 0) & EPHEMERAL,
-                                        type=_message_type(record), interaction=record)
+            message = self._bot_message(
+                record.channel,
+                body,
+                files,
+                flags=(body.get("flags") or 0) & EPHEMERAL,
+                type=_message_type(record),
+                interaction=record,
+            )
             await self._dispatch_message("MESSAGE_CREATE", message)
         record.followups.append(message)
         record._mark(done=True)
@@ -396,7 +476,7 @@ class RestRoutes:
             chosen = [m for m in history if m.id > int(query["after"])][:limit]
         elif "around" in query:
             index = next((i for i, m in enumerate(history) if m.id >= int(query["around"])), len(history))
-            chosen = history[max(0, index - limit // 2): index + (limit + 1) // 2]
+            chosen = history[max(0, index - limit // 2) : index + (limit + 1) // 2]
         else:
             before = int(query.get("before", 0)) or None
             chosen = [m for m in history if before is None or m.id < before][-limit:]
@@ -458,14 +538,32 @@ class RestRoutes:
             raise _Reject(400, 50035, "Invalid Form Body", errors)
         if sum(len(f.data) for f in files) > ATTACHMENT_SIZE_LIMIT:
             raise _Reject(413, 40005, "Request entity too large")
-        if creating and not (content or embeds or files or body.get("components") or body.get("sticker_ids")
-                             or body.get("poll")):
+        if creating and not (
+            content or embeds or files or body.get("components") or body.get("sticker_ids") or body.get("poll")
+        ):
             raise _Reject(400, 50006, "Cannot send an empty message")
 
-    def _bot_message(self, channel: Channel, body: dict, files: list[Attachment], *, flags: int = 0, type: int = 0,
-                     interaction: InteractionRecord | None = None, reference: Message | None = None) -> Message:
-        message = Message(self.ids(), channel, self.bot_user, flags=flags, type=type, interaction=interaction,
-                          webhook_id=self.application_id if interaction else None, reference=reference)
+    def _bot_message(
+        self,
+        channel: Channel,
+        body: dict,
+        files: list[Attachment],
+        *,
+        flags: int = 0,
+        type: int = 0,
+        interaction: InteractionRecord | None = None,
+        reference: Message | None = None,
+    ) -> Message:
+        message = Message(
+            self.ids(),
+            channel,
+            self.bot_user,
+            flags=flags,
+            type=type,
+            interaction=interaction,
+            webhook_id=self.application_id if interaction else None,
+            reference=reference,
+        )
         self._fill(message, body, files, creating=True)
         self._store(message)
         self.sent_messages.append(message)

@@ -4,6 +4,7 @@ The bot is the one `continuo bot` runs, unchanged but for discord.py's two URL c
 at the double (as ``DiscordDouble.patch_discord`` does in-process). DISCORD_TOKEN must be the double's
 token (``test-token`` unless it was started with another).
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """The world the double simulates: users, servers, roles, channels, messages and attachments, as Discord's JSON."""
+
 from __future__ import annotations
 
 import re
@@ -31,12 +32,25 @@ TEXT_CHANNEL, DM_CHANNEL = ChannelType.text.value, ChannelType.private.value
 
 ADMINISTRATOR = discord.Permissions(administrator=True).value
 DEFAULT_EVERYONE_PERMISSIONS = discord.Permissions(
-    view_channel=True, send_messages=True, embed_links=True, attach_files=True, read_message_history=True,
-    add_reactions=True, use_application_commands=True, use_external_emojis=True, create_instant_invite=True,
+    view_channel=True,
+    send_messages=True,
+    embed_links=True,
+    attach_files=True,
+    read_message_history=True,
+    add_reactions=True,
+    use_application_commands=True,
+    use_external_emojis=True,
+    create_instant_invite=True,
 ).value
 DEFAULT_BOT_PERMISSIONS = discord.Permissions(
-    view_channel=True, send_messages=True, embed_links=True, attach_files=True, read_message_history=True,
-    add_reactions=True, manage_messages=True, mention_everyone=True,  # worst case: its pings would notify
+    view_channel=True,
+    send_messages=True,
+    embed_links=True,
+    attach_files=True,
+    read_message_history=True,
+    add_reactions=True,
+    manage_messages=True,
+    mention_everyone=True,  # worst case: its pings would notify
 ).value
 
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024  # Discord's default upload limit per message (unboosted server)
@@ -81,8 +95,16 @@ class User:
         return f"<@{self.id}>"
 
     def to_json(self) -> dict:
-        return {"id": str(self.id), "username": self.name, "global_name": self.name, "discriminator": "0",
-                "avatar": None, "bot": self.bot, "public_flags": 0, "flags": 0}
+        return {
+            "id": str(self.id),
+            "username": self.name,
+            "global_name": self.name,
+            "discriminator": "0",
+            "avatar": None,
+            "bot": self.bot,
+            "public_flags": 0,
+            "flags": 0,
+        }
 
 
 @dataclass(eq=False)
@@ -98,9 +120,18 @@ class Role:
         return f"<@&{self.id}>"
 
     def to_json(self) -> dict:
-        return {"id": str(self.id), "name": self.name, "permissions": str(self.permissions),
-                "position": self.position, "color": 0, "colors": {"primary_color": 0}, "hoist": False,
-                "managed": False, "mentionable": self.mentionable, "flags": 0}
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "permissions": str(self.permissions),
+            "position": self.position,
+            "color": 0,
+            "colors": {"primary_color": 0},
+            "hoist": False,
+            "managed": False,
+            "mentionable": self.mentionable,
+            "flags": 0,
+        }
 
 
 @dataclass(eq=False)
@@ -123,8 +154,17 @@ class Member:
         return discord.Permissions.all().value if value & ADMINISTRATOR else value
 
     def to_json(self, *, with_user: bool = True, with_permissions: bool = False) -> dict:
-        data = {"roles": [str(r.id) for r in self.roles], "joined_at": self.joined, "nick": None, "avatar": None,
-                "flags": 0, "deaf": False, "mute": False, "pending": False, "premium_since": None}
+        data = {
+            "roles": [str(r.id) for r in self.roles],
+            "joined_at": self.joined,
+            "nick": None,
+            "avatar": None,
+            "flags": 0,
+            "deaf": False,
+            "mute": False,
+            "pending": False,
+            "premium_since": None,
+        }
         if with_user:
             data["user"] = self.user.to_json()
         if with_permissions:
@@ -155,12 +195,27 @@ class Channel:
 
     def to_json(self) -> dict:
         if self.guild is None:
-            return {"id": str(self.id), "type": DM_CHANNEL, "recipients": [self.recipient.to_json()],
-                    "last_message_id": None}
-        return {"id": str(self.id), "type": self.type, "name": self.name, "position": self.position,
-                "guild_id": str(self.guild.id), "permission_overwrites": [], "nsfw": False, "topic": None,
-                "parent_id": None, "rate_limit_per_user": 0, "last_message_id": None, "flags": 0,
-                "permissions": str(discord.Permissions.all().value)}
+            return {
+                "id": str(self.id),
+                "type": DM_CHANNEL,
+                "recipients": [self.recipient.to_json()],
+                "last_message_id": None,
+            }
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "name": self.name,
+            "position": self.position,
+            "guild_id": str(self.guild.id),
+            "permission_overwrites": [],
+            "nsfw": False,
+            "topic": None,
+            "parent_id": None,
+            "rate_limit_per_user": 0,
+            "last_message_id": None,
+            "flags": 0,
+            "permissions": str(discord.Permissions.all().value),
+        }
 
 
 class Guild:
@@ -209,16 +264,37 @@ class Guild:
 
     def to_json(self) -> dict:
         return {
-            "id": str(self.id), "name": self.name, "owner_id": str(self.owner_id), "icon": None, "splash": None,
-            "description": None, "features": [], "verification_level": 0, "default_message_notifications": 0,
-            "explicit_content_filter": 0, "mfa_level": 0, "nsfw_level": 0, "premium_tier": 0,
-            "preferred_locale": "en-US", "system_channel_id": None, "afk_timeout": 300, "emojis": [],
-            "stickers": [], "large": False, "unavailable": False, "joined_at": snowflake_time(self.id),
-            "roles": [r.to_json() for r in self.roles], "channels": [c.to_json() for c in self.channels],
+            "id": str(self.id),
+            "name": self.name,
+            "owner_id": str(self.owner_id),
+            "icon": None,
+            "splash": None,
+            "description": None,
+            "features": [],
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "system_channel_id": None,
+            "afk_timeout": 300,
+            "emojis": [],
+            "stickers": [],
+            "large": False,
+            "unavailable": False,
+            "joined_at": snowflake_time(self.id),
+            "roles": [r.to_json() for r in self.roles],
+            "channels": [c.to_json() for c in self.channels],
             "member_count": len(self.members),  # equal to the list: the client never asks for chunks
             "members": [m.to_json() for m in self.members.values()],
-            "threads": [], "presences": [], "voice_states": [], "stage_instances": [],
-            "guild_scheduled_events": [], "soundboard_sounds": [],
+            "threads": [],
+            "presences": [],
+            "voice_states": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
         }
 
 
@@ -235,8 +311,15 @@ class Attachment:
         return f"<Attachment {self.filename} {len(self.data)} bytes>"
 
     def to_json(self) -> dict:
-        return {"id": str(self.id), "filename": self.filename, "size": len(self.data), "url": self.url,
-                "proxy_url": self.url, "content_type": self.content_type, "description": self.description}
+        return {
+            "id": str(self.id),
+            "filename": self.filename,
+            "size": len(self.data),
+            "url": self.url,
+            "proxy_url": self.url,
+            "content_type": self.content_type,
+            "description": self.description,
+        }
 
 
 @dataclass(eq=False)
@@ -261,8 +344,11 @@ class Message:
     deleted: bool = False
 
     def __repr__(self) -> str:
-        state = "".join(f" {s}" for s, on in (("ephemeral", self.ephemeral), ("loading", self.loading),
-                                               ("deleted", self.deleted)) if on)
+        state = "".join(
+            f" {s}"
+            for s, on in (("ephemeral", self.ephemeral), ("loading", self.loading), ("deleted", self.deleted))
+            if on
+        )
         return f"<Message {self.id} by {self.author.name} in #{self.channel.name}{state}: {self.content[:80]!r}>"
 
     @property
@@ -281,12 +367,21 @@ class Message:
         """The message object; ``blank`` drops what the message-content intent guards."""
         guild = self.guild
         data = {
-            "id": str(self.id), "channel_id": str(self.channel.id), "author": self.author.to_json(),
-            "content": "" if blank else self.content, "timestamp": snowflake_time(self.id),
-            "edited_timestamp": self.edited, "tts": False, "pinned": False, "type": self.type,
-            "flags": self.flags, "mention_everyone": "@everyone" in self.pings,
-            "mentions": [u.to_json() for u in self.mentions], "mention_roles": [],
-            "embeds": [] if blank else self.embeds, "components": [] if blank else self.components,
+            "id": str(self.id),
+            "channel_id": str(self.channel.id),
+            "author": self.author.to_json(),
+            "content": "" if blank else self.content,
+            "timestamp": snowflake_time(self.id),
+            "edited_timestamp": self.edited,
+            "tts": False,
+            "pinned": False,
+            "type": self.type,
+            "flags": self.flags,
+            "mention_everyone": "@everyone" in self.pings,
+            "mentions": [u.to_json() for u in self.mentions],
+            "mention_roles": [],
+            "embeds": [] if blank else self.embeds,
+            "components": [] if blank else self.components,
             "attachments": [] if blank else [a.to_json() for a in self.attachments],
         }
         if guild is not None:
@@ -299,9 +394,12 @@ class Message:
         if self.interaction is not None:
             data["interaction_metadata"] = self.interaction.metadata()
         if self.reference is not None:
-            data["message_reference"] = {"type": 0, "message_id": str(self.reference.id),
-                                         "channel_id": str(self.channel.id),
-                                         **({"guild_id": str(guild.id)} if guild else {})}
+            data["message_reference"] = {
+                "type": 0,
+                "message_id": str(self.reference.id),
+                "channel_id": str(self.channel.id),
+                **({"guild_id": str(guild.id)} if guild else {}),
+            }
             data["referenced_message"] = None if self.reference.deleted else self.reference.to_json(blank=blank)
         return data
 
@@ -328,5 +426,3 @@ def would_ping(content: str, allowed_mentions: dict | None, replied_to: User | N
     if replied_to is not None and (allowed_mentions is None or allowed.get("replied_user")):
         pings.append(f"reply:{replied_to.id}")
     return list(dict.fromkeys(pings))
-
-
