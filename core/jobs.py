@@ -8,6 +8,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, cast
@@ -17,7 +18,7 @@ from .model import ModelConfig
 from .training import CANCELLED, ProgressCallback, TrainConfig, TrainResult
 
 _NICENESS = 5  # training yields the CPU to the UI or the bot's event loop
-_CANCEL_GRACE_S = 5.0  # a cancelled job that has not stopped by then (still starting up, say) is terminated
+_CANCEL_GRACE_S = 5.0  # a cancelled job that has not stopped by then (still starting up, say) is stopped harder
 
 
 @dataclass
@@ -109,7 +110,38 @@ def _worker(request: TrainRequest, events: mp.Queue, cancel, parent: int) -> Non
         events.put(("error", f"training failed: {type(e).__name__}: {e}"))
 
 
-class ProcessJob:
+class JobOutcome:
+    """How a runner's job ends: set once by the job's reader thread, waited for by `result()`."""
+
+    def __init__(self) -> None:
+        self._outcome: tuple[str, object] | None = None
+        self._finished = threading.Event()
+
+    def _finish(self, kind: str, payload: object) -> None:
+        if self._outcome is None:
+            self._outcome = (kind, payload)
+            self._finished.set()
+
+    def _after_grace(self, action: Callable[[], None]) -> None:
+        """Run `action` (a harder stop) if the job has not ended `_CANCEL_GRACE_S` after a cancel."""
+        timer = threading.Timer(_CANCEL_GRACE_S, lambda: None if self._finished.is_set() else action())
+        timer.daemon = True
+        timer.start()
+
+    def done(self) -> bool:
+        return self._finished.is_set()
+
+    def result(self, timeout: float | None = None) -> TrainResult:
+        if not self._finished.wait(timeout):
+            raise TimeoutError(f"{getattr(self, 'id', 'job')} still running")
+        assert self._outcome is not None  # set before _finished
+        kind, payload = self._outcome
+        if kind == "ok":
+            return cast(TrainResult, payload)
+        raise (Cancelled if kind == "cancelled" else ContinuoError)(payload)
+
+
+class ProcessJob(JobOutcome):
     """A training job in a child process; progress comes back through a queue to a reader thread."""
 
     _ids = itertools.count(1)
@@ -119,8 +151,7 @@ class ProcessJob:
         self.id = f"job-{os.getpid()}-{next(self._ids)}"
         self._events, self._cancel = ctx.Queue(), ctx.Event()
         self._on_progress = on_progress or (lambda p: None)
-        self._outcome: tuple[str, object] | None = None
-        self._finished = threading.Event()
+        super().__init__()
         self._process = ctx.Process(
             target=_worker, args=(request, self._events, self._cancel, os.getpid()), daemon=True
         )
@@ -128,12 +159,13 @@ class ProcessJob:
         threading.Thread(target=self._pump, name=self.id, daemon=True).start()
 
     def _pump(self) -> None:
-        while self._outcome is None:
+        outcome: tuple[str, object] | None = None
+        while outcome is None:
             try:
                 kind, payload = self._events.get(timeout=0.2)
             except queue.Empty:
                 if not self._process.is_alive() and self._events.empty():
-                    self._outcome = (
+                    outcome = (
                         ("cancelled", CANCELLED)
                         if self._cancel.is_set()
                         else (
@@ -148,34 +180,20 @@ class ProcessJob:
                 except Exception:  # noqa: BLE001 - a client's display error must not lose the job
                     pass
             else:
-                self._outcome = (kind, payload)
+                outcome = (kind, payload)
         self._process.join(timeout=10)
-        self._finished.set()
+        self._finish(*outcome)  # once the process is gone
 
     def cancel(self) -> None:
         """Stop the job: at its next batch, or by terminating the process after a short grace."""
         if self._cancel.is_set() or self._finished.is_set():
             return
         self._cancel.set()
-        timer = threading.Timer(_CANCEL_GRACE_S, self._terminate)
-        timer.daemon = True
-        timer.start()
+        self._after_grace(self._terminate)
 
     def _terminate(self) -> None:
         if self._process.is_alive():
             self._process.terminate()  # the reader thread then reports the job as cancelled
-
-    def done(self) -> bool:
-        return self._finished.is_set()
-
-    def result(self, timeout: float | None = None) -> TrainResult:
-        if not self._finished.wait(timeout):
-            raise TimeoutError(f"{self.id} still running")
-        assert self._outcome is not None  # set before _finished
-        kind, payload = self._outcome
-        if kind == "ok":
-            return cast(TrainResult, payload)
-        raise (Cancelled if kind == "cancelled" else ContinuoError)(payload)
 
 
 class LocalProcessRunner:

@@ -10,17 +10,16 @@ import tempfile
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from .bundle import replace_dir
 from .errors import Cancelled, ContinuoError
-from .jobs import TrainRequest, run_request
-from .training import CANCELLED, ProgressCallback, TrainResult
+from .jobs import JobOutcome, TrainRequest, run_request
+from .training import CANCELLED, ProgressCallback
 
 log = logging.getLogger(__name__)
 
 _NICENESS = 5  # as local jobs: a worker sharing a host with a bot yields the CPU to its event loop
-_CANCEL_GRACE_S = 5.0  # a cancelled job still running by then (busy starting TensorFlow, say) has its worker killed
 _STOP_WAIT_S = 30.0  # how long a cancelled task waits for its training thread to stop before it exits
 _BASE_MEMORY_MB = 1200  # a training process on a small corpus (peak RSS 0.8-1.0 GB on 2 cores, bench/core_bench.py)
 _MEMORY_PER_TEXT_BYTE = 64  # the rest grows with the corpus: PTB's 5 MB train text peaked at 1.3 GB (bench/ptb.py)
@@ -42,14 +41,13 @@ class RayConfig:
         return int(mb * 2**20)
 
 
-class RayJob:
+class RayJob(JobOutcome):
     """A training job running as a Ray generator task; a reader thread relays its progress."""
 
     def __init__(self, runner: RayRunner, request: TrainRequest, on_progress: ProgressCallback | None):
         self._outputs = {name: Path(getattr(request, name)) for name in _OUTPUTS if getattr(request, name, None)}
         self._on_progress = on_progress or (lambda p: None)
-        self._outcome: tuple[str, object] | None = None
-        self._finished = threading.Event()
+        super().__init__()
         self._cancelling = False
         self._stream: Any = None  # Ray's generator of the task's events
         try:
@@ -115,11 +113,6 @@ class RayJob:
         except OSError as e:
             self._finish("error", f"the trained model could not be saved: {e}")
 
-    def _finish(self, kind: str, payload: object) -> None:
-        if self._outcome is None:
-            self._outcome = (kind, payload)
-            self._finished.set()
-
     def cancel(self) -> None:
         """Interrupt the task (the training thread stops at its next batch); kill its worker if it lingers."""
         import ray
@@ -128,27 +121,7 @@ class RayJob:
             return
         self._cancelling = True
         ray.cancel(self._stream)
-        timer = threading.Timer(_CANCEL_GRACE_S, self._kill)
-        timer.daemon = True
-        timer.start()
-
-    def _kill(self) -> None:
-        import ray
-
-        if not self._finished.is_set():
-            ray.cancel(self._stream, force=True)
-
-    def done(self) -> bool:
-        return self._finished.is_set()
-
-    def result(self, timeout: float | None = None) -> TrainResult:
-        if not self._finished.wait(timeout):
-            raise TimeoutError(f"{self.id} still running")
-        assert self._outcome is not None  # set before _finished
-        kind, payload = self._outcome
-        if kind == "ok":
-            return cast(TrainResult, payload)
-        raise (Cancelled if kind == "cancelled" else ContinuoError)(payload)
+        self._after_grace(lambda: ray.cancel(self._stream, force=True))
 
 
 class RayRunner:
