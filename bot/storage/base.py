@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
+
+Moment = Callable[[datetime | None], object]  # how a store writes a moment: as it is, or as text
 
 
 def utcnow() -> datetime:
@@ -38,6 +40,14 @@ class CorpusEntry:
     def kind(self) -> str:
         return "message" if self.message_id is not None else "file"
 
+    def row(self, guild_id: int, when: Moment) -> tuple:
+        """Its corpus_messages columns: guild_id, message_id, channel_id, author_id, kind, name, text, tokens,
+        created_at (as `when` writes a moment for the database)."""
+        from ..text import count_tokens
+
+        fields = (self.message_id, self.channel_id, self.author_id, self.kind, self.name, self.text)
+        return (guild_id, *fields, count_tokens(self.text), when(self.created_at))
+
 
 @dataclass(frozen=True)
 class CorpusStats:
@@ -66,6 +76,13 @@ class TrainingJobRecord:
     corpus_tokens: int = 0  # corpus size it trained on
     val_perplexity: float | None = None
     error: str = ""
+
+    def row(self, guild_id: int, when: Moment) -> tuple:
+        """Its training_jobs columns but the id: guild_id, status, epochs, requested_by, channel_id, created_at,
+        started_at, finished_at, corpus_tokens, val_perplexity, error."""
+        moments = (when(self.created_at), when(self.started_at), when(self.finished_at))
+        people = (self.status, self.epochs, self.requested_by, self.channel_id)
+        return (guild_id, *people, *moments, self.corpus_tokens, self.val_perplexity, self.error)
 
 
 UNFINISHED = ("queued", "running")

@@ -41,6 +41,11 @@ MIGRATION_LOCK = 0x636F6E74  # pg_advisory_lock key held while migrating ("cont"
 CHANNEL = "continuo_models"  # NOTIFY channel of model switches
 
 
+def _as_is(moment: datetime | None) -> datetime | None:
+    """psycopg writes datetimes as timestamptz itself."""
+    return moment
+
+
 def driver():
     """psycopg and psycopg_pool, or a one-line error: the base install does not bring them."""
     try:
@@ -237,20 +242,7 @@ class PostgresStore:
     # --- the corpus
     async def record(self, entries: Sequence[CorpusEntry]) -> int:
         """Add entries; a message recorded before is replaced by its new text."""
-        rows = [
-            (
-                e.guild_id,
-                e.message_id,
-                e.channel_id,
-                e.author_id,
-                e.kind,
-                e.name,
-                e.text,
-                count_tokens(e.text),
-                e.created_at,
-            )
-            for e in entries
-        ]
+        rows = [e.row(e.guild_id, _as_is) for e in entries]
         async with self._connection() as conn:
             for guild_id in sorted({e.guild_id for e in entries}):
                 await self._guild(conn, guild_id)
@@ -554,41 +546,13 @@ class PostgresStore:
                 await cur.executemany(
                     "INSERT INTO corpus_messages (guild_id, message_id, channel_id, author_id, kind, name, text,"
                     " tokens, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        (
-                            g,
-                            e.message_id,
-                            e.channel_id,
-                            e.author_id,
-                            e.kind,
-                            e.name,
-                            e.text,
-                            count_tokens(e.text),
-                            e.created_at,
-                        )
-                        for e in data.corpus
-                    ],
+                    [e.row(g, _as_is) for e in data.corpus],
                 )
                 await cur.executemany(
                     "INSERT INTO training_jobs (guild_id, status, epochs, requested_by, channel_id, created_at,"
                     " started_at, finished_at, corpus_tokens, val_perplexity, error) VALUES"
                     " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        (
-                            g,
-                            j.status,
-                            j.epochs,
-                            j.requested_by,
-                            j.channel_id,
-                            j.created_at,
-                            j.started_at,
-                            j.finished_at,
-                            j.corpus_tokens,
-                            j.val_perplexity,
-                            j.error,
-                        )
-                        for j in data.jobs
-                    ],
+                    [j.row(g, _as_is) for j in data.jobs],
                 )
                 await cur.executemany(
                     "INSERT INTO model_versions VALUES (%s, %s, %s, %s, %s)",

@@ -250,20 +250,7 @@ class SQLiteStore:
                 "INSERT INTO corpus_messages (guild_id, message_id, channel_id, author_id, kind, name, text, tokens,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, message_id) DO UPDATE SET"
                 " text = excluded.text, tokens = excluded.tokens",
-                [
-                    (
-                        e.guild_id,
-                        e.message_id,
-                        e.channel_id,
-                        e.author_id,
-                        e.kind,
-                        e.name,
-                        e.text,
-                        count_tokens(e.text),
-                        _iso(e.created_at),
-                    )
-                    for e in entries
-                ],
+                [e.row(e.guild_id, _iso) for e in entries],
             )
         return len(entries)
 
@@ -589,41 +576,13 @@ class SQLiteStore:
             db.executemany(
                 "INSERT INTO corpus_messages (guild_id, message_id, channel_id, author_id, kind, name, text,"
                 " tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        g,
-                        e.message_id,
-                        e.channel_id,
-                        e.author_id,
-                        e.kind,
-                        e.name,
-                        e.text,
-                        count_tokens(e.text),
-                        _iso(e.created_at),
-                    )
-                    for e in data.corpus
-                ],
+                [e.row(g, _iso) for e in data.corpus],
             )
             db.executemany(
                 "INSERT INTO training_jobs (guild_id, status, epochs, requested_by, channel_id, created_at,"
                 " started_at, finished_at, corpus_tokens, val_perplexity, error) VALUES"
                 " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        g,
-                        j.status,
-                        j.epochs,
-                        j.requested_by,
-                        j.channel_id,
-                        _iso(j.created_at),
-                        _iso(j.started_at),
-                        _iso(j.finished_at),
-                        j.corpus_tokens,
-                        j.val_perplexity,
-                        j.error,
-                    )
-                    for j in data.jobs
-                ],
+                [j.row(g, _iso) for j in data.jobs],
             )
             db.executemany(
                 "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?)",
