@@ -63,9 +63,13 @@ class ModelConfig:
         return asdict(self)
 
 
-def build_model(cfg: ModelConfig):
+def build_model(cfg: ModelConfig, unroll: bool = False):
     """A keras.Model mapping windows of token ids (batch, window) to next-token logits: (batch, vocab) after
-    the last position, or with the "lstm-lm" architecture (batch, window, vocab) after every position."""
+    the last position, or with the "lstm-lm" architecture (batch, window, vocab) after every position.
+
+    `unroll` lays the LSTM steps out one by one instead of in a loop: faster to train on a CPU over short
+    windows (bench/core_bench.py), but never for a model that is saved, which keeps the loop that cuDNN needs.
+    """
     keras = load_keras()
     layers = keras.layers
     cfg = cfg.validate().sized_for(0) if None in (cfg.window, cfg.embedding_dim, cfg.units) else cfg.validate()
@@ -74,9 +78,9 @@ def build_model(cfg: ModelConfig):
     x = layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="embedding")(tokens)
     x = layers.Dropout(cfg.dropout)(x)
     for i in range(cfg.bidirectional_layers):
-        lstm = layers.LSTM(cfg.units, return_sequences=True, name=f"lstm_{i}")
+        lstm = layers.LSTM(cfg.units, return_sequences=True, unroll=unroll, name=f"lstm_{i}")
         x = layers.Bidirectional(lstm, name=f"bilstm_{i}")(x) if both_ways else lstm(x)
-    x = layers.LSTM(cfg.units, return_sequences=cfg.every_position, name="lstm_last")(x)
+    x = layers.LSTM(cfg.units, return_sequences=cfg.every_position, unroll=unroll, name="lstm_last")(x)
     x = layers.Dropout(cfg.dropout)(x)
     logits = layers.Dense(cfg.vocab_size, name="logits", dtype="float32")(x)  # float32 even under mixed precision
     return keras.Model(tokens, logits, name="continuo")

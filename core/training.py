@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 CANCELLED = "training cancelled; the previous model is unchanged"
 _MIN_LR_SHARE = 0.02  # where the learning rate's annealing to the end of a time budget stops
+UNROLL_MAX_WINDOW = 32  # training on a CPU unrolls the LSTM steps of windows up to this long
 MIX_TOKENS = 20_000  # the mixture weight is chosen on at most this many validation tokens (one weight needs few)
 
 
@@ -43,7 +44,7 @@ class TrainConfig:
     min_count: int = 2  # rarer words become the unknown token
     max_vocab: int = 20000  # vocabulary cap, special tokens included
     short_context_rate: float = 0.15  # share of windows cut short, so short seeds work
-    mixed_precision: bool = False  # bfloat16 compute: pays off on CPUs with AVX-512 BF16
+    mixed_precision: bool = False  # bfloat16 compute: faster steps on CPUs with AVX-512 BF16, slower learning
 
     def validate(self) -> TrainConfig:
         checks = [
@@ -269,12 +270,15 @@ def _train_neural(
     budget: _Budget,
 ):
     """(inference model with the best weights, the training state, why training ended)."""
+    import tensorflow as tf
+
     keras = load_keras()
     keras.utils.set_random_seed(tcfg.seed)
+    on_cpu = not tf.config.list_physical_devices("GPU")
     if tcfg.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        model = build_model(mcfg)
+        model = build_model(mcfg, unroll=on_cpu and _window(mcfg) <= UNROLL_MAX_WINDOW)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     steps = _Steps(

@@ -146,3 +146,20 @@ def test_a_decoding_error_names_its_field(options, field):
     with pytest.raises(DecodingError) as error:
         GenerationConfig.make(**options)
     assert error.value.field == field
+
+
+def test_the_cache_reads_only_the_seed_so_sampled_words_do_not_feed_themselves(tiny_model):
+    """With the cache reading the model's own words, each sampled word would make itself likelier (a
+    Polya urn) and a few words would take over the continuation; reading the seed, none does."""
+    from core import LanguageModel
+    from core.ngram import NGramModel
+
+    size = len(tiny_model.tokenizer)
+    flat = NGramModel.fit(np.random.default_rng(0).integers(2, size, 200_000), size, order=2)  # ~uniform
+    m = tiny_model
+    model = LanguageModel(m.model, m.tokenizer, m.config, m.card, m.path, flat, neural_weight=0.0, cache_weight=0.5)
+    seed = model.encode_seed(SEED)
+    rows = [list(seed)]
+    list(model._steps(rows, GenerationConfig(max_new_tokens=300, do_sample=True, top_k=0, seed=5)))
+    new = [t for t in rows[0][len(seed) :] if t not in seed]
+    assert max(np.bincount(new)) <= 8, np.bincount(new).max()  # each ~0.5 / vocab per step: a handful at most

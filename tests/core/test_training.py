@@ -134,6 +134,30 @@ def test_a_batch_split_across_replicas_makes_the_same_update_as_one_part():
     assert not np.allclose(updated[0][0], weights[0])  # the step did change the embeddings
 
 
+def test_the_unrolled_training_model_computes_what_the_saved_loop_does(tiny_model_path):
+    import numpy as np
+
+    from core.model import build_model
+
+    saved = load(tiny_model_path)
+    assert not any(getattr(layer, "unroll", False) for layer in _lstm_layers(saved.model))  # cuDNN stays possible
+    unrolled = build_model(saved.config, unroll=True)
+    assert len(_lstm_layers(unrolled)) == 3 and all(layer.unroll for layer in _lstm_layers(unrolled))
+    unrolled.set_weights(saved.model.get_weights())
+    x = np.random.default_rng(0).integers(1, saved.config.vocab_size, (4, saved.config.window)).astype(np.int32)
+    np.testing.assert_allclose(unrolled(x), saved.model(x), rtol=1e-4, atol=1e-5)
+
+
+def _lstm_layers(model) -> list:
+    found = []
+    for layer in model.layers:
+        if hasattr(layer, "forward_layer"):  # Bidirectional
+            found += [layer.forward_layer, layer.backward_layer]
+        elif type(layer).__name__ == "LSTM":
+            found.append(layer)
+    return found
+
+
 def test_checkpoint_round_trip_and_an_unreadable_one_is_ignored(tmp_path):
     import numpy as np
 
