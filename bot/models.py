@@ -302,5 +302,8 @@ class ModelService:
 
 
 def _load_warm(path: Path) -> LanguageModel:
-    """Load a bundle and compile its single-row forward pass, so the first /continue is not the slow one."""
-    return load(path).warm_up()
+    """Load a bundle and compile its single-row forward pass, so the first /continue is not the slow one.
+
+    Without XLA: the bot loads and drops models all day, and XLA's compiled code would stay behind each time.
+    """
+    return load(path, xla=False).warm_up()

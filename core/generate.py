@@ -134,6 +134,7 @@ class LanguageModel:
         ngram: NGramModel | None = None,
         neural_weight: float = 1.0,
         cache_weight: float = 0.0,
+        xla: bool = True,
     ):
         self.model, self.tokenizer, self.config, self.card, self.path = model, tokenizer, config, card, path
         self.ngram = ngram
@@ -150,14 +151,18 @@ class LanguageModel:
             self.window = max(1, ngram.order - 1)
         else:
             raise ValueError("a language model needs a neural model with its config, an n-gram model, or both")
+        self.xla = xla  # see load()
         self._compiled: dict[int, object] = {}
         self._lock = threading.Lock()
         self._banned = np.array([0, 1])  # padding and unknown are never generated
 
     @classmethod
-    def load(cls, path: str | Path) -> LanguageModel:
+    def load(cls, path: str | Path, xla: bool = True) -> LanguageModel:
+        """The bundle at `path`. With `xla`, its forward pass is compiled by XLA: about twice as fast per word,
+        but slower to load, and the compiled code stays in the process after the model is dropped (several
+        MB a load), so a process that keeps loading models (the bot) passes False (bench/results/reloads.md)."""
         b = load_bundle(path)
-        return cls(b.model, b.tokenizer, b.config, b.card, Path(path), b.ngram, b.neural_weight, b.cache_weight)
+        return cls(b.model, b.tokenizer, b.config, b.card, Path(path), b.ngram, b.neural_weight, b.cache_weight, xla)
 
     def warm_up(self) -> LanguageModel:
         """Compile the single-sequence forward pass now, so the first suggestion comes at full speed."""
@@ -219,13 +224,15 @@ class LanguageModel:
             logits = self.model(x, training=False)
             return logits[:, -1] if self.config.every_position else logits  # after the window's last token
 
-        # XLA fuses the LSTM's many small ops
-        fn = tf.function(forward, input_signature=spec, jit_compile=True, autograph=False)
-        try:
-            fn(probe)
-        except Exception:  # noqa: BLE001 - no XLA on this platform: plain graph mode
-            fn = tf.function(forward, input_signature=spec, autograph=False)
-            fn(probe)
+        if self.xla:  # XLA fuses the LSTM's many small ops
+            fn = tf.function(forward, input_signature=spec, jit_compile=True, autograph=False)
+            try:
+                fn(probe)
+                return fn
+            except Exception:  # noqa: BLE001 - no XLA on this platform: plain graph mode
+                pass
+        fn = tf.function(forward, input_signature=spec, autograph=False)
+        fn(probe)
         return fn
 
     def _windows(self, rows: Sequence[Sequence[int]]) -> np.ndarray:

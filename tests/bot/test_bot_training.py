@@ -69,7 +69,7 @@ async def test_train_shows_progress_swaps_the_model_and_the_loop_stays_responsiv
 
     own = await bot.models.model_for(alpha.id)
     assert own is not default and own.path == await bot.models.bundle_for(alpha.id)  # its published version
-    assert own.card.corpus == "this server's text"
+    assert own.card.corpus == "this server's text" and not own.xla  # XLA's code would outlive each reload
     assert (await bot.models.model_for(world.beta.id)) is default  # Beta never sees Alpha's model
     job = await bot.store.last_job(alpha.id)
     assert job.status == "succeeded" and job.val_perplexity == own.card.val_perplexity

@@ -163,3 +163,12 @@ def test_the_cache_reads_only_the_seed_so_sampled_words_do_not_feed_themselves(t
     list(model._steps(rows, GenerationConfig(max_new_tokens=300, do_sample=True, top_k=0, seed=5)))
     new = [t for t in rows[0][len(seed) :] if t not in seed]
     assert max(np.bincount(new)) <= 8, np.bincount(new).max()  # each ~0.5 / vocab per step: a handful at most
+
+
+def test_without_xla_the_forward_pass_computes_the_same(tiny_model, tiny_model_path):
+    from core import load
+
+    graph = load(tiny_model_path, xla=False)
+    windows = np.random.default_rng(0).integers(2, len(graph.tokenizer), (3, graph.window)).astype(np.int32)
+    np.testing.assert_allclose(graph.logits(windows), tiny_model.logits(windows), rtol=1e-4, atol=1e-5)
+    assert graph.generate(SEED, max_new_tokens=6) == tiny_model.generate(SEED, max_new_tokens=6)
