@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import random
 
-import discord
 from continuo_world import answer
 
 TRAINING_TIMEOUT = 240  # seconds; a tiny model trains in a few, but CI machines are shared
@@ -97,58 +96,6 @@ async def test_forget_me_reaches_the_served_model_at_once_and_a_retraining_witho
     assert all("quixotrel" not in r for r in replies), replies
 
 
-def thread_message(bot, guild: discord.Guild, parent: discord.TextChannel, author_id: int, content: str):
-    """A message in a public thread under `parent`, as the gateway would hand it to the bot (the double has none)."""
-    state = bot._connection
-    thread_id, message_id = (
-        discord.utils.time_snowflake(discord.utils.utcnow()) + 7,
-        discord.utils.time_snowflake(discord.utils.utcnow()) + 9,
-    )
-    thread = discord.Thread(
-        guild=guild,
-        state=state,
-        data={
-            "id": str(thread_id),
-            "guild_id": str(guild.id),
-            "parent_id": str(parent.id),
-            "owner_id": str(author_id),
-            "name": "a thread",
-            "type": 11,
-            "message_count": 1,
-            "member_count": 1,
-            "rate_limit_per_user": 0,
-            "thread_metadata": {
-                "archived": False,
-                "auto_archive_duration": 1440,
-                "locked": False,
-                "archive_timestamp": discord.utils.utcnow().isoformat(),
-            },
-        },
-    )
-    guild._add_thread(thread)
-    return discord.Message(
-        state=state,
-        channel=thread,
-        data={
-            "id": str(message_id),
-            "channel_id": str(thread_id),
-            "guild_id": str(guild.id),
-            "type": 0,
-            "content": content,
-            "author": {"id": str(author_id), "username": "bob", "discriminator": "0", "avatar": None},
-            "timestamp": discord.utils.utcnow().isoformat(),
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [],
-            "embeds": [],
-            "pinned": False,
-        },
-    )
-
-
 async def test_unlearn_with_forget_removes_the_channel_and_its_threads_from_corpus_and_model(world, make_bot):
     bot = await make_bot()
     double, alpha, general, ann, bob = world.double, world.alpha, world.general, world.ann, world.bob
@@ -156,22 +103,21 @@ async def test_unlearn_with_forget_removes_the_channel_and_its_threads_from_corp
     await answer(await double.slash_command(general, ann, "corpus learn", {"channel": ideas}))
     for i in range(4):
         await double.send_message(ideas, bob, f"the quixotrel {INVENTED[i]} over the zorblax .")
-    guild = bot.get_guild(alpha.id)
-    cog = bot.get_cog("Corpus")
-    for i in range(3):  # a thread under #ideas: learned with it, so forgotten with it
-        await cog.on_message(
-            thread_message(
-                bot, guild, guild.get_channel(ideas.id), bob.id, f"the threadling {INVENTED[i]} over the zorblax ."
-            )
-        )
+    thread = await double.add_thread(ideas, "a thread", bob)  # under #ideas: learned with it, so forgotten with it
+    await double.wait_for(lambda: bot.get_guild(alpha.id).get_thread(thread.id), what="the thread in the bot's cache")
+    for i in range(3):
+        await double.send_message(thread, bob, f"the threadling {INVENTED[i]} over the zorblax .")
     for _ in range(100):
         texts = await bot.store.corpus_texts(alpha.id)
         if sum("quixotrel" in t for t in texts) == 4 and sum("threadling" in t for t in texts) == 3:
             break
         await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"the channel's and the thread's messages were not all recorded: {texts}")
     await answer(await double.slash_command(general, ann, "corpus add", {"file": ("voice.txt", voice().encode())}))
     rebuilt = bot.models.instant.current(alpha.id)  # counted after the upload: the instant model saw them
-    assert rebuilt is not None and "quixotrel" in (await served(bot, alpha)).tokenizer.vocab
+    vocab = (await served(bot, alpha)).tokenizer.vocab
+    assert rebuilt is not None and "quixotrel" in vocab and "threadling" in vocab
 
     record = await double.slash_command(general, ann, "corpus unlearn", {"channel": ideas, "forget": True})
     done = await answer(record)
@@ -181,6 +127,8 @@ async def test_unlearn_with_forget_removes_the_channel_and_its_threads_from_corp
     assert "quixotrel" not in model.tokenizer.vocab and "threadling" not in model.tokenizer.vocab
     texts = await bot.store.corpus_texts(alpha.id)
     assert not any("quixotrel" in t or "threadling" in t for t in texts)
+    replies = await continuations(double, general, ann, "the zorblax", n=2)
+    assert all("quixotrel" not in r and "threadling" not in r for r in replies), replies
 
 
 async def test_clear_falls_back_to_the_default_model_at_once(world, make_bot):

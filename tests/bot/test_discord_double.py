@@ -10,7 +10,8 @@ import discord
 import pytest
 from discord import app_commands
 from discord.ext import commands
-from discord_double import CommandRefused, User, command_schema_errors, run_client, would_ping
+from discord_double import CommandRefused, DiscordDouble, User, command_schema_errors, run_client, would_ping
+from discord_double.control import RemoteDouble, add_control_routes
 
 
 class ConfirmView(discord.ui.View):
@@ -536,3 +537,57 @@ async def test_injected_429s_route_and_global_are_waited_out_and_nothing_is_lost
     await asyncio.gather(*(channel.send(str(n)) for n in range(3)))  # the others meet the global window or wait
     assert sorted(m.content for m in general.history()[1:]) == ["0", "1", "2"]
     assert discord_double.rate_limited[0].endswith("(global)")
+
+
+async def test_threads_reach_the_client_with_their_messages_history_and_commands(discord_double, start_client, world):
+    guild, general, ann = world
+    ideas = guild.add_channel("ideas")
+    earlier = guild.add_thread(ideas, "earlier", ann)  # before the client connects: in GUILD_CREATE's threads
+    await discord_double.send_message(earlier, ann, "e0", dispatch=False)
+    bot = await start_client(EchoBot())
+    cached = bot.get_channel(earlier.id)
+    assert isinstance(cached, discord.Thread) and cached.parent_id == ideas.id and cached.owner_id == ann.id
+
+    plans = await discord_double.add_thread(ideas, "plans", ann)  # THREAD_CREATE while connected
+    thread = await discord_double.wait_for(lambda: bot.get_guild(guild.id).get_thread(plans.id))
+    assert thread.name == "plans" and thread.parent is bot.get_channel(ideas.id)
+    for n in range(3):
+        await discord_double.send_message(plans, ann, f"p{n}")
+    await discord_double.wait_for(lambda: len(bot.seen) == 3, what="three messages in the thread")
+    channel = bot.seen[0].channel
+    assert isinstance(channel, discord.Thread) and channel.id == plans.id and channel.parent_id == ideas.id
+    assert [m.content for m in bot.seen] == ["p0", "p1", "p2"] and bot.seen[0].guild.id == guild.id
+
+    record = await discord_double.slash_command(plans, ann, "corpus history", {"limit": 2})  # a command in a thread
+    assert await record.wait_content("p2|p1")
+    assert [m.content async for m in cached.history(oldest_first=True)] == ["e0"]
+    assert [m.content for m in ideas.history()] == [] and len(guild.messages()) == 4  # threads keep their own
+    with pytest.raises(CommandRefused, match="takes channels of types"):  # a thread is no text channel option
+        await discord_double.slash_command(general, ann, "where", {"channel": plans})
+    with pytest.raises(ValueError, match="text channel"):
+        guild.add_thread(plans, "nested", ann)
+
+
+async def test_threads_through_the_control_routes():
+    double = DiscordDouble(heartbeat_interval=0.2)
+    await double.start(extra_routes=lambda app: add_control_routes(app, double))
+    remote = RemoteDouble(double.base_url)
+    try:
+        guild = double.add_guild("Alpha")
+        ann = await remote.user("ann", guilds=[str(guild.id)])
+        general = str(guild.channel("general").id)
+        with double.patch_discord():
+            async with run_client(EchoBot(), double) as bot:
+                thread = await remote.add_thread(general, "plans", ann["id"])
+                assert thread["parent"] == general
+                assert (await remote.state())["guilds"][0]["threads"] == {"plans": thread["id"]}
+                await remote.send_message(thread["id"], ann["id"], "in the thread")
+                await double.wait_for(lambda: bot.seen, what="the message in the thread")
+                assert isinstance(bot.seen[0].channel, discord.Thread)
+                assert bot.seen[0].channel.parent_id == int(general) and bot.seen[0].content == "in the thread"
+                with pytest.raises(CommandRefused, match="text channel"):
+                    await remote.add_thread(thread["id"], "nested")
+        double.assert_clean()
+    finally:
+        await remote.close()
+        await double.stop()

@@ -31,7 +31,8 @@ The world (build it before the client connects; ids are snowflakes; ``.mention``
     ann = double.user("ann"); alpha.add_member(ann, roles=[mods])    # users join guilds on first use
     double.bot_user, double.application_id, double.token, double.owner, double.dm_channel(ann)
     await double.announce_guild(beta); await double.remove_guild(alpha)   # join/leave while connected
-    channel.history(), guild.messages()              # visible messages, oldest first
+    thread = alpha.add_thread(ideas, "plans", ann)   # a public thread (in GUILD_CREATE's threads), before connecting
+    channel.history(), guild.messages()              # visible messages, oldest first (threads included)
 
 Events to the connected client (each returns what it created)::
 
@@ -43,6 +44,8 @@ Events to the connected client (each returns what it created)::
     msg = await double.send_message(channel, ann, f"{double.bot_user.mention} hi")  # MESSAGE_CREATE
     await double.edit_message(msg, "new text"); await double.delete_message(msg)
     msg = await double.send_message(channel, ann, "old", dispatch=False)  # history only (backfill)
+    thread = await double.add_thread(ideas, "plans", ann)   # THREAD_CREATE; then send_message(thread, ...)
+                                # posts in it (MESSAGE_CREATE with the thread's channel_id; its history is served)
 
 Slash options are typed from the synced command (so a test cannot send what Discord would not):
 str/int/float/bool values; a ``User``, ``Channel`` or ``Role`` for those types; an attachment is
@@ -108,7 +111,7 @@ guilds with their channel ids) and serves until SIGTERM. A bot process reaches i
 points discord.py's two URL constants at it. A test drives it over HTTP with ``control.RemoteDouble``
 (``await start_standalone(...)`` starts it and returns the process, a client and its first state):
 ``add_guild``, ``user``, ``slash_command`` (ids as strings, plain option values), ``interaction``,
-``wait_done``, ``send_message``, ``fault("drop" | "invalidate" | "reconnect")``, ``state()`` (sessions
+``wait_done``, ``send_message``, ``add_thread``, ``fault("drop" | "invalidate" | "reconnect")``, ``state()`` (sessions
 with their shards, identifies, invalid_sessions, command_syncs, unknown_routes, rejected_requests,
 unanswered).
 

@@ -67,6 +67,15 @@ def add_control_routes(app: web.Application, double: DiscordDouble) -> None:
         sent = await double.send_message(channel, user, body["content"], dispatch=body.get("dispatch", True))
         return _json({"id": str(sent.id)})
 
+    async def add_thread(request: web.Request) -> web.Response:
+        body = await request.json()
+        owner = double.users[int(body["user"])] if body.get("user") else None
+        try:
+            thread = await double.add_thread(double.channels[int(body["channel"])], body["name"], owner)
+        except ValueError as refused:  # not a server's text channel
+            return _json({"refused": str(refused)}, status=400)
+        return _json({"id": str(thread.id), "name": thread.name, "parent": str(thread.parent.id)})
+
     async def fault(request: web.Request) -> web.Response:
         kind = request.match_info["kind"]
         if kind == "drop":
@@ -85,6 +94,7 @@ def add_control_routes(app: web.Application, double: DiscordDouble) -> None:
     app.router.add_post("/_double/slash", slash)
     app.router.add_get("/_double/interactions/{id}", interaction)
     app.router.add_post("/_double/messages", message)
+    app.router.add_post("/_double/threads", add_thread)
     app.router.add_post("/_double/faults/{kind}", fault)
 
 
@@ -127,7 +137,12 @@ def summary(double: DiscordDouble) -> dict:
 
 
 def _guild(guild) -> dict:
-    return {"id": str(guild.id), "name": guild.name, "channels": {c.name: str(c.id) for c in guild.channels}}
+    return {
+        "id": str(guild.id),
+        "name": guild.name,
+        "channels": {c.name: str(c.id) for c in guild.channels},
+        "threads": {t.name: str(t.id) for t in guild.threads},
+    }
 
 
 def _interaction(record: InteractionRecord) -> dict:
@@ -191,6 +206,10 @@ class RemoteDouble:
         return await self._call(
             "POST", "messages", {"channel": channel, "user": user, "content": content, "dispatch": dispatch}
         )
+
+    async def add_thread(self, channel: str, name: str, user: str | None = None) -> dict:
+        """A public thread under that text channel ({"id", "name", "parent"}); post in it with send_message."""
+        return await self._call("POST", "threads", {"channel": channel, "name": name, "user": user})
 
     async def fault(self, kind: str) -> dict:
         """ "drop" (connections lost: clients resume), "invalidate" (op 9: they IDENTIFY again), "reconnect" (op 7)."""

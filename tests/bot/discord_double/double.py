@@ -24,6 +24,7 @@ from .world import (
     DIRECT_MESSAGES,
     DM_CHANNEL,
     GUILD_MESSAGES,
+    GUILDS,
     MENTION,
     PRIVILEGED_INTENTS,
     USER_CONTENT_LIMIT,
@@ -166,6 +167,21 @@ class DiscordDouble(Gateway, RestRoutes, UserActions):
         guild.add_member(self.bot_user, [guild.add_role(self.bot_user.name, self.bot_permissions)])
         self.guilds.append(guild)
         return guild
+
+    async def add_thread(self, channel: Channel, name: str, owner: User | None = None) -> Channel:
+        """A user (``owner``, by default the guild's owner) starts a public thread under a text channel.
+
+        Connected clients of the guild's shard get THREAD_CREATE (with the GUILDS intent); a client
+        that connects later finds it in GUILD_CREATE's ``threads``. Post in it with ``send_message``.
+        """
+        if channel.guild is None:
+            raise ValueError(f"threads hang under a server's text channel, not under {channel!r}")
+        guild = channel.guild
+        thread = guild.add_thread(channel, name, owner or self.users[guild.owner_id])
+        data = {**thread.to_json(), "newly_created": True}
+        await self.dispatch("THREAD_CREATE", data, intent=GUILDS, required=False, guild_id=guild.id)
+        self._notify()
+        return thread
 
     def dm_channel(self, user: User) -> Channel:
         existing = next((c for c in self.channels.values() if c.guild is None and c.recipient is user), None)

@@ -279,6 +279,6 @@ class Gateway:
     async def remove_guild(self, guild: Guild) -> None:
         """The bot is removed from a guild (GUILD_DELETE); its channels become unknown."""
         self.guilds.remove(guild)
-        for channel in guild.channels:
+        for channel in [*guild.channels, *guild.threads]:
             self.channels.pop(channel.id, None)
         await self.dispatch("GUILD_DELETE", {"id": str(guild.id)}, intent=GUILDS, guild_id=guild.id)

@@ -29,6 +29,8 @@ MESSAGE_CONTENT = discord.Intents.message_content.flag
 PRIVILEGED_INTENTS = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT
 
 TEXT_CHANNEL, DM_CHANNEL = ChannelType.text.value, ChannelType.private.value
+PUBLIC_THREAD = ChannelType.public_thread.value
+THREAD_ARCHIVE_MINUTES = 1440  # a new thread's auto_archive_duration (Discord's default choice: a day)
 
 ADMINISTRATOR = discord.Permissions(administrator=True).value
 DEFAULT_EVERYONE_PERMISSIONS = discord.Permissions(
@@ -177,9 +179,11 @@ class Channel:
     id: int
     name: str
     guild: Guild | None
-    type: int = TEXT_CHANNEL  # or DM_CHANNEL
+    type: int = TEXT_CHANNEL  # or DM_CHANNEL, PUBLIC_THREAD
     position: int = 0
     recipient: User | None = None  # for DMs
+    parent: Channel | None = None  # for threads: the text channel they hang under
+    owner: User | None = None  # for threads: who started it
     messages: list[Message] = field(default_factory=list)  # history, oldest first, deleted ones included
 
     @property
@@ -201,6 +205,8 @@ class Channel:
                 "recipients": [self.recipient.to_json()],
                 "last_message_id": None,
             }
+        if self.parent is not None:
+            return self._thread_json()
         return {
             "id": str(self.id),
             "type": self.type,
@@ -217,9 +223,35 @@ class Channel:
             "permissions": str(discord.Permissions.all().value),
         }
 
+    def _thread_json(self) -> dict:
+        """A public thread as THREAD_CREATE and GUILD_CREATE's ``threads`` carry it (discord.Thread needs each key)."""
+        history = self.history()
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "name": self.name,
+            "guild_id": str(self.guild.id),
+            "parent_id": str(self.parent.id),
+            "owner_id": str(self.owner.id),
+            "message_count": len(history),
+            "total_message_sent": len(history),
+            "member_count": 1,  # its owner
+            "rate_limit_per_user": 0,
+            "last_message_id": str(history[-1].id) if history else None,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": THREAD_ARCHIVE_MINUTES,
+                "archive_timestamp": snowflake_time(self.id),
+                "locked": False,
+                "create_timestamp": snowflake_time(self.id),
+            },
+            "permissions": str(discord.Permissions.all().value),
+        }
+
 
 class Guild:
-    """A server: roles (with @everyone, whose id is the guild's), text channels and members."""
+    """A server: roles (with @everyone, whose id is the guild's), text channels, their threads and members."""
 
     def __repr__(self) -> str:
         return f"<Guild {self.name} {self.id}>"
@@ -229,6 +261,7 @@ class Guild:
         self.everyone = Role(id, "@everyone", DEFAULT_EVERYONE_PERMISSIONS)  # its id is the guild's, as on Discord
         self.roles: list[Role] = [self.everyone]
         self.channels: list[Channel] = []
+        self.threads: list[Channel] = []  # public threads under its text channels (none archived)
         self.members: dict[int, Member] = {}
 
     def add_channel(self, name: str) -> Channel:
@@ -237,6 +270,16 @@ class Guild:
         self.double.channels[channel.id] = channel
         return channel
 
+    def add_thread(self, parent: Channel, name: str, owner: User) -> Channel:
+        """A public thread under ``parent`` started by ``owner``; ``double.add_thread`` also tells the client."""
+        if parent.guild is not self or parent.parent is not None:
+            raise ValueError(f"a thread hangs under a text channel of {self.name}, not under {parent!r}")
+        self.member(owner)
+        thread = Channel(self.double.ids(), name, self, type=PUBLIC_THREAD, parent=parent, owner=owner)
+        self.threads.append(thread)
+        self.double.channels[thread.id] = thread
+        return thread
+
     def channel(self, name: str) -> Channel:
         found = next((c for c in self.channels if c.name == name), None)
         if found is None:
@@ -244,8 +287,8 @@ class Guild:
         return found
 
     def messages(self) -> list[Message]:
-        """Visible messages of every channel of this guild, oldest first."""
-        return sorted((m for c in self.channels for m in c.history()), key=lambda m: m.id)
+        """Visible messages of every channel and thread of this guild, oldest first."""
+        return sorted((m for c in [*self.channels, *self.threads] for m in c.history()), key=lambda m: m.id)
 
     def add_role(self, name: str, permissions: int | discord.Permissions = 0, mentionable: bool = False) -> Role:
         role = Role(self.double.ids(), name, permission_value(permissions), len(self.roles), mentionable)
@@ -289,7 +332,7 @@ class Guild:
             "channels": [c.to_json() for c in self.channels],
             "member_count": len(self.members),  # equal to the list: the client never asks for chunks
             "members": [m.to_json() for m in self.members.values()],
-            "threads": [],
+            "threads": [t.to_json() for t in self.threads],
             "presences": [],
             "voice_states": [],
             "stage_instances": [],
