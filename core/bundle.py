@@ -103,7 +103,7 @@ def save_bundle(
         if model is not None:
             model.save(tmp / MODEL_FILE)
         if ngram is not None:
-            (tmp / NGRAM_FILE).write_bytes(ngram.to_bytes())
+            ngram.save(tmp / NGRAM_FILE)
         (tmp / VOCAB_FILE).write_text(tokenizer.to_json(), "utf-8")
         meta = {
             "format_version": FORMAT_VERSION,
@@ -273,7 +273,7 @@ def load_bundle(path: str | Path) -> Bundle:
             model_config = ModelConfig(**config["model"])
             model = load_keras().models.load_model(path / MODEL_FILE, compile=False, safe_mode=True)
         if config.get("ngram"):
-            ngram = NGramModel.from_bytes((path / NGRAM_FILE).read_bytes())
+            ngram = NGramModel.load(path / NGRAM_FILE)
     except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as e:
         raise BundleError(f"{path}: corrupt model bundle ({type(e).__name__}); retrain the model") from None
     sizes = [model.output_shape[-1]] if model is not None else []

@@ -453,9 +453,12 @@ class LanguageModel:
         windows = context_windows(ids, self.window)
         out = np.empty(len(ids))
         for start in range(0, len(ids), batch_size):
-            scores = self.logits(windows[start : start + batch_size]).astype(np.float64)
+            scores = self.logits(windows[start : start + batch_size])  # (batch, vocab) float32: the big array
             target = ids[start : start + batch_size]
-            out[start : start + len(target)] = scores[np.arange(len(target)), target] - _logsumexp(scores)[:, 0]
+            top = scores.max(axis=1, keepdims=True)
+            picked = scores[np.arange(len(target)), target] - top[:, 0]
+            np.exp(np.subtract(scores, top, out=scores), out=scores)  # in place: no float64 copies of the batch
+            out[start : start + len(target)] = picked - np.log(scores.sum(axis=1, dtype=np.float64))
         return out
 
 

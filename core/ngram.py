@@ -18,10 +18,10 @@ corpus acts as a context of its own, and every n-gram of a real position is the 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -172,7 +172,8 @@ class NGramModel:
         return float(np.exp(-np.log(self.target_probabilities(ids)).mean()))
 
     # --- saving
-    def to_bytes(self) -> bytes:
+    def save(self, file: str | Path | BinaryIO) -> None:
+        """Write the counts as an .npz straight to `file` (no copy of them in memory on the way)."""
         arrays: dict[str, Any] = {
             "order": np.array(self.order),
             "vocab_size": np.array(self.vocab_size),
@@ -181,13 +182,11 @@ class NGramModel:
         }
         for n, level in enumerate(self.levels, 2):
             arrays |= {f"keys{n}": level.keys, f"counts{n}": level.counts, f"discounts{n}": level.discounts}
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        return buffer.getvalue()
+        np.savez(file, **arrays)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> NGramModel:
-        with np.load(io.BytesIO(data), allow_pickle=False) as f:
+    def load(cls, file: str | Path | BinaryIO) -> NGramModel:
+        with np.load(file, allow_pickle=False) as f:
             order, V = int(f["order"]), int(f["vocab_size"])
             levels, previous = [], V
             for n in range(2, order + 1):

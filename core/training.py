@@ -190,7 +190,8 @@ def train(
     from .generate import LanguageModel
 
     mix_ids = valid_ids[:MIX_TOKENS]  # scored window by window, as served: the costliest reading of all
-    neural_log_p = LanguageModel(inference, tokenizer, mcfg, card).neural_target_log_probs(mix_ids)
+    scorer = LanguageModel(inference, tokenizer, mcfg, card, xla=False)  # used once: not worth compiling by XLA
+    neural_log_p = scorer.neural_target_log_probs(mix_ids)
     ngram_p = ngram.target_probabilities(mix_ids)
     (weight, _, cache_weight), mixed_ppl = mixture_weights(
         np.exp(neural_log_p), ngram_p, cache_target_probabilities(mix_ids)
