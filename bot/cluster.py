@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from core import Progress
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from .training.queue import Ticket
 
 log = logging.getLogger(__name__)
@@ -183,7 +185,7 @@ class ClusterTraining:
 
         record = ticket.record
         if record.status == "succeeded":
-            model = await self._serve_new_model(ticket.guild_id, ticket.record.created_at)
+            model = await self._serve_new_model(ticket.guild_id, record.started_at or record.created_at)
             text, _ = await self.corpus.text(ticket.guild_id)
             server = await self.store.guild_settings(ticket.guild_id)
             sample = await messages.sample(
@@ -194,7 +196,7 @@ class ClusterTraining:
             return messages.failed(ticket.guild_name, record.error or "unknown error")
         return messages.interrupted(ticket.guild_name)
 
-    async def _serve_new_model(self, guild_id: int, queued_at=None):
+    async def _serve_new_model(self, guild_id: int, read_from: datetime):
         """Load the version the coordinator published, once this process has learned of the switch."""
         versions = getattr(self.models, "versions", None)
         current = await self.store.current_model(guild_id) if versions is not None else None
@@ -205,7 +207,7 @@ class ClusterTraining:
             if known is None or known.seq >= current.seq:  # None: it will be read from the store afresh
                 break
             await asyncio.sleep(0.1)  # PostgreSQL notifies at once; SQLite is polled every model_poll_s
-        return await self.models.reload(guild_id, trained_from=queued_at)  # its corpus was read after it was queued
+        return await self.models.reload(guild_id, trained_from=read_from)  # the coordinator read the corpus after it
 
     @staticmethod
     async def _show(ticket, text: str) -> None:

@@ -120,8 +120,9 @@ class Coordinator:
             loop.call_soon_threadsafe(changed.set)
 
         try:
+            started_at = utcnow()  # before the corpus is read: what was forgotten by then is not in the text
             text, name = await self.corpus.text(record.guild_id)
-            await self.store.update_job(record.id, status="running", started_at=utcnow())
+            await self.store.update_job(record.id, status="running", started_at=started_at)
             request = TrainRequest(
                 out=staging / "model",
                 text=text,

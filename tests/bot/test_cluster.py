@@ -115,6 +115,35 @@ async def test_a_restarted_bot_process_follows_its_servers_jobs_and_reports_them
     assert (await second.models.model_for(alpha.id)).card.corpus == "this server's text"
 
 
+async def test_a_training_queued_before_a_forget_but_run_after_it_lifts_the_fallback(world, make_bot, coordinator):
+    bot = await cluster_bot(make_bot)
+    double, alpha, general, ann, bob = world.double, world.alpha, world.general, world.ann, world.bob
+    await answer(await double.slash_command(general, ann, "corpus learn", {"channel": general}))
+    for i in range(3):
+        await double.send_message(general, bob, f"the quixotrel number {i} sails home .")
+    for _ in range(200):
+        if sum("quixotrel" in text for text in await bot.store.corpus_texts(alpha.id)) == 3:
+            break
+        await asyncio.sleep(0.05)
+    await upload_chat(world, alpha)
+    record = await double.slash_command(general, ann, "train", {"epochs": 1})
+    await double.wait_for(lambda: "queued: place 1" in (record.content or ""), 30, "the place in line")
+    forgot = await answer(await double.slash_command(general, bob, "forget-me"))
+    assert "Removed 3 of your messages" in forgot.content, forgot.content
+    assert bot.models.forgotten_at(alpha.id) is not None  # served from a model counted without them
+
+    await coordinator()  # the job queued before the forget reads the corpus now, after it
+    await double.wait_for(
+        lambda: "new model is in use" in (record.content or "") or "failed" in (record.content or ""),
+        TRAINING_TIMEOUT,
+        "the training to finish",
+    )
+    assert "new model is in use" in record.content, record.content
+    assert bot.models.forgotten_at(alpha.id) is None  # its model never saw the text: the fallback is lifted
+    trained = await bot.models.model_for(alpha.id)
+    assert trained.model is not None and "quixotrel" not in trained.tokenizer.vocab
+
+
 # --- the whole cluster as deploy/local-cluster runs it: PostgreSQL, a Ray head, the coordinator, two bot processes
 
 REPO = Path(__file__).resolve().parents[2]
