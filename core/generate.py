@@ -14,7 +14,7 @@ from .bundle import ModelCard, load_bundle
 from .data import context_windows
 from .errors import DecodingError, SeedError
 from .model import ModelConfig
-from .ngram import NGramModel, cache_distribution, cache_target_probabilities
+from .ngram import CACHE_ORDER, NGramModel, cache_distribution, cache_target_probabilities
 from .tokenizer import NEWLINE, Tokenizer
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)  # batch sizes compiled for; others are padded up
@@ -120,7 +120,7 @@ class Evaluation:
 class LanguageModel:
     """A trained bundle, ready to continue text. Safe to call from several threads.
 
-    What it serves is a mixture of the bundle's neural model, its n-gram model and a unigram cache of
+    What it serves is a mixture of the bundle's neural model, its n-gram model and an n-gram cache of
     the text so far, with weights chosen on held-out text (a part may have weight 0).
     """
 
@@ -134,6 +134,7 @@ class LanguageModel:
         ngram: NGramModel | None = None,
         neural_weight: float = 1.0,
         cache_weight: float = 0.0,
+        cache_order: int = CACHE_ORDER,
         xla: bool = True,
     ):
         self.model, self.tokenizer, self.config, self.card, self.path = model, tokenizer, config, card, path
@@ -151,6 +152,7 @@ class LanguageModel:
             self.window = max(1, ngram.order - 1)
         else:
             raise ValueError("a language model needs a neural model with its config, an n-gram model, or both")
+        self.cache_order = cache_order  # the cache's longest n-gram
         self.xla = xla  # see load()
         self._compiled: dict[int, object] = {}
         self._lock = threading.Lock()
@@ -162,7 +164,18 @@ class LanguageModel:
         but slower to load, and the compiled code stays in the process after the model is dropped (several
         MB a load), so a process that keeps loading models (the bot) passes False (bench/results/reloads.md)."""
         b = load_bundle(path)
-        return cls(b.model, b.tokenizer, b.config, b.card, Path(path), b.ngram, b.neural_weight, b.cache_weight, xla)
+        return cls(
+            b.model,
+            b.tokenizer,
+            b.config,
+            b.card,
+            Path(path),
+            b.ngram,
+            neural_weight=b.neural_weight,
+            cache_weight=b.cache_weight,
+            cache_order=b.cache_order,
+            xla=xla,
+        )
 
     def warm_up(self) -> LanguageModel:
         """Compile the single-sequence forward pass now, so the first suggestion comes at full speed."""
@@ -188,7 +201,9 @@ class LanguageModel:
                 ngram = np.log(self.ngram.distributions([list(r) for r in rows]))
             if w["cache"] > 0:
                 read = rows if written is None else written
-                cache = np.log(np.stack([cache_distribution(r, len(self.tokenizer)) for r in read]))
+                cache = np.log(
+                    np.stack([cache_distribution(r, len(self.tokenizer), order=self.cache_order) for r in read])
+                )
         return mix_log_probs(
             {"neural": (w["neural"], neural), "ngram": (w["ngram"], ngram), "cache": (w["cache"], cache)}
         )
@@ -446,7 +461,7 @@ class LanguageModel:
         with np.errstate(divide="ignore"):
             if self.ngram is not None:
                 parts["ngram"] = np.log(self.ngram.target_probabilities(ids))
-            parts["cache"] = np.log(cache_target_probabilities(ids))
+            parts["cache"] = np.log(cache_target_probabilities(ids, order=self.cache_order))
         return parts
 
     def neural_target_log_probs(self, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:

@@ -229,26 +229,56 @@ def _discounts(counts: np.ndarray) -> np.ndarray:
     return d.clip([0.05, 0.1, 0.15], [1.0, 2.0, 3.0])
 
 
-CACHE_SIZE = 500  # recent tokens the unigram cache counts
+CACHE_SIZE = 500  # recent tokens the cache counts
+CACHE_ORDER = 3  # the cache's longest n-gram: the word after the last two tokens, where they came before
 
 
-def cache_distribution(history: Sequence[int] | np.ndarray, vocab_size: int, size: int = CACHE_SIZE) -> np.ndarray:
-    """A unigram cache (Kuhn & De Mori 1990): how often each token came in the last `size` tokens of
-    `history`. Texts repeat their own words (names, topics); neither counts nor windows see that far."""
-    recent = np.asarray(history, np.int64)[-size:]
-    if len(recent) == 0:
+def cache_distribution(
+    history: Sequence[int] | np.ndarray, vocab_size: int, size: int = CACHE_SIZE, order: int = CACHE_ORDER
+) -> np.ndarray:
+    """An n-gram cache (Kuhn & De Mori 1990): what followed the last order-1 tokens where they came in the
+    last `size` tokens of `history`, else what followed fewer of them, else how often each token came.
+    Texts repeat their own words and phrases (names, refrains); neither counts nor windows see that far."""
+    h = np.concatenate([np.zeros(order - 1, np.int64), np.asarray(history, np.int64)])  # padded as in training
+    targets = np.arange(max(order - 1, len(h) - size), len(h))  # the window: positions of h it counts
+    if len(targets) == 0:
         return np.zeros(vocab_size)
-    return np.bincount(recent, minlength=vocab_size)[:vocab_size] / len(recent)
+    for n in range(order, 1, -1):  # the longest context that came before wins
+        follows = np.ones(len(targets), bool)
+        for back in range(1, n):  # the context token `back` places before each target matches the history's
+            follows &= h[targets - back] == h[len(h) - back]
+        if follows.any():
+            return np.bincount(h[targets[follows]], minlength=vocab_size)[:vocab_size] / follows.sum()
+    return np.bincount(h[targets], minlength=vocab_size)[:vocab_size] / len(targets)
 
 
-def cache_target_probabilities(ids: np.ndarray, size: int = CACHE_SIZE) -> np.ndarray:
-    """The cache's P(ids[i]) from the `size` tokens before each position (0 where none came before)."""
+def cache_target_probabilities(ids: np.ndarray, size: int = CACHE_SIZE, order: int = CACHE_ORDER) -> np.ndarray:
+    """The cache's P(ids[i]) from the `size` tokens before each position (0 where none came before):
+    cache_distribution(ids[:i])[ids[i]] for every i at once."""
     ids = np.asarray(ids, np.int64)
-    n = len(ids)
-    positions = np.arange(n)
-    stride = n + size + 2  # one key per (token, position), sorted by token, then position
-    keys = np.sort(ids * stride + positions)
-    seen_before = np.searchsorted(keys, ids * stride + positions)
-    seen_before_window = np.searchsorted(keys, ids * stride + np.maximum(positions - size, 0))
-    history = np.minimum(positions, size)
-    return np.where(history > 0, (seen_before - seen_before_window) / np.maximum(history, 1), 0.0)
+    padded = np.concatenate([np.zeros(order - 1, np.int64), ids])
+    history = np.minimum(np.arange(len(ids)), size)
+    p = np.where(history > 0, _seen_in_window(_gram_ids(padded, order, 1, 0), size) / np.maximum(history, 1), 0.0)
+    for n in range(2, order + 1):
+        with_word = _seen_in_window(_gram_ids(padded, order, n, 0), size)  # the context and the word came before
+        context = _seen_in_window(_gram_ids(padded, order, n - 1, 1), size)  # the context came before a word
+        p = np.where(context > 0, with_word / np.maximum(context, 1), p)
+    return p
+
+
+def _gram_ids(padded: np.ndarray, order: int, k: int, skip: int) -> np.ndarray:
+    """A dense id per position of the unpadded text for its k tokens ending `skip` tokens before it."""
+    n = len(padded) - (order - 1)
+    end = order - 1 - skip  # where, in `padded`, the gram of the first position ends
+    columns = np.stack([padded[end - k + 1 + c : end - k + 1 + c + n] for c in range(k)], axis=1)
+    return np.unique(columns, axis=0, return_inverse=True)[1].reshape(-1)
+
+
+def _seen_in_window(keys: np.ndarray, size: int) -> np.ndarray:
+    """For each position i, how many of the positions i - size .. i - 1 have the same key."""
+    positions = np.arange(len(keys))
+    stride = len(keys) + size + 2  # one number per (key, position), sorted by key, then position
+    keys = keys.astype(np.int64)
+    order = np.sort(keys * stride + positions)
+    before = np.searchsorted(order, keys * stride + positions)
+    return before - np.searchsorted(order, keys * stride + np.maximum(positions - size, 0))

@@ -70,6 +70,15 @@ def test_an_instant_bundle_is_built_in_seconds_and_generates(tmp_path):
     assert model.perplexity(TEXT[-2000:]).perplexity > 1
 
 
+def test_a_bundle_from_before_the_ngram_cache_keeps_its_unigram_cache(tmp_path):
+    path = build_instant(TEXT, tmp_path / "instant").path
+    assert load(path).cache_order == 3
+    config = json.loads((path / "config.json").read_text())
+    del config["cache_order"]  # as bundles saved before it was written
+    (path / "config.json").write_text(json.dumps(config))
+    assert load(path).cache_order == 1
+
+
 def test_the_mixture_weights_are_chosen_on_the_validation_text_only(tmp_path):
     lines = TEXT.splitlines(keepends=True)
     train_text, valid_text = "".join(lines[: len(lines) * 8 // 10]), "".join(lines[len(lines) * 8 // 10 :])
@@ -100,13 +109,34 @@ def test_mixture_weights_go_to_the_part_that_explains_the_targets():
     assert a == pytest.approx(b, abs=1e-3)
 
 
-def test_the_cache_counts_the_tokens_just_before():
+def test_the_unigram_cache_counts_the_tokens_just_before():
     ids = np.array([5, 6, 5, 7, 5, 6])
     expected = [0.0, 0.0, 1 / 2, 0.0, 2 / 4, 1 / 5]
-    assert cache_target_probabilities(ids, size=500) == pytest.approx(expected)
-    assert cache_target_probabilities(ids, size=2)[4] == pytest.approx(1 / 2)  # only 5, 7 before: one 5 in 2
-    p = cache_distribution([5, 6, 5], 10)
+    assert cache_target_probabilities(ids, size=500, order=1) == pytest.approx(expected)
+    assert cache_target_probabilities(ids, size=2, order=1)[4] == pytest.approx(1 / 2)  # only 5, 7 before: one 5
+    p = cache_distribution([5, 6, 5], 10, order=1)
     assert p.sum() == pytest.approx(1.0) and p[5] == pytest.approx(2 / 3)
+
+
+def test_the_cache_predicts_what_followed_the_longest_context_that_came_before():
+    p = cache_distribution([3, 4, 5, 9, 4, 6, 3, 4], 10)  # "3 4" came before, followed by 5
+    assert p[5] == pytest.approx(1.0)
+    p = cache_distribution([3, 4, 5, 9, 4, 6, 8, 4], 10)  # "8 4" never did; "4" did, followed by 5 and 6
+    assert p[5] == pytest.approx(0.5) and p[6] == pytest.approx(0.5)
+    p = cache_distribution([3, 4, 5, 7], 10)  # nor "7": how often each token came
+    assert p[3] == p[4] == p[5] == p[7] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_the_cache_scores_every_position_as_its_distribution_does(order):
+    rng = np.random.default_rng(order)
+    for size in (1, 7, 500):
+        ids = rng.integers(1, 6, 120)
+        at_once = cache_target_probabilities(ids, size=size, order=order)
+        for i in range(len(ids)):
+            p = cache_distribution(ids[:i], 6, size=size, order=order)
+            assert p[ids[i]] == pytest.approx(at_once[i], abs=1e-12)
+            assert i == 0 or p.sum() == pytest.approx(1.0)
 
 
 def test_a_format_1_bundle_still_loads_and_generates():
