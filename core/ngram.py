@@ -279,6 +279,6 @@ def _seen_in_window(keys: np.ndarray, size: int) -> np.ndarray:
     positions = np.arange(len(keys))
     stride = len(keys) + size + 2  # one number per (key, position), sorted by key, then position
     keys = keys.astype(np.int64)
-    order = np.sort(keys * stride + positions)
-    before = np.searchsorted(order, keys * stride + positions)
-    return before - np.searchsorted(order, keys * stride + np.maximum(positions - size, 0))
+    ranked = np.sort(keys * stride + positions)
+    before = np.searchsorted(ranked, keys * stride + positions)
+    return before - np.searchsorted(ranked, keys * stride + np.maximum(positions - size, 0))
