@@ -184,14 +184,13 @@ class LanguageModel:
         return self
 
     # --- what is served: the log-probability of every next token
-    def next_log_probs(
-        self, rows: Sequence[Sequence[int]], written: Sequence[Sequence[int]] | None = None
-    ) -> np.ndarray:
+    def next_log_probs(self, rows: Sequence[Sequence[int]], written: Sequence[int] | None = None) -> np.ndarray:
         """log P(next token | row) (rows, vocab) for each row of token ids, from the neural model, the
         n-gram model, the cache or their mixture.
 
-        The cache reads `written` (default: the rows): when generating, only what a person wrote, since a
-        cache of the model's own words makes every word it picks likelier again, and it loops.
+        The cache counts the first `written[i]` tokens of row i (default: all): when generating, only what a
+        person wrote, since a cache of the model's own words makes every word it picks likelier again, and
+        it loops.
         """
         w = self.weights
         neural = _log_softmax(self.logits(self._windows(rows)).astype(np.float64)) if w["neural"] > 0 else None
@@ -200,9 +199,12 @@ class LanguageModel:
             if w["ngram"] > 0 and self.ngram is not None:
                 ngram = np.log(self.ngram.distributions([list(r) for r in rows]))
             if w["cache"] > 0:
-                read = rows if written is None else written
+                counted: Sequence[int | None] = written or [None] * len(rows)
+                V, order = len(self.tokenizer), self.cache_order
                 cache = np.log(
-                    np.stack([cache_distribution(r, len(self.tokenizer), order=self.cache_order) for r in read])
+                    np.stack(
+                        [cache_distribution(r, V, order=order, counted=n) for r, n in zip(rows, counted, strict=True)]
+                    )
                 )
         return mix_log_probs(
             {"neural": (w["neural"], neural), "ngram": (w["ngram"], ngram), "cache": (w["cache"], cache)}
@@ -325,10 +327,10 @@ class LanguageModel:
         """Decode all rows together; each step yields (row, token) for the rows still going."""
         rng = np.random.default_rng(cfg.seed)
         live = list(range(len(rows)))
-        seeds = [list(row) for row in rows]
+        written = [len(row) for row in rows]
         for _ in range(cfg.max_new_tokens):
             # 1. one forward pass over the last `window` tokens of every live row (mixed with the n-gram model)
-            scores = self.next_log_probs([rows[i] for i in live], [seeds[i] for i in live])
+            scores = self.next_log_probs([rows[i] for i in live], [written[i] for i in live])
             # 2. shape the scores: banned tokens, repetition penalty, n-gram blocking
             self._process(scores, [rows[i] for i in live], cfg)
             # 3. choose each row's next token: sampled, or the likeliest
@@ -367,7 +369,7 @@ class LanguageModel:
         finished: list[tuple[list[int], float]] = []
         for _ in range(cfg.max_new_tokens):
             # 1. score every continuation of every beam
-            scores = self.next_log_probs([ids for ids, _ in beams], [seed] * len(beams))
+            scores = self.next_log_probs([ids for ids, _ in beams], [len(seed)] * len(beams))
             self._process(scores, [ids for ids, _ in beams], cfg)
             logp = scores - _logsumexp(scores)
             total = np.array([s for _, s in beams])[:, None] + logp

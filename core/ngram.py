@@ -234,13 +234,20 @@ CACHE_ORDER = 3  # the cache's longest n-gram: the word after the last two token
 
 
 def cache_distribution(
-    history: Sequence[int] | np.ndarray, vocab_size: int, size: int = CACHE_SIZE, order: int = CACHE_ORDER
+    history: Sequence[int] | np.ndarray,
+    vocab_size: int,
+    size: int = CACHE_SIZE,
+    order: int = CACHE_ORDER,
+    counted: int | None = None,
 ) -> np.ndarray:
     """An n-gram cache (Kuhn & De Mori 1990): what followed the last order-1 tokens where they came in the
     last `size` tokens of `history`, else what followed fewer of them, else how often each token came.
-    Texts repeat their own words and phrases (names, refrains); neither counts nor windows see that far."""
+    Texts repeat their own words and phrases (names, refrains); neither counts nor windows see that far.
+    With `counted`, only the first `counted` tokens of `history` are counted (what a person wrote, when the
+    rest was generated), while the context is still the end of `history`."""
     h = np.concatenate([np.zeros(order - 1, np.int64), np.asarray(history, np.int64)])  # padded as in training
-    targets = np.arange(max(order - 1, len(h) - size), len(h))  # the window: positions of h it counts
+    end = len(h) if counted is None else min(len(h), order - 1 + counted)
+    targets = np.arange(max(order - 1, end - size), end)  # the window: positions of h it counts
     if len(targets) == 0:
         return np.zeros(vocab_size)
     for n in range(order, 1, -1):  # the longest context that came before wins

@@ -125,6 +125,10 @@ def test_the_cache_predicts_what_followed_the_longest_context_that_came_before()
     assert p[5] == pytest.approx(0.5) and p[6] == pytest.approx(0.5)
     p = cache_distribution([3, 4, 5, 7], 10)  # nor "7": how often each token came
     assert p[3] == p[4] == p[5] == p[7] == pytest.approx(0.25)
+    history = [3, 4, 5, 3, 4, 6, 3, 4]
+    assert cache_distribution(history, 10)[[5, 6]] == pytest.approx([0.5, 0.5])
+    counted = cache_distribution(history, 10, counted=3)  # only "3 4 5" was written; the context is still "3 4"
+    assert counted[5] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("order", [1, 2, 3])
