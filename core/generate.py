@@ -463,7 +463,7 @@ class LanguageModel:
         with np.errstate(divide="ignore"):
             if self.ngram is not None:
                 parts["ngram"] = np.log(self.ngram.target_probabilities(ids))
-            parts["cache"] = np.log(cache_target_probabilities(ids, order=self.cache_order))
+            parts["cache"] = np.log(cache_target_probabilities(ids, len(self.tokenizer), order=self.cache_order))
         return parts
 
     def neural_target_log_probs(self, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:

@@ -231,6 +231,7 @@ def _discounts(counts: np.ndarray) -> np.ndarray:
 
 CACHE_SIZE = 500  # recent tokens the cache counts
 CACHE_ORDER = 3  # the cache's longest n-gram: the word after the last two tokens, where they came before
+CACHE_TRUST = 20  # tokens counted at which the cache trusts its counts half: a few words say little of a text
 
 
 def cache_distribution(
@@ -244,24 +245,27 @@ def cache_distribution(
     last `size` tokens of `history`, else what followed fewer of them, else how often each token came.
     Texts repeat their own words and phrases (names, refrains); neither counts nor windows see that far.
     With `counted`, only the first `counted` tokens of `history` are counted (what a person wrote, when the
-    rest was generated), while the context is still the end of `history`."""
+    rest was generated), while the context is still the end of `history`. The counts are trusted in
+    proportion to how many there are (see _trusted): a three-word seed must not make its words a refrain."""
     h = np.concatenate([np.zeros(order - 1, np.int64), np.asarray(history, np.int64)])  # padded as in training
     end = len(h) if counted is None else min(len(h), order - 1 + counted)
     targets = np.arange(max(order - 1, end - size), end)  # the window: positions of h it counts
-    if len(targets) == 0:
-        return np.zeros(vocab_size)
-    for n in range(order, 1, -1):  # the longest context that came before wins
+    p = np.zeros(vocab_size)
+    for n in range(order, 0, -1):  # the longest context that came before wins
         follows = np.ones(len(targets), bool)
         for back in range(1, n):  # the context token `back` places before each target matches the history's
             follows &= h[targets - back] == h[len(h) - back]
         if follows.any():
-            return np.bincount(h[targets[follows]], minlength=vocab_size)[:vocab_size] / follows.sum()
-    return np.bincount(h[targets], minlength=vocab_size)[:vocab_size] / len(targets)
+            p = np.bincount(h[targets[follows]], minlength=vocab_size)[:vocab_size] / follows.sum()
+            break
+    return _trusted(p, len(targets), vocab_size)
 
 
-def cache_target_probabilities(ids: np.ndarray, size: int = CACHE_SIZE, order: int = CACHE_ORDER) -> np.ndarray:
-    """The cache's P(ids[i]) from the `size` tokens before each position (0 where none came before):
-    cache_distribution(ids[:i])[ids[i]] for every i at once."""
+def cache_target_probabilities(
+    ids: np.ndarray, vocab_size: int, size: int = CACHE_SIZE, order: int = CACHE_ORDER
+) -> np.ndarray:
+    """The cache's P(ids[i]) from the `size` tokens before each position: cache_distribution(ids[:i])[ids[i]]
+    for every i at once."""
     ids = np.asarray(ids, np.int64)
     padded = np.concatenate([np.zeros(order - 1, np.int64), ids])
     history = np.minimum(np.arange(len(ids)), size)
@@ -270,7 +274,13 @@ def cache_target_probabilities(ids: np.ndarray, size: int = CACHE_SIZE, order: i
         with_word = _seen_in_window(_gram_ids(padded, order, n, 0), size)  # the context and the word came before
         context = _seen_in_window(_gram_ids(padded, order, n - 1, 1), size)  # the context came before a word
         p = np.where(context > 0, with_word / np.maximum(context, 1), p)
-    return p
+    return _trusted(p, history, vocab_size)
+
+
+def _trusted(p, counted, vocab_size: int):
+    """The cache's estimate blended with the uniform distribution, by how many tokens it counted."""
+    share = counted / (counted + CACHE_TRUST)
+    return share * p + (1 - share) / vocab_size
 
 
 def _gram_ids(padded: np.ndarray, order: int, k: int, skip: int) -> np.ndarray:

@@ -194,7 +194,7 @@ def train(
     neural_log_p = scorer.neural_target_log_probs(mix_ids)
     ngram_p = ngram.target_probabilities(mix_ids)
     (weight, _, cache_weight), mixed_ppl = mixture_weights(
-        np.exp(neural_log_p), ngram_p, cache_target_probabilities(mix_ids)
+        np.exp(neural_log_p), ngram_p, cache_target_probabilities(mix_ids, len(tokenizer))
     )
     # 5. the card and the bundle
     card = replace(

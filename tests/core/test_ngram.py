@@ -7,7 +7,7 @@ import pytest
 from testdata import TINY_MODEL, TINY_TRAIN, VERSE
 
 from core import DEFAULT_MODEL, ModelConfig, ModelStore, NGramModel, TrainConfig, build_instant, load, read_text, train
-from core.ngram import cache_distribution, cache_target_probabilities
+from core.ngram import CACHE_TRUST, cache_distribution, cache_target_probabilities
 from core.training import mixture_weights
 
 TEXT = read_text(VERSE)
@@ -109,26 +109,39 @@ def test_mixture_weights_go_to_the_part_that_explains_the_targets():
     assert a == pytest.approx(b, abs=1e-3)
 
 
+def counts(p, counted: int, vocab_size: int = 10):
+    """The cache's own estimate inside what it serves: its counts are blended with the uniform distribution."""
+    share = counted / (counted + CACHE_TRUST)
+    return (np.asarray(p) - (1 - share) / vocab_size) / share
+
+
 def test_the_unigram_cache_counts_the_tokens_just_before():
     ids = np.array([5, 6, 5, 7, 5, 6])
-    expected = [0.0, 0.0, 1 / 2, 0.0, 2 / 4, 1 / 5]
-    assert cache_target_probabilities(ids, size=500, order=1) == pytest.approx(expected)
-    assert cache_target_probabilities(ids, size=2, order=1)[4] == pytest.approx(1 / 2)  # only 5, 7 before: one 5
+    expected = [0.0, 1 / 2, 0.0, 2 / 4, 1 / 5]  # after the first token
+    at_once = cache_target_probabilities(ids, 10, size=500, order=1)
+    assert at_once[0] == pytest.approx(1 / 10)  # nothing counted yet: uniform
+    assert [counts(at_once[i], i) for i in range(1, 6)] == pytest.approx(expected)
+    assert counts(cache_target_probabilities(ids, 10, size=2, order=1)[4], 2) == pytest.approx(1 / 2)  # 5, 7: one 5
     p = cache_distribution([5, 6, 5], 10, order=1)
-    assert p.sum() == pytest.approx(1.0) and p[5] == pytest.approx(2 / 3)
+    assert p.sum() == pytest.approx(1.0) and counts(p[5], 3) == pytest.approx(2 / 3)
 
 
 def test_the_cache_predicts_what_followed_the_longest_context_that_came_before():
     p = cache_distribution([3, 4, 5, 9, 4, 6, 3, 4], 10)  # "3 4" came before, followed by 5
-    assert p[5] == pytest.approx(1.0)
+    assert counts(p[5], 8) == pytest.approx(1.0)
     p = cache_distribution([3, 4, 5, 9, 4, 6, 8, 4], 10)  # "8 4" never did; "4" did, followed by 5 and 6
-    assert p[5] == pytest.approx(0.5) and p[6] == pytest.approx(0.5)
+    assert counts(p[[5, 6]], 8) == pytest.approx([0.5, 0.5])
     p = cache_distribution([3, 4, 5, 7], 10)  # nor "7": how often each token came
-    assert p[3] == p[4] == p[5] == p[7] == pytest.approx(0.25)
+    assert counts(p[[3, 4, 5, 7]], 4) == pytest.approx([0.25] * 4)
     history = [3, 4, 5, 3, 4, 6, 3, 4]
-    assert cache_distribution(history, 10)[[5, 6]] == pytest.approx([0.5, 0.5])
-    counted = cache_distribution(history, 10, counted=3)  # only "3 4 5" was written; the context is still "3 4"
-    assert counted[5] == pytest.approx(1.0)
+    assert counts(cache_distribution(history, 10)[[5, 6]], 8) == pytest.approx([0.5, 0.5])
+    written = cache_distribution(history, 10, counted=3)  # only "3 4 5" was written; the context is still "3 4"
+    assert counts(written[5], 3) == pytest.approx(1.0)
+
+
+def test_a_few_words_of_seed_weigh_little_in_the_cache():
+    short, long = cache_distribution([3, 4, 5], 10, order=1), cache_distribution([3, 4, 5] * 100, 10, order=1)
+    assert short[3] < 0.15 < 0.3 < long[3]  # the same shares counted, trusted by how much was counted
 
 
 @pytest.mark.parametrize("order", [1, 2, 3])
@@ -136,11 +149,11 @@ def test_the_cache_scores_every_position_as_its_distribution_does(order):
     rng = np.random.default_rng(order)
     for size in (1, 7, 500):
         ids = rng.integers(1, 6, 120)
-        at_once = cache_target_probabilities(ids, size=size, order=order)
+        at_once = cache_target_probabilities(ids, 6, size=size, order=order)
         for i in range(len(ids)):
             p = cache_distribution(ids[:i], 6, size=size, order=order)
             assert p[ids[i]] == pytest.approx(at_once[i], abs=1e-12)
-            assert i == 0 or p.sum() == pytest.approx(1.0)
+            assert p.sum() == pytest.approx(1.0)
 
 
 def test_a_format_1_bundle_still_loads_and_generates():
