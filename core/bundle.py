@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import BundleError
 from .model import ModelConfig
-from .ngram import CACHE_ORDER, NGramModel
+from .ngram import NGramModel
 from .tokenizer import Tokenizer
 
 FORMAT_VERSION = 2  # bump when the files of a bundle change meaning
@@ -44,6 +44,7 @@ class ModelCard:
     ngram_order: int = 0  # 0: no n-gram model
     neural_weight: float = 1.0  # the neural model's share of the served mixture, chosen on the held-out split
     cache_weight: float = 0.0  # the cache's share; the n-gram model has the rest
+    cache_shares: tuple[float, ...] = (1.0,)  # within the cache, the share of its orders 1, 2, ...
     epochs: int = 0  # epochs trained
     examples: int = 0  # training windows seen, over all epochs
     train_seconds: float = 0.0
@@ -78,7 +79,7 @@ class Bundle:
     ngram: NGramModel | None = None
     neural_weight: float = 1.0  # P = w * P_neural + c * P_cache + (1 - w - c) * P_ngram
     cache_weight: float = 0.0
-    cache_order: int = CACHE_ORDER  # the cache's longest n-gram (bundles before it existed: a unigram cache)
+    cache_shares: tuple[float, ...] = (1.0,)  # the cache's orders' shares (bundles before them: a unigram cache)
 
 
 def save_bundle(
@@ -112,7 +113,7 @@ def save_bundle(
             "ngram": ngram is not None,
             "neural_weight": card.neural_weight if model is not None else 0.0,
             "cache_weight": card.cache_weight,
-            "cache_order": CACHE_ORDER,
+            "cache_shares": list(card.cache_shares),
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2), "utf-8")
         (tmp / CARD_FILE).write_text(json.dumps(asdict(card), indent=2, ensure_ascii=False), "utf-8")
@@ -285,5 +286,5 @@ def load_bundle(path: str | Path) -> Bundle:
     weight = float(config.get("neural_weight", 1.0)) if model is not None else 0.0
     cache = float(config.get("cache_weight", 0.0))  # format 1 and early format 2 bundles have none
     neural_weight = weight if ngram is not None else 1.0
-    cache_order = int(config.get("cache_order", 1))  # bundles older than the n-gram cache mixed a unigram one
-    return Bundle(model, tokenizer, model_config, read_card(path), ngram, neural_weight, cache, cache_order)
+    shares = tuple(float(x) for x in config.get("cache_shares", [1.0]))  # older bundles mixed a unigram cache
+    return Bundle(model, tokenizer, model_config, read_card(path), ngram, neural_weight, cache, shares)

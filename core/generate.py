@@ -14,7 +14,7 @@ from .bundle import ModelCard, load_bundle
 from .data import context_windows
 from .errors import DecodingError, SeedError
 from .model import ModelConfig
-from .ngram import CACHE_ORDER, NGramModel, cache_distribution, cache_target_probabilities
+from .ngram import NGramModel, cache_distribution, cache_target_probabilities
 from .tokenizer import NEWLINE, Tokenizer
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)  # batch sizes compiled for; others are padded up
@@ -134,7 +134,7 @@ class LanguageModel:
         ngram: NGramModel | None = None,
         neural_weight: float = 1.0,
         cache_weight: float = 0.0,
-        cache_order: int = CACHE_ORDER,
+        cache_shares: Sequence[float] = (1.0,),
         xla: bool = True,
     ):
         self.model, self.tokenizer, self.config, self.card, self.path = model, tokenizer, config, card, path
@@ -152,7 +152,7 @@ class LanguageModel:
             self.window = max(1, ngram.order - 1)
         else:
             raise ValueError("a language model needs a neural model with its config, an n-gram model, or both")
-        self.cache_order = cache_order  # the cache's longest n-gram
+        self.cache_shares = tuple(cache_shares)  # within the cache, the share of its orders 1, 2, ...
         self.xla = xla  # see load()
         self._compiled: dict[int, object] = {}
         self._lock = threading.Lock()
@@ -173,7 +173,7 @@ class LanguageModel:
             b.ngram,
             neural_weight=b.neural_weight,
             cache_weight=b.cache_weight,
-            cache_order=b.cache_order,
+            cache_shares=b.cache_shares,
             xla=xla,
         )
 
@@ -200,11 +200,9 @@ class LanguageModel:
                 ngram = np.log(self.ngram.distributions([list(r) for r in rows]))
             if w["cache"] > 0:
                 counted: Sequence[int | None] = written or [None] * len(rows)
-                V, order = len(self.tokenizer), self.cache_order
+                V, shares = len(self.tokenizer), self.cache_shares
                 cache = np.log(
-                    np.stack(
-                        [cache_distribution(r, V, order=order, counted=n) for r, n in zip(rows, counted, strict=True)]
-                    )
+                    np.stack([cache_distribution(r, V, shares, counted=n) for r, n in zip(rows, counted, strict=True)])
                 )
         return mix_log_probs(
             {"neural": (w["neural"], neural), "ngram": (w["ngram"], ngram), "cache": (w["cache"], cache)}
@@ -463,7 +461,7 @@ class LanguageModel:
         with np.errstate(divide="ignore"):
             if self.ngram is not None:
                 parts["ngram"] = np.log(self.ngram.target_probabilities(ids))
-            parts["cache"] = np.log(cache_target_probabilities(ids, len(self.tokenizer), order=self.cache_order))
+            parts["cache"] = np.log(cache_target_probabilities(ids, len(self.tokenizer), self.cache_shares))
         return parts
 
     def neural_target_log_probs(self, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:

@@ -230,23 +230,50 @@ def _discounts(counts: np.ndarray) -> np.ndarray:
 
 
 CACHE_SIZE = 500  # recent tokens the cache counts
-CACHE_ORDER = 3  # the cache's longest n-gram: the word after the last two tokens, where they came before
+CACHE_ORDERS = 3  # the cache's longest n-gram: the word after the last two tokens, where they came before
 CACHE_TRUST = 20  # tokens counted at which the cache trusts its counts half: a few words say little of a text
 
 
 def cache_distribution(
     history: Sequence[int] | np.ndarray,
     vocab_size: int,
+    shares: Sequence[float] = (1.0,),
     size: int = CACHE_SIZE,
-    order: int = CACHE_ORDER,
     counted: int | None = None,
 ) -> np.ndarray:
-    """An n-gram cache (Kuhn & De Mori 1990): what followed the last order-1 tokens where they came in the
-    last `size` tokens of `history`, else what followed fewer of them, else how often each token came.
+    """An n-gram cache (Kuhn & De Mori 1990) of the last `size` tokens of `history`. Its order n predicts what
+    followed the last n-1 tokens where they came before (else what followed fewer of them, else how often
+    each token came); `shares[n - 1]` is order n's share, chosen on held-out text with the mixture's weights.
     Texts repeat their own words and phrases (names, refrains); neither counts nor windows see that far.
     With `counted`, only the first `counted` tokens of `history` are counted (what a person wrote, when the
     rest was generated), while the context is still the end of `history`. The counts are trusted in
     proportion to how many there are (see _trusted): a three-word seed must not make its words a refrain."""
+    p = np.zeros(vocab_size)
+    for order, share in enumerate(shares, 1):
+        if share > 0:
+            p += share * _order_distribution(history, vocab_size, order, size, counted)
+    return p
+
+
+def cache_target_probabilities(
+    ids: np.ndarray, vocab_size: int, shares: Sequence[float] = (1.0,), size: int = CACHE_SIZE
+) -> np.ndarray:
+    """The cache's P(ids[i]) from the `size` tokens before each position: cache_distribution(ids[:i])[ids[i]]
+    for every i at once."""
+    ids = np.asarray(ids, np.int64)
+    p = np.zeros(len(ids))
+    for order, share in enumerate(shares, 1):
+        if share > 0:
+            p += share * _order_targets(ids, vocab_size, order, size)
+    return p
+
+
+def only_order(order: int) -> tuple[float, ...]:
+    """The cache's shares with all of it on one order."""
+    return (0.0,) * (order - 1) + (1.0,)
+
+
+def _order_distribution(history, vocab_size: int, order: int, size: int, counted: int | None) -> np.ndarray:
     h = np.concatenate([np.zeros(order - 1, np.int64), np.asarray(history, np.int64)])  # padded as in training
     end = len(h) if counted is None else min(len(h), order - 1 + counted)
     targets = np.arange(max(order - 1, end - size), end)  # the window: positions of h it counts
@@ -261,12 +288,7 @@ def cache_distribution(
     return _trusted(p, len(targets), vocab_size)
 
 
-def cache_target_probabilities(
-    ids: np.ndarray, vocab_size: int, size: int = CACHE_SIZE, order: int = CACHE_ORDER
-) -> np.ndarray:
-    """The cache's P(ids[i]) from the `size` tokens before each position: cache_distribution(ids[:i])[ids[i]]
-    for every i at once."""
-    ids = np.asarray(ids, np.int64)
+def _order_targets(ids: np.ndarray, vocab_size: int, order: int, size: int) -> np.ndarray:
     padded = np.concatenate([np.zeros(order - 1, np.int64), ids])
     history = np.minimum(np.arange(len(ids)), size)
     p = np.where(history > 0, _seen_in_window(_gram_ids(padded, order, 1, 0), size) / np.maximum(history, 1), 0.0)

@@ -17,7 +17,7 @@ from .checkpoint import EpochCheckpoint, TrainingState
 from .data import check_corpus_size
 from .errors import Cancelled, ConfigError
 from .model import ModelConfig, build_model
-from .ngram import NGramModel, cache_target_probabilities
+from .ngram import CACHE_ORDERS, NGramModel, cache_target_probabilities, only_order
 
 if TYPE_CHECKING:
     from .tokenizer import Mode
@@ -186,22 +186,24 @@ def train(
         tcfg.max_minutes, report.elapsed, len(valid_ids), tcfg.batch_size, window if mcfg.every_position else 1
     )
     inference, state, stopped = _train_neural(train_ids, valid_ids, mcfg, tcfg, report, stop, checkpoint_dir, budget)
-    # 4. the mixture: the neural model's weight that does best on the validation text
+    # 4. the mixture: the weights of the neural model and the cache's orders that do best on the validation text
     from .generate import LanguageModel
 
     mix_ids = valid_ids[:MIX_TOKENS]  # scored window by window, as served: the costliest reading of all
     scorer = LanguageModel(inference, tokenizer, mcfg, card, xla=False)  # used once: not worth compiling by XLA
     neural_log_p = scorer.neural_target_log_probs(mix_ids)
     ngram_p = ngram.target_probabilities(mix_ids)
-    (weight, _, cache_weight), mixed_ppl = mixture_weights(
-        np.exp(neural_log_p), ngram_p, cache_target_probabilities(mix_ids, len(tokenizer))
-    )
+    caches = [cache_target_probabilities(mix_ids, len(tokenizer), only_order(n)) for n in range(1, CACHE_ORDERS + 1)]
+    (weight, _, *by_order), mixed_ppl = mixture_weights(np.exp(neural_log_p), ngram_p, *caches)
+    cache_weight = round(sum(by_order), 3)
+    cache_shares = tuple(round(w / cache_weight, 3) for w in by_order) if cache_weight > 0 else (1.0,)
     # 5. the card and the bundle
     card = replace(
         card,
         val_perplexity=round(mixed_ppl, 3),
         neural_weight=weight,
         cache_weight=cache_weight,
+        cache_shares=cache_shares,
         neural_val_perplexity=round(math.exp(-float(neural_log_p.mean())), 3),  # all three on the same tokens
         ngram_val_perplexity=round(math.exp(-float(np.log(ngram_p).mean())), 3),
         epochs=state.epochs_done,

@@ -1,13 +1,14 @@
 """The Kneser-Ney n-gram model: proper distributions, a hand-computed example, the instant bundle and the mixture."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 from testdata import TINY_MODEL, TINY_TRAIN, VERSE
 
 from core import DEFAULT_MODEL, ModelConfig, ModelStore, NGramModel, TrainConfig, build_instant, load, read_text, train
-from core.ngram import CACHE_TRUST, cache_distribution, cache_target_probabilities
+from core.ngram import CACHE_TRUST, cache_distribution, cache_target_probabilities, only_order
 from core.training import mixture_weights
 
 TEXT = read_text(VERSE)
@@ -70,13 +71,15 @@ def test_an_instant_bundle_is_built_in_seconds_and_generates(tmp_path):
     assert model.perplexity(TEXT[-2000:]).perplexity > 1
 
 
-def test_a_bundle_from_before_the_ngram_cache_keeps_its_unigram_cache(tmp_path):
-    path = build_instant(TEXT, tmp_path / "instant").path
-    assert load(path).cache_order == 3
+def test_a_bundle_from_before_the_ngram_cache_keeps_its_unigram_cache(tiny_model_path, tmp_path):
+    path = tmp_path / "copy"
+    shutil.copytree(tiny_model_path, path)
+    shares = load(path).cache_shares
+    assert len(shares) == 3 and sum(shares) == pytest.approx(1.0, abs=0.01)  # each order's share, chosen on valid
     config = json.loads((path / "config.json").read_text())
-    del config["cache_order"]  # as bundles saved before it was written
+    del config["cache_shares"]  # as bundles saved before it was written
     (path / "config.json").write_text(json.dumps(config))
-    assert load(path).cache_order == 1
+    assert load(path).cache_shares == (1.0,)
 
 
 def test_the_mixture_weights_are_chosen_on_the_validation_text_only(tmp_path):
@@ -118,40 +121,41 @@ def counts(p, counted: int, vocab_size: int = 10):
 def test_the_unigram_cache_counts_the_tokens_just_before():
     ids = np.array([5, 6, 5, 7, 5, 6])
     expected = [0.0, 1 / 2, 0.0, 2 / 4, 1 / 5]  # after the first token
-    at_once = cache_target_probabilities(ids, 10, size=500, order=1)
+    at_once = cache_target_probabilities(ids, 10, size=500)
     assert at_once[0] == pytest.approx(1 / 10)  # nothing counted yet: uniform
     assert [counts(at_once[i], i) for i in range(1, 6)] == pytest.approx(expected)
-    assert counts(cache_target_probabilities(ids, 10, size=2, order=1)[4], 2) == pytest.approx(1 / 2)  # 5, 7: one 5
-    p = cache_distribution([5, 6, 5], 10, order=1)
+    assert counts(cache_target_probabilities(ids, 10, size=2)[4], 2) == pytest.approx(1 / 2)  # 5, 7: one 5
+    p = cache_distribution([5, 6, 5], 10)
     assert p.sum() == pytest.approx(1.0) and counts(p[5], 3) == pytest.approx(2 / 3)
 
 
 def test_the_cache_predicts_what_followed_the_longest_context_that_came_before():
-    p = cache_distribution([3, 4, 5, 9, 4, 6, 3, 4], 10)  # "3 4" came before, followed by 5
+    three = only_order(3)
+    p = cache_distribution([3, 4, 5, 9, 4, 6, 3, 4], 10, three)  # "3 4" came before, followed by 5
     assert counts(p[5], 8) == pytest.approx(1.0)
-    p = cache_distribution([3, 4, 5, 9, 4, 6, 8, 4], 10)  # "8 4" never did; "4" did, followed by 5 and 6
+    p = cache_distribution([3, 4, 5, 9, 4, 6, 8, 4], 10, three)  # "8 4" never did; "4" did: then 5 and 6
     assert counts(p[[5, 6]], 8) == pytest.approx([0.5, 0.5])
-    p = cache_distribution([3, 4, 5, 7], 10)  # nor "7": how often each token came
+    p = cache_distribution([3, 4, 5, 7], 10, three)  # nor "7": how often each token came
     assert counts(p[[3, 4, 5, 7]], 4) == pytest.approx([0.25] * 4)
     history = [3, 4, 5, 3, 4, 6, 3, 4]
-    assert counts(cache_distribution(history, 10)[[5, 6]], 8) == pytest.approx([0.5, 0.5])
-    written = cache_distribution(history, 10, counted=3)  # only "3 4 5" was written; the context is still "3 4"
+    assert counts(cache_distribution(history, 10, three)[[5, 6]], 8) == pytest.approx([0.5, 0.5])
+    written = cache_distribution(history, 10, three, counted=3)  # only "3 4 5" was written; the context: "3 4"
     assert counts(written[5], 3) == pytest.approx(1.0)
 
 
 def test_a_few_words_of_seed_weigh_little_in_the_cache():
-    short, long = cache_distribution([3, 4, 5], 10, order=1), cache_distribution([3, 4, 5] * 100, 10, order=1)
+    short, long = cache_distribution([3, 4, 5], 10), cache_distribution([3, 4, 5] * 100, 10)
     assert short[3] < 0.15 < 0.3 < long[3]  # the same shares counted, trusted by how much was counted
 
 
-@pytest.mark.parametrize("order", [1, 2, 3])
-def test_the_cache_scores_every_position_as_its_distribution_does(order):
-    rng = np.random.default_rng(order)
+@pytest.mark.parametrize("shares", [(1.0,), (0.0, 1.0), (0.0, 0.0, 1.0), (0.2, 0.3, 0.5)])
+def test_the_cache_scores_every_position_as_its_distribution_does(shares):
+    rng = np.random.default_rng(len(shares))
     for size in (1, 7, 500):
         ids = rng.integers(1, 6, 120)
-        at_once = cache_target_probabilities(ids, 6, size=size, order=order)
+        at_once = cache_target_probabilities(ids, 6, shares, size=size)
         for i in range(len(ids)):
-            p = cache_distribution(ids[:i], 6, size=size, order=order)
+            p = cache_distribution(ids[:i], 6, shares, size=size)
             assert p[ids[i]] == pytest.approx(at_once[i], abs=1e-12)
             assert p.sum() == pytest.approx(1.0)
 
