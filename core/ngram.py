@@ -248,11 +248,8 @@ def cache_distribution(
     With `counted`, only the first `counted` tokens of `history` are counted (what a person wrote, when the
     rest was generated), while the context is still the end of `history`. The counts are trusted in
     proportion to how many there are (see _trusted): a three-word seed must not make its words a refrain."""
-    p = np.zeros(vocab_size)
-    for order, share in enumerate(shares, 1):
-        if share > 0:
-            p += share * _order_distribution(history, vocab_size, order, size, counted)
-    return p
+    by_order = _distributions_by_order(history, vocab_size, len(shares), size, counted)
+    return sum((share * p for share, p in zip(shares, by_order, strict=True)), np.zeros(vocab_size))
 
 
 def cache_target_probabilities(
@@ -260,12 +257,8 @@ def cache_target_probabilities(
 ) -> np.ndarray:
     """The cache's P(ids[i]) from the `size` tokens before each position: cache_distribution(ids[:i])[ids[i]]
     for every i at once."""
-    ids = np.asarray(ids, np.int64)
-    p = np.zeros(len(ids))
-    for order, share in enumerate(shares, 1):
-        if share > 0:
-            p += share * _order_targets(ids, vocab_size, order, size)
-    return p
+    by_order = cache_targets_by_order(ids, vocab_size, len(shares), size)
+    return sum((share * p for share, p in zip(shares, by_order, strict=True)), np.zeros(len(ids)))
 
 
 def only_order(order: int) -> tuple[float, ...]:
@@ -273,30 +266,36 @@ def only_order(order: int) -> tuple[float, ...]:
     return (0.0,) * (order - 1) + (1.0,)
 
 
-def _order_distribution(history, vocab_size: int, order: int, size: int, counted: int | None) -> np.ndarray:
-    h = np.concatenate([np.zeros(order - 1, np.int64), np.asarray(history, np.int64)])  # padded as in training
-    end = len(h) if counted is None else min(len(h), order - 1 + counted)
-    targets = np.arange(max(order - 1, end - size), end)  # the window: positions of h it counts
-    p = np.zeros(vocab_size)
-    for n in range(order, 0, -1):  # the longest context that came before wins
-        follows = np.ones(len(targets), bool)
-        for back in range(1, n):  # the context token `back` places before each target matches the history's
-            follows &= h[targets - back] == h[len(h) - back]
-        if follows.any():
+def _distributions_by_order(history, vocab_size: int, orders: int, size: int, counted: int | None) -> list:
+    """The cache's distribution of each order 1..orders, longer contexts matched on top of shorter ones."""
+    h = np.concatenate([np.zeros(orders - 1, np.int64), np.asarray(history, np.int64)])  # padded as in training
+    end = len(h) if counted is None else min(len(h), orders - 1 + counted)
+    targets = np.arange(max(orders - 1, end - size), end)  # the window: positions of h it counts
+    follows = np.ones(len(targets), bool)
+    p, by_order = np.zeros(vocab_size), []
+    for n in range(1, orders + 1):
+        if n > 1:  # the context token n-1 places before each target matches the history's
+            follows &= h[targets - (n - 1)] == h[len(h) - (n - 1)]
+        if follows.any():  # else this order backs off to the one below
             p = np.bincount(h[targets[follows]], minlength=vocab_size)[:vocab_size] / follows.sum()
-            break
-    return _trusted(p, len(targets), vocab_size)
+        by_order.append(_trusted(p, len(targets), vocab_size))
+    return by_order
 
 
-def _order_targets(ids: np.ndarray, vocab_size: int, order: int, size: int) -> np.ndarray:
-    padded = np.concatenate([np.zeros(order - 1, np.int64), ids])
+def cache_targets_by_order(ids: np.ndarray, vocab_size: int, orders: int = CACHE_ORDERS, size: int = CACHE_SIZE):
+    """The cache's P(ids[i]) of each order 1..orders (each order backing off to the one below), in one pass."""
+    ids = np.asarray(ids, np.int64)
+    padded = np.concatenate([np.zeros(orders - 1, np.int64), ids])
     history = np.minimum(np.arange(len(ids)), size)
-    p = np.where(history > 0, _seen_in_window(_gram_ids(padded, order, 1, 0), size) / np.maximum(history, 1), 0.0)
-    for n in range(2, order + 1):
-        with_word = _seen_in_window(_gram_ids(padded, order, n, 0), size)  # the context and the word came before
-        context = _seen_in_window(_gram_ids(padded, order, n - 1, 1), size)  # the context came before a word
+    seen = _seen_in_window(_gram_ids(padded, orders, 1, 0), size)
+    p = np.where(history > 0, seen / np.maximum(history, 1), 0.0)
+    by_order = [_trusted(p, history, vocab_size)]
+    for n in range(2, orders + 1):
+        with_word = _seen_in_window(_gram_ids(padded, orders, n, 0), size)  # the context and the word came before
+        context = _seen_in_window(_gram_ids(padded, orders, n - 1, 1), size)  # the context came before a word
         p = np.where(context > 0, with_word / np.maximum(context, 1), p)
-    return _trusted(p, history, vocab_size)
+        by_order.append(_trusted(p, history, vocab_size))
+    return by_order
 
 
 def _trusted(p, counted, vocab_size: int):

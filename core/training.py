@@ -17,7 +17,7 @@ from .checkpoint import EpochCheckpoint, TrainingState
 from .data import check_corpus_size
 from .errors import Cancelled, ConfigError
 from .model import ModelConfig, build_model
-from .ngram import CACHE_ORDERS, NGramModel, cache_target_probabilities, only_order
+from .ngram import NGramModel, cache_targets_by_order
 
 if TYPE_CHECKING:
     from .tokenizer import Mode
@@ -193,7 +193,7 @@ def train(
     scorer = LanguageModel(inference, tokenizer, mcfg, card, xla=False)  # used once: not worth compiling by XLA
     neural_log_p = scorer.neural_target_log_probs(mix_ids)
     ngram_p = ngram.target_probabilities(mix_ids)
-    caches = [cache_target_probabilities(mix_ids, len(tokenizer), only_order(n)) for n in range(1, CACHE_ORDERS + 1)]
+    caches = cache_targets_by_order(mix_ids, len(tokenizer))
     (weight, _, *by_order), mixed_ppl = mixture_weights(np.exp(neural_log_p), ngram_p, *caches)
     cache_weight = round(sum(by_order), 3)
     cache_shares = tuple(round(w / cache_weight, 3) for w in by_order) if cache_weight > 0 else (1.0,)
