@@ -6,7 +6,7 @@ The "lstm-lm" architecture, an option, reads one way and predicts after every po
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from .backend import load_keras
 from .errors import ConfigError
@@ -63,24 +63,43 @@ class ModelConfig:
         return asdict(self)
 
 
-def build_model(cfg: ModelConfig, unroll: bool = False):
+def build_model(cfg: ModelConfig, training_matmuls: str | None = None):
     """A keras.Model mapping windows of token ids (batch, window) to next-token logits: (batch, vocab) after
     the last position, or with the "lstm-lm" architecture (batch, window, vocab) after every position.
 
-    `unroll` lays the LSTM steps out one by one instead of in a loop: faster to train on a CPU over short
-    windows (bench/core_bench.py), but never for a model that is saved, which keeps the loop that cuDNN needs.
+    With `training_matmuls` ("float32" or "bfloat16"), the twin that trains on a CPU: the same weights in the
+    same order, its LSTMs unrolled with their matrix products in that type (core/unrolled_lstm.py). Without,
+    the model that is saved and served, whose LSTM loops cuDNN can run.
     """
     keras = load_keras()
     layers = keras.layers
     cfg = cfg.validate().sized_for(0) if None in (cfg.window, cfg.embedding_dim, cfg.units) else cfg.validate()
     both_ways = cfg.bidirectional and not cfg.every_position  # reading backwards would see the tokens to predict
+
+    units = cast(int, cfg.units)
+
+    def lstm(x, name: str, return_sequences: bool, go_backwards: bool = False):
+        from .unrolled_lstm import UnrolledLSTM
+
+        return UnrolledLSTM(units, return_sequences, go_backwards, training_matmuls, name=name)(x)
+
+    def saved_lstm(x, name: str, return_sequences: bool):
+        return layers.LSTM(units, return_sequences=return_sequences, name=name)(x)
+
     tokens = keras.Input((cfg.window,), dtype="int32", name="tokens")
     x = layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="embedding")(tokens)
     x = layers.Dropout(cfg.dropout)(x)
     for i in range(cfg.bidirectional_layers):
-        lstm = layers.LSTM(cfg.units, return_sequences=True, unroll=unroll, name=f"lstm_{i}")
-        x = layers.Bidirectional(lstm, name=f"bilstm_{i}")(x) if both_ways else lstm(x)
-    x = layers.LSTM(cfg.units, return_sequences=cfg.every_position, unroll=unroll, name="lstm_last")(x)
+        if training_matmuls is None:
+            layer = layers.LSTM(units, return_sequences=True, name=f"lstm_{i}")
+            x = layers.Bidirectional(layer, name=f"bilstm_{i}")(x) if both_ways else layer(x)
+        elif both_ways:  # as keras' Bidirectional: the forward layer's weights, then the backward one's
+            forward = lstm(x, f"bilstm_{i}_forward", return_sequences=True)
+            backward = lstm(x, f"bilstm_{i}_backward", return_sequences=True, go_backwards=True)
+            x = layers.Concatenate(name=f"bilstm_{i}")([forward, backward])
+        else:
+            x = lstm(x, f"lstm_{i}", return_sequences=True)
+    x = (lstm if training_matmuls else saved_lstm)(x, "lstm_last", cfg.every_position)
     x = layers.Dropout(cfg.dropout)(x)
-    logits = layers.Dense(cfg.vocab_size, name="logits", dtype="float32")(x)  # float32 even under mixed precision
+    logits = layers.Dense(cfg.vocab_size, name="logits")(x)
     return keras.Model(tokens, logits, name="continuo")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
-from .backend import load_keras, training_replicas
+from .backend import cpu_features, load_keras, training_replicas
 from .bundle import ModelCard, save_bundle
 from .checkpoint import EpochCheckpoint, TrainingState
 from .data import check_corpus_size
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 CANCELLED = "training cancelled; the previous model is unchanged"
 _MIN_LR_SHARE = 0.02  # where the learning rate's annealing to the end of a time budget stops
 UNROLL_MAX_WINDOW = 32  # training on a CPU unrolls the LSTM steps of windows up to this long
+MATMULS = ("auto", "float32", "bfloat16")
 MIX_TOKENS = 20_000  # the mixture weight is chosen on at most this many validation tokens (one weight needs few)
 
 
@@ -44,7 +45,7 @@ class TrainConfig:
     min_count: int = 2  # rarer words become the unknown token
     max_vocab: int = 20000  # vocabulary cap, special tokens included
     short_context_rate: float = 0.15  # share of windows cut short, so short seeds work
-    mixed_precision: bool = False  # bfloat16 compute: faster steps on CPUs with AVX-512 BF16, slower learning
+    matmuls: str = "auto"  # LSTM matrix products on a CPU: "bfloat16", "float32" or "auto" (bfloat16 where native)
 
     def validate(self) -> TrainConfig:
         checks = [
@@ -62,6 +63,7 @@ class TrainConfig:
             (self.min_count >= 1, f"min_count must be at least 1, got {self.min_count}"),
             (self.max_vocab >= 3, f"max_vocab must be at least 3, got {self.max_vocab}"),
             (0 <= self.short_context_rate <= 1, f"short_context_rate must be in [0, 1], got {self.short_context_rate}"),
+            (self.matmuls in MATMULS, f"matmuls must be {', '.join(map(repr, MATMULS))}, got {self.matmuls!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -273,17 +275,9 @@ def _train_neural(
     budget: _Budget,
 ):
     """(inference model with the best weights, the training state, why training ended)."""
-    import tensorflow as tf
-
     keras = load_keras()
     keras.utils.set_random_seed(tcfg.seed)
-    on_cpu = not tf.config.list_physical_devices("GPU")
-    if tcfg.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        model = build_model(mcfg, unroll=on_cpu and _window(mcfg) <= UNROLL_MAX_WINDOW)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    model = build_model(mcfg, _training_matmuls(tcfg, _window(mcfg)))
     steps = _Steps(
         model,
         keras.optimizers.Adam(tcfg.learning_rate, clipnorm=tcfg.clipnorm),
@@ -361,6 +355,18 @@ def _train_neural(
         else "completed all epochs"
     )
     return inference, state, stopped
+
+
+def _training_matmuls(cfg: TrainConfig, window: int) -> str | None:
+    """How the training model computes (see build_model): unrolled on a CPU over short windows, with its
+    matrix products in bfloat16 where the CPU computes that natively; on a GPU, keras' cuDNN loop."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU") or window > UNROLL_MAX_WINDOW:
+        return None
+    if cfg.matmuls == "auto":
+        return "bfloat16" if cpu_features()["bfloat16"] else "float32"
+    return cfg.matmuls
 
 
 def _lr_factor(cfg: TrainConfig, state: TrainingState, elapsed_s: float) -> float:

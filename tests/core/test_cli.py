@@ -91,6 +91,7 @@ def test_generate_streams_words(capsys, tiny_model_path):
         (["train", "verse", "--tokenizer", "klingon"], "tokenizer must be 'words' or 'whitespace'"),
         (["train", "verse", "--architecture", "gpt"], "architecture must be"),
         (["train", "verse", "--lr-decay", "0"], "lr_decay must be in (0, 1]"),
+        (["train", "verse", "--matmuls", "float8"], "matmuls must be 'auto', 'float32', 'bfloat16'"),
         (["generate", "The sea", "-m", "{tmp}"], "not a complete model bundle"),
     ],
 )

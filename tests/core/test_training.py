@@ -1,5 +1,7 @@
 """Training end to end on real tiny models: progress, early stopping, cancel, resume, refusals."""
 
+from dataclasses import replace
+
 import pytest
 from testdata import TINY_MODEL, TINY_TRAIN, VERSE
 
@@ -134,18 +136,25 @@ def test_a_batch_split_across_replicas_makes_the_same_update_as_one_part():
     assert not np.allclose(updated[0][0], weights[0])  # the step did change the embeddings
 
 
-def test_the_unrolled_training_model_computes_what_the_saved_loop_does(tiny_model_path):
+@pytest.mark.parametrize("architecture", ["bilstm", "lstm-lm"])
+@pytest.mark.parametrize(("matmuls", "tolerance"), [("float32", 1e-5), ("bfloat16", 0.05)])
+def test_the_training_twin_computes_what_the_saved_model_does(architecture, matmuls, tolerance):
     import numpy as np
 
     from core.model import build_model
 
-    saved = load(tiny_model_path)
-    assert not any(getattr(layer, "unroll", False) for layer in _lstm_layers(saved.model))  # cuDNN stays possible
-    unrolled = build_model(saved.config, unroll=True)
-    assert len(_lstm_layers(unrolled)) == 3 and all(layer.unroll for layer in _lstm_layers(unrolled))
-    unrolled.set_weights(saved.model.get_weights())
-    x = np.random.default_rng(0).integers(1, saved.config.vocab_size, (4, saved.config.window)).astype(np.int32)
-    np.testing.assert_allclose(unrolled(x), saved.model(x), rtol=1e-4, atol=1e-5)
+    config = ModelConfig(vocab_size=40, window=6, embedding_dim=8, units=8, architecture=architecture)
+    served = build_model(config)
+    assert len(_lstm_layers(served)) == (3 if architecture == "bilstm" else 2)  # keras LSTMs: cuDNN stays possible
+    rng = np.random.default_rng(0)
+    served.set_weights([rng.normal(0, 0.5, w.shape) for w in served.get_weights()])
+    twin = build_model(config, training_matmuls=matmuls)
+    assert not _lstm_layers(twin)
+    twin.set_weights(served.get_weights())  # the same weights, in the same order
+    x = rng.integers(1, config.vocab_size, (4, config.window)).astype(np.int32)
+    expected = np.asarray(served(x))
+    assert np.abs(expected).max() > 1  # logits far from 0, so a wrong order or gate would show
+    np.testing.assert_allclose(twin(x), expected, rtol=tolerance, atol=tolerance)
 
 
 def _lstm_layers(model) -> list:
@@ -209,3 +218,5 @@ def test_settings_out_of_range_are_one_line_config_errors(tmp_path):
             train(TEXT, tmp_path / "m", ModelConfig(**{**TINY_MODEL, **bad}), TrainConfig(**TINY_TRAIN))
     with pytest.raises(ConfigError, match="tokenizer"):
         TrainConfig(tokenizer="klingon").validate()
+    with pytest.raises(ConfigError, match="matmuls"):
+        TrainConfig(matmuls="float8").validate()
