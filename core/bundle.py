@@ -273,8 +273,13 @@ def load_bundle(path: str | Path) -> Bundle:
         if config.get("model") is not None:
             from .backend import load_keras
 
-            model_config = ModelConfig(**config["model"])
-            model = load_keras().models.load_model(path / MODEL_FILE, compile=False, safe_mode=True)
+            keras = load_keras()  # before core.layers imports keras: it starts TensorFlow quietly
+            from .layers import CUSTOM_OBJECTS
+
+            model_config = ModelConfig(**{"tie_embeddings": False, **config["model"]})  # older bundles: untied
+            model = keras.models.load_model(
+                path / MODEL_FILE, compile=False, safe_mode=True, custom_objects=CUSTOM_OBJECTS
+            )
         if config.get("ngram"):
             ngram = NGramModel.load(path / NGRAM_FILE)
     except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as e:

@@ -1,4 +1,4 @@
-"""The network: Embedding -> Bidirectional LSTM layers -> LSTM -> dropout -> logits over the vocabulary.
+"""The network: Embedding -> Bidirectional LSTMs -> LSTM -> dropout -> next-word logits from the embedding matrix.
 
 The "lstm-lm" architecture, an option, reads one way and predicts after every position of its window.
 """
@@ -32,6 +32,7 @@ class ModelConfig:
     bidirectional_layers: int = 1  # stacked sequence layers before the final LSTM
     bidirectional: bool = True  # read the window both ways in those layers
     dropout: float = 0.2  # on the embeddings and before the output layer
+    tie_embeddings: bool = True  # the output layer scores words with the embedding matrix (bundles before: False)
     architecture: str = "bilstm"  # "bilstm" reads windows both ways; "lstm-lm" one way, learning from every position
 
     def validate(self) -> ModelConfig:
@@ -68,7 +69,7 @@ def build_model(cfg: ModelConfig, training_matmuls: str | None = None):
     the last position, or with the "lstm-lm" architecture (batch, window, vocab) after every position.
 
     With `training_matmuls` ("float32" or "bfloat16"), the twin that trains on a CPU: the same weights in the
-    same order, its LSTMs unrolled with their matrix products in that type (core/unrolled_lstm.py). Without,
+    same order, its LSTMs unrolled with their matrix products in that type (core/layers.py). Without,
     the model that is saved and served, whose LSTM loops cuDNN can run.
     """
     keras = load_keras()
@@ -79,7 +80,7 @@ def build_model(cfg: ModelConfig, training_matmuls: str | None = None):
     units = cast(int, cfg.units)
 
     def lstm(x, name: str, return_sequences: bool, go_backwards: bool = False):
-        from .unrolled_lstm import UnrolledLSTM
+        from .layers import UnrolledLSTM
 
         return UnrolledLSTM(units, return_sequences, go_backwards, training_matmuls, name=name)(x)
 
@@ -87,7 +88,13 @@ def build_model(cfg: ModelConfig, training_matmuls: str | None = None):
         return layers.LSTM(units, return_sequences=return_sequences, name=name)(x)
 
     tokens = keras.Input((cfg.window,), dtype="int32", name="tokens")
-    x = layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="embedding")(tokens)
+    if cfg.tie_embeddings:
+        from .layers import TiedEmbedding
+
+        embedding = TiedEmbedding(cfg.vocab_size, cast(int, cfg.embedding_dim), name="embedding")
+    else:
+        embedding = layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="embedding")
+    x = embedding(tokens)
     x = layers.Dropout(cfg.dropout)(x)
     for i in range(cfg.bidirectional_layers):
         if training_matmuls is None:
@@ -101,5 +108,10 @@ def build_model(cfg: ModelConfig, training_matmuls: str | None = None):
             x = lstm(x, f"lstm_{i}", return_sequences=True)
     x = (lstm if training_matmuls else saved_lstm)(x, "lstm_last", cfg.every_position)
     x = layers.Dropout(cfg.dropout)(x)
-    logits = layers.Dense(cfg.vocab_size, name="logits")(x)
+    if not cfg.tie_embeddings:
+        logits = layers.Dense(cfg.vocab_size, name="logits")(x)
+    else:
+        if cfg.units != cfg.embedding_dim:
+            x = layers.Dense(cfg.embedding_dim, name="to_embedding_width")(x)
+        logits = embedding(x, reverse=True)
     return keras.Model(tokens, logits, name="continuo")

@@ -31,7 +31,7 @@ MIX_TOKENS = 20_000  # the mixture weight is chosen on at most this many validat
 
 @dataclass
 class TrainConfig:
-    epochs: int = 30  # upper bound; early stopping usually ends sooner
+    epochs: int = 60  # upper bound; early stopping or the time budget usually ends sooner
     batch_size: int = 256  # windows per step
     learning_rate: float = 2e-3  # Adam's initial step size
     lr_decay: float = 0.5  # the learning rate is multiplied by this after each epoch that did not improve

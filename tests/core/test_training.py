@@ -1,7 +1,5 @@
 """Training end to end on real tiny models: progress, early stopping, cancel, resume, refusals."""
 
-from dataclasses import replace
-
 import pytest
 from testdata import TINY_MODEL, TINY_TRAIN, VERSE
 
@@ -136,14 +134,19 @@ def test_a_batch_split_across_replicas_makes_the_same_update_as_one_part():
     assert not np.allclose(updated[0][0], weights[0])  # the step did change the embeddings
 
 
-@pytest.mark.parametrize("architecture", ["bilstm", "lstm-lm"])
+@pytest.mark.parametrize(
+    ("architecture", "embedding_dim", "tie_embeddings"),
+    [("bilstm", 8, True), ("bilstm", 6, True), ("bilstm", 8, False), ("lstm-lm", 8, True)],
+)
 @pytest.mark.parametrize(("matmuls", "tolerance"), [("float32", 1e-5), ("bfloat16", 0.05)])
-def test_the_training_twin_computes_what_the_saved_model_does(architecture, matmuls, tolerance):
+def test_the_training_twin_computes_what_the_saved_model_does(
+    architecture, embedding_dim, tie_embeddings, matmuls, tolerance
+):
     import numpy as np
 
     from core.model import build_model
 
-    config = ModelConfig(vocab_size=40, window=6, embedding_dim=8, units=8, architecture=architecture)
+    config = ModelConfig(40, 6, embedding_dim, 8, architecture=architecture, tie_embeddings=tie_embeddings)
     served = build_model(config)
     assert len(_lstm_layers(served)) == (3 if architecture == "bilstm" else 2)  # keras LSTMs: cuDNN stays possible
     rng = np.random.default_rng(0)
@@ -155,6 +158,33 @@ def test_the_training_twin_computes_what_the_saved_model_does(architecture, matm
     expected = np.asarray(served(x))
     assert np.abs(expected).max() > 1  # logits far from 0, so a wrong order or gate would show
     np.testing.assert_allclose(twin(x), expected, rtol=tolerance, atol=tolerance)
+
+
+def test_tied_embeddings_score_words_with_the_embedding_matrix_and_survive_saving(tiny_model_path):
+    import numpy as np
+
+    from core.model import build_model
+
+    saved = load(tiny_model_path)  # trained with the defaults, which tie
+    assert saved.config.tie_embeddings
+    embedding = saved.model.get_layer("embedding")
+    assert not [layer for layer in saved.model.layers if layer.name == "logits"]  # no separate output matrix
+    fresh = build_model(saved.config)
+    fresh.set_weights(saved.model.get_weights())
+    x = np.random.default_rng(0).integers(1, saved.config.vocab_size, (3, saved.config.window)).astype(np.int32)
+    np.testing.assert_allclose(fresh(x), saved.model(x), rtol=1e-5, atol=1e-5)  # the loaded model is the tied one
+    before = np.asarray(saved.model(x))
+    embedding.embeddings.assign(embedding.embeddings * 2)  # the one matrix moves the output too
+    assert not np.allclose(saved.model(x), before)
+
+
+def test_a_bundle_from_before_tied_embeddings_loads_untied_and_generates():
+    from core.store import DEFAULT_MODEL_PATH
+
+    model = load(DEFAULT_MODEL_PATH)  # saved before tying; its config has no tie_embeddings
+    assert "tie_embeddings" not in read_card(DEFAULT_MODEL_PATH).hyperparameters.get("model", {})
+    assert model.config.tie_embeddings is False
+    assert model.generate("The sea", max_new_tokens=3)[0].strip()
 
 
 def _lstm_layers(model) -> list:

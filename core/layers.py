@@ -1,4 +1,4 @@
-"""The LSTM that training runs on a CPU: keras' LSTM weights and arithmetic, laid out step by step."""
+"""Continuo's own keras layers: the embedding that also scores the next word, and the LSTM that trains on a CPU."""
 
 from __future__ import annotations
 
@@ -54,3 +54,28 @@ class UnrolledLSTM(keras.layers.Layer):
             c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
             h = outputs[t] = tf.sigmoid(o) * tf.tanh(c)
         return tf.stack(outputs, 1) if self.return_sequences else h
+
+
+class TiedEmbedding(keras.layers.ReversibleEmbedding):
+    """keras' ReversibleEmbedding with a bias per word: called with `reverse=True` on vectors of its width, its
+    one matrix scores the next word. Weight tying (Press & Wolf 2017; Inan et al. 2017) halves the word
+    weights to learn from a small corpus; the bias, which keras' layer lacks, carries each word's frequency
+    (bench/results/quality.md)."""
+
+    def build(self, input_shape=None) -> None:
+        super().build(input_shape)
+        self.output_bias = self.add_weight(shape=(self.input_dim,), initializer="zeros", name="output_bias")
+
+    def call(self, inputs, reverse: bool = False):
+        outputs = super().call(inputs, reverse=reverse)
+        return outputs + self.output_bias if reverse else outputs
+
+    @property
+    def variable_serialization_spec(self):
+        """The variables saved and loaded, in order: keras' own, then the bias."""
+        spec = super().variable_serialization_spec
+        spec[None] = [*spec[None], "output_bias"]  # unquantized, the only mode Continuo saves
+        return spec
+
+
+CUSTOM_OBJECTS = {"TiedEmbedding": TiedEmbedding}  # what loading a saved model needs besides keras' own layers
