@@ -50,6 +50,14 @@ def write_results(name: str, results: dict, table: str) -> None:
     print(table)
 
 
+def measured_on(m: dict) -> str:
+    """The line that opens a result: when, and on which CPU, with the vector features that decide its speed."""
+    return (
+        f"Measured {m['date']} on {m['cpus']} cores of {m['cpu_model']} (AVX2 {m['avx2']}, AVX-512 {m['avx512']}, "
+        f"native bfloat16 {m['native_bfloat16']}; load average {m['load_average']:.1f} at the start)"
+    )
+
+
 def machine() -> dict:
     """Where a result was measured: machines differ by 4-5x here, so results are read as same-run ratios."""
     from core.backend import cpu_features

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import DATA, machine, run_json, seed_method, write_results  # noqa: E402
+from bench.common import DATA, machine, measured_on, run_json, seed_method, write_results  # noqa: E402
 
 SAME_SIZES = dict(
     window=10, embedding_dim=100, units=150, dropout=0.2
@@ -139,9 +139,7 @@ def table(r: dict) -> str:
 
     return "\n".join(
         [
-            f"Measured {cpu['date']} on {cpu['cpus']} cores of {cpu['cpu_model']} (AVX2 {cpu['avx2']}, AVX-512 "
-            f"{cpu['avx512']}, native bfloat16 {cpu['native_bfloat16']}; load average {cpu['load_average']:.1f} at the "
-            "start); both methods in the same run, alternated.",
+            f"{measured_on(cpu)}; both methods in the same run, alternated.",
             "",
             "| measure | seed method | Continuo | ratio |",
             "|---|---|---|---|",

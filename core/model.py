@@ -76,16 +76,15 @@ def build_model(cfg: ModelConfig, training_matmuls: str | None = None):
     layers = keras.layers
     cfg = cfg.validate().sized_for(0) if None in (cfg.window, cfg.embedding_dim, cfg.units) else cfg.validate()
     both_ways = cfg.bidirectional and not cfg.every_position  # reading backwards would see the tokens to predict
-
     units = cast(int, cfg.units)
 
-    def lstm(x, name: str, return_sequences: bool, go_backwards: bool = False):
+    def lstm(name: str, return_sequences: bool, go_backwards: bool = False):
+        """keras' LSTM in the served model, its unrolled twin in the training one."""
+        if training_matmuls is None:
+            return layers.LSTM(units, return_sequences=return_sequences, go_backwards=go_backwards, name=name)
         from .layers import UnrolledLSTM
 
-        return UnrolledLSTM(units, return_sequences, go_backwards, training_matmuls, name=name)(x)
-
-    def saved_lstm(x, name: str, return_sequences: bool):
-        return layers.LSTM(units, return_sequences=return_sequences, name=name)(x)
+        return UnrolledLSTM(units, return_sequences, go_backwards, training_matmuls, name=name)
 
     tokens = keras.Input((cfg.window,), dtype="int32", name="tokens")
     if cfg.tie_embeddings:
@@ -97,16 +96,14 @@ def build_model(cfg: ModelConfig, training_matmuls: str | None = None):
     x = embedding(tokens)
     x = layers.Dropout(cfg.dropout)(x)
     for i in range(cfg.bidirectional_layers):
-        if training_matmuls is None:
-            layer = layers.LSTM(units, return_sequences=True, name=f"lstm_{i}")
-            x = layers.Bidirectional(layer, name=f"bilstm_{i}")(x) if both_ways else layer(x)
-        elif both_ways:  # as keras' Bidirectional: the forward layer's weights, then the backward one's
-            forward = lstm(x, f"bilstm_{i}_forward", return_sequences=True)
-            backward = lstm(x, f"bilstm_{i}_backward", return_sequences=True, go_backwards=True)
-            x = layers.Concatenate(name=f"bilstm_{i}")([forward, backward])
-        else:
-            x = lstm(x, f"lstm_{i}", return_sequences=True)
-    x = (lstm if training_matmuls else saved_lstm)(x, "lstm_last", cfg.every_position)
+        if not both_ways:
+            x = lstm(f"lstm_{i}", True)(x)
+        elif training_matmuls is None:
+            x = layers.Bidirectional(lstm(f"lstm_{i}", True), name=f"bilstm_{i}")(x)
+        else:  # keras' Bidirectional spelled out: the forward layer's weights, then the backward one's
+            forward, backward = lstm(f"bilstm_{i}_forward", True), lstm(f"bilstm_{i}_backward", True, True)
+            x = layers.Concatenate(name=f"bilstm_{i}")([forward(x), backward(x)])
+    x = lstm("lstm_last", cfg.every_position)(x)
     x = layers.Dropout(cfg.dropout)(x)
     if not cfg.tie_embeddings:
         logits = layers.Dense(cfg.vocab_size, name="logits")(x)
