@@ -14,7 +14,7 @@ class UnrolledLSTM(keras.layers.Layer):
     - the steps are unrolled, so TensorFlow schedules them as one graph;
     - with `matmul_dtype="bfloat16"` the matrix products run in bfloat16 (native on CPUs with AVX-512 BF16
       or AMX) while the gates and the cell state stay float32. keras' mixed precision, which keeps the whole
-      cell in bfloat16, learned far slower (bench/results/core.md).
+      cell in bfloat16, learned far slower (README, How it works: Training).
 
     Training only: its weights are copied into a keras LSTM, whose loop cuDNN can run, for saving.
     """
@@ -60,7 +60,7 @@ class TiedEmbedding(keras.layers.ReversibleEmbedding):
     """keras' ReversibleEmbedding with a bias per word: called with `reverse=True` on vectors of its width, its
     one matrix scores the next word. Weight tying (Press & Wolf 2017; Inan et al. 2017) halves the word
     weights to learn from a small corpus; the bias, which keras' layer lacks, carries each word's frequency
-    (bench/results/quality.md)."""
+    (README, Quality on held-out text)."""
 
     def build(self, input_shape=None) -> None:
         super().build(input_shape)
