@@ -248,8 +248,7 @@ def cache_distribution(
     With `counted`, only the first `counted` tokens of `history` are counted (what a person wrote, when the
     rest was generated), while the context is still the end of `history`. The counts are trusted in
     proportion to how many there are (see _trusted): a three-word seed must not make its words a refrain."""
-    by_order = _distributions_by_order(history, vocab_size, len(shares), size, counted)
-    return sum((share * p for share, p in zip(shares, by_order, strict=True)), np.zeros(vocab_size))
+    return _shared(shares, _distributions_by_order(history, vocab_size, len(shares), size, counted))
 
 
 def cache_target_probabilities(
@@ -257,13 +256,12 @@ def cache_target_probabilities(
 ) -> np.ndarray:
     """The cache's P(ids[i]) from the `size` tokens before each position: cache_distribution(ids[:i])[ids[i]]
     for every i at once."""
-    by_order = cache_targets_by_order(ids, vocab_size, len(shares), size)
-    return sum((share * p for share, p in zip(shares, by_order, strict=True)), np.zeros(len(ids)))
+    return _shared(shares, cache_targets_by_order(ids, vocab_size, len(shares), size))
 
 
-def only_order(order: int) -> tuple[float, ...]:
-    """The cache's shares with all of it on one order."""
-    return (0.0,) * (order - 1) + (1.0,)
+def _shared(shares: Sequence[float], by_order: list) -> np.ndarray:
+    """The orders' probabilities, each weighed by its share."""
+    return np.tensordot(np.asarray(shares, float), np.stack(by_order), axes=1)
 
 
 def _distributions_by_order(history, vocab_size: int, orders: int, size: int, counted: int | None) -> list:

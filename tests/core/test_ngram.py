@@ -8,10 +8,15 @@ import pytest
 from testdata import TINY_MODEL, TINY_TRAIN, VERSE
 
 from core import DEFAULT_MODEL, ModelConfig, ModelStore, NGramModel, TrainConfig, build_instant, load, read_text, train
-from core.ngram import CACHE_TRUST, cache_distribution, cache_target_probabilities, only_order
+from core.ngram import CACHE_TRUST, cache_distribution, cache_target_probabilities
 from core.training import mixture_weights
 
 TEXT = read_text(VERSE)
+
+
+def only_order(order: int) -> tuple[float, ...]:
+    """The cache's shares with all of it on one order."""
+    return (0.0,) * (order - 1) + (1.0,)
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 5])
