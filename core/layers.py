@@ -15,16 +15,25 @@ class UnrolledLSTM(keras.layers.Layer):
     - with `matmul_dtype="bfloat16"` the matrix products run in bfloat16 (native on CPUs with AVX-512 BF16
       or AMX) while the gates and the cell state stay float32. keras' mixed precision, which keeps the whole
       cell in bfloat16, learned far slower (README, How it works: Training).
+    - with `weight_drop`, each training step drops that share of the recurrent weights (DropConnect, as in
+      Merity et al. 2017's AWD-LSTM): a regulariser that leaves the served LSTM unchanged.
 
     Training only: its weights are copied into a keras LSTM, whose loop cuDNN can run, for saving.
     """
 
     def __init__(
-        self, units: int, return_sequences: bool = False, go_backwards: bool = False, matmul_dtype="float32", **kw
+        self,
+        units: int,
+        return_sequences: bool = False,
+        go_backwards: bool = False,
+        matmul_dtype="float32",
+        weight_drop: float = 0.0,
+        **kw,
     ):
         super().__init__(**kw)
         self.units, self.return_sequences, self.go_backwards = units, return_sequences, go_backwards
         self.matmul_dtype = tf.as_dtype(matmul_dtype)
+        self.weight_drop = weight_drop  # share of the recurrent weights dropped in each training step
 
     def build(self, input_shape) -> None:
         units = self.units
@@ -40,10 +49,13 @@ class UnrolledLSTM(keras.layers.Layer):
     def _product(self, x, kernel):
         return tf.cast(tf.matmul(tf.cast(x, self.matmul_dtype), kernel), tf.float32)
 
-    def call(self, x):
+    def call(self, x, training=None):
         steps, features = x.shape[1], x.shape[2]
         batch = tf.shape(x)[0]
-        kernel, recurrent_kernel = (tf.cast(k, self.matmul_dtype) for k in (self.kernel, self.recurrent_kernel))
+        recurrent_kernel = self.recurrent_kernel
+        if training and self.weight_drop > 0:  # one mask for every step and row of the batch (DropConnect)
+            recurrent_kernel = tf.nn.dropout(recurrent_kernel, self.weight_drop)
+        kernel, recurrent_kernel = (tf.cast(k, self.matmul_dtype) for k in (self.kernel, recurrent_kernel))
         # the input's share of every gate, for all steps at once, time-major so each step's rows are contiguous
         by_time = tf.reshape(tf.transpose(x, [1, 0, 2]), [-1, features])
         inputs = tf.unstack(tf.reshape(self._product(by_time, kernel) + self.bias, [steps, batch, 4 * self.units]))

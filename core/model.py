@@ -13,11 +13,13 @@ from .errors import ConfigError
 
 # Sizes for a corpus of at most this many training tokens: small enough that a 10-minute budget trains
 # several epochs of a million tokens and generation stays fast (bench/results/quality.md, core.md).
+# A small corpus also gets weight drop: its model overfits within minutes (bench/results/quality.md).
 SIZES_BY_TOKENS: tuple[tuple[int | None, dict[str, Any]], ...] = (
-    (60_000, dict(window=12, embedding_dim=128, units=128)),
-    (250_000, dict(window=10, embedding_dim=128, units=128)),
-    (None, dict(window=8, embedding_dim=128, units=128)),
+    (60_000, dict(window=12, embedding_dim=128, units=128, weight_drop=0.5)),
+    (250_000, dict(window=10, embedding_dim=128, units=128, weight_drop=0.0)),
+    (None, dict(window=8, embedding_dim=128, units=128, weight_drop=0.0)),
 )
+UNROLL_MAX_WINDOW = 32  # training on a CPU (or with weight drop) unrolls the LSTM steps of windows up to this long
 
 
 ARCHITECTURES = ("bilstm", "lstm-lm")
@@ -32,6 +34,7 @@ class ModelConfig:
     bidirectional_layers: int = 1  # stacked sequence layers before the final LSTM
     bidirectional: bool = True  # read the window both ways in those layers
     dropout: float = 0.2  # on the embeddings and before the output layer
+    weight_drop: float | None = None  # share of the LSTMs' recurrent weights dropped per training step (window <= 32)
     tie_embeddings: bool = True  # the output layer scores words with the embedding matrix (bundles before: False)
     architecture: str = "bilstm"  # "bilstm" reads windows both ways; "lstm-lm" one way, learning from every position
 
@@ -44,6 +47,12 @@ class ModelConfig:
             raise ConfigError(f"bidirectional_layers must be 0 or more, got {self.bidirectional_layers}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.weight_drop is not None and not 0.0 <= self.weight_drop < 1.0:
+            raise ConfigError(f"weight_drop must be in [0, 1), got {self.weight_drop}")
+        if self.weight_drop and (self.window or 0) > UNROLL_MAX_WINDOW:
+            raise ConfigError(
+                f"weight_drop needs a window of at most {UNROLL_MAX_WINDOW}, got {self.window}; pass --weight-drop 0"
+            )
         if self.architecture not in ARCHITECTURES:
             raise ConfigError(
                 f"architecture must be {' or '.join(map(repr, ARCHITECTURES))}, got {self.architecture!r}"
@@ -53,7 +62,10 @@ class ModelConfig:
     def sized_for(self, tokens: int) -> ModelConfig:
         """This config with the sizes left open chosen for a corpus of `tokens` training tokens."""
         sizes = next(sizes for limit, sizes in SIZES_BY_TOKENS if limit is None or tokens <= limit)
-        return replace(self, **{k: v for k, v in sizes.items() if getattr(self, k) is None})
+        sized = replace(self, **{k: v for k, v in sizes.items() if getattr(self, k) is None})
+        if self.weight_drop is None and cast(int, sized.window) > UNROLL_MAX_WINDOW:
+            sized.weight_drop = 0.0  # only the unrolled LSTM drops weights
+        return sized
 
     @property
     def every_position(self) -> bool:
@@ -68,13 +80,13 @@ def build_model(cfg: ModelConfig, training_matmuls: str | None = None):
     """A keras.Model mapping windows of token ids (batch, window) to next-token logits: (batch, vocab) after
     the last position, or with the "lstm-lm" architecture (batch, window, vocab) after every position.
 
-    With `training_matmuls` ("float32" or "bfloat16"), the twin that trains on a CPU: the same weights in the
-    same order, its LSTMs unrolled with their matrix products in that type (core/layers.py). Without,
-    the model that is saved and served, whose LSTM loops cuDNN can run.
+    With `training_matmuls` ("float32" or "bfloat16"), the twin that trains on a CPU or with weight drop: the
+    same weights in the same order, its LSTMs unrolled with their matrix products in that type
+    (core/layers.py). Without, the model that is saved and served, whose LSTM loops cuDNN can run.
     """
     keras = load_keras()
     layers = keras.layers
-    cfg = cfg.validate().sized_for(0) if None in (cfg.window, cfg.embedding_dim, cfg.units) else cfg.validate()
+    cfg = cfg.validate().sized_for(0)  # sizes left open: the largest the corpus could get
     both_ways = cfg.bidirectional and not cfg.every_position  # reading backwards would see the tokens to predict
     units = cast(int, cfg.units)
 
@@ -84,7 +96,7 @@ def build_model(cfg: ModelConfig, training_matmuls: str | None = None):
             return layers.LSTM(units, return_sequences=return_sequences, go_backwards=go_backwards, name=name)
         from .layers import UnrolledLSTM
 
-        return UnrolledLSTM(units, return_sequences, go_backwards, training_matmuls, name=name)
+        return UnrolledLSTM(units, return_sequences, go_backwards, training_matmuls, cfg.weight_drop or 0.0, name=name)
 
     tokens = keras.Input((cfg.window,), dtype="int32", name="tokens")
     if cfg.tie_embeddings:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from .bundle import ModelCard, save_bundle
 from .checkpoint import EpochCheckpoint, TrainingState
 from .data import check_corpus_size
 from .errors import Cancelled, ConfigError
-from .model import ModelConfig, build_model
+from .model import UNROLL_MAX_WINDOW, ModelConfig, build_model
 from .ngram import NGramModel, cache_targets_by_order
 
 if TYPE_CHECKING:
@@ -24,21 +24,26 @@ if TYPE_CHECKING:
 
 CANCELLED = "training cancelled; the previous model is unchanged"
 _MIN_LR_SHARE = 0.02  # where the learning rate's annealing to the end of a time budget stops
-UNROLL_MAX_WINDOW = 32  # training on a CPU unrolls the LSTM steps of windows up to this long
 MATMULS = ("auto", "float32", "bfloat16")
 MIX_TOKENS = 20_000  # the mixture weight is chosen on at most this many validation tokens (one weight needs few)
+# A small corpus gives few steps an epoch and a noisy validation score: larger steps, more patience
+# (bench/results/quality.md).
+SCHEDULE_BY_TOKENS: tuple[tuple[int | None, dict[str, Any]], ...] = (
+    (60_000, dict(learning_rate=5e-3, patience=4)),
+    (None, dict(learning_rate=2e-3, patience=2)),
+)
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 60  # upper bound; early stopping or the time budget usually ends sooner
     batch_size: int = 256  # windows per step
-    learning_rate: float = 2e-3  # Adam's initial step size
+    learning_rate: float | None = None  # Adam's initial step size
     lr_decay: float = 0.5  # the learning rate is multiplied by this after each epoch that did not improve
     anneal: bool = True  # within a time budget, the learning rate also falls linearly to almost 0 by its end
     clipnorm: float = 1.0  # gradient clipping keeps the LSTMs stable
     validation_split: float = 0.1  # held-out tail of the text, when no validation text is given
-    patience: int = 2  # epochs without a better validation perplexity before stopping
+    patience: int | None = None  # epochs without a better validation perplexity before stopping
     max_minutes: float | None = 10.0  # time budget for the whole run (None: no limit); the best weights are kept
     seed: int = 1234  # makes vocabulary, initial weights and data order repeatable
     tokenizer: str = "words"  # "words", or "whitespace" for pre-tokenized corpora like PTB
@@ -51,14 +56,17 @@ class TrainConfig:
         checks = [
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
-            (self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}"),
+            (
+                self.learning_rate is None or self.learning_rate > 0,
+                f"learning_rate must be positive, got {self.learning_rate}",
+            ),
             (0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], got {self.lr_decay}"),
             (
                 self.tokenizer in ("words", "whitespace"),
                 f"tokenizer must be 'words' or 'whitespace', got {self.tokenizer!r}",
             ),
             (0 < self.validation_split < 0.5, f"validation_split must be in (0, 0.5), got {self.validation_split}"),
-            (self.patience >= 1, f"patience must be at least 1, got {self.patience}"),
+            (self.patience is None or self.patience >= 1, f"patience must be at least 1, got {self.patience}"),
             (self.max_minutes is None or self.max_minutes > 0, f"max_minutes must be positive, got {self.max_minutes}"),
             (self.min_count >= 1, f"min_count must be at least 1, got {self.min_count}"),
             (self.max_vocab >= 3, f"max_vocab must be at least 3, got {self.max_vocab}"),
@@ -69,6 +77,11 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(message)
         return self
+
+    def sized_for(self, tokens: int) -> TrainConfig:
+        """This config with the settings left open chosen for a corpus of `tokens` training tokens."""
+        chosen = next(values for limit, values in SCHEDULE_BY_TOKENS if limit is None or tokens <= limit)
+        return replace(self, **{k: v for k, v in chosen.items() if getattr(self, k) is None})
 
 
 @dataclass
@@ -152,6 +165,7 @@ def train(
     stop = _canceller(should_stop)
     # 1. text -> vocabulary -> token ids
     tokenizer, train_ids, valid_ids = prepare(text, tcfg, valid_text)
+    tcfg = tcfg.sized_for(len(train_ids))
     stop()
     # 2. the instant model: Kneser-Ney counts, their order chosen on the validation text
     ngram, ngram_ppl = NGramModel.fit_best(train_ids, valid_ids, len(tokenizer))
@@ -277,10 +291,11 @@ def _train_neural(
     """(inference model with the best weights, the training state, why training ended)."""
     keras = load_keras()
     keras.utils.set_random_seed(tcfg.seed)
-    model = build_model(mcfg, _training_matmuls(tcfg, _window(mcfg)))
+    learning_rate, patience = cast(float, tcfg.learning_rate), cast(int, tcfg.patience)  # sized by train()
+    model = build_model(mcfg, _training_matmuls(tcfg, mcfg))
     steps = _Steps(
         model,
-        keras.optimizers.Adam(tcfg.learning_rate, clipnorm=tcfg.clipnorm),
+        keras.optimizers.Adam(learning_rate, clipnorm=tcfg.clipnorm),
         _window(mcfg),
         training_replicas(),
         mcfg.every_position,
@@ -304,7 +319,7 @@ def _train_neural(
         steps.reset_mean_loss()
         epoch_start = time.monotonic()
         for batch, (x, y) in enumerate(train_ds, 1):
-            steps.set_learning_rate(tcfg.learning_rate * _lr_factor(tcfg, state, report.elapsed()))
+            steps.set_learning_rate(learning_rate * _lr_factor(tcfg, state, report.elapsed()))
             steps.train(x, y)
             state.examples += int(np.prod(y.shape))  # tokens predicted
             stop()
@@ -324,7 +339,7 @@ def _train_neural(
             state.best_loss, state.best_weights, state.epochs_since_best = val_loss, model.get_weights(), 0
         else:
             state.epochs_since_best += 1
-            state.stopped_early = state.epochs_since_best >= tcfg.patience
+            state.stopped_early = state.epochs_since_best >= patience
         if checkpoint is not None:  # with the time of this run so far, so a resumed run's card counts it
             checkpoint.save(
                 replace(state, train_seconds=state.train_seconds + report.elapsed()), model, steps.optimizer
@@ -357,15 +372,17 @@ def _train_neural(
     return inference, state, stopped
 
 
-def _training_matmuls(cfg: TrainConfig, window: int) -> str | None:
-    """How the training model computes (see build_model): unrolled on a CPU over short windows, with its
-    matrix products in bfloat16 where the CPU computes that natively; on a GPU, keras' cuDNN loop."""
+def _training_matmuls(cfg: TrainConfig, model: ModelConfig) -> str | None:
+    """How the training model computes (see build_model): unrolled over short windows, with its matrix
+    products in bfloat16 where the CPU computes that natively; on a GPU, keras' cuDNN loop unless weights
+    are dropped, which only the unrolled LSTM does."""
     import tensorflow as tf
 
-    if tf.config.list_physical_devices("GPU") or window > UNROLL_MAX_WINDOW:
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    if _window(model) > UNROLL_MAX_WINDOW or (gpu and not model.weight_drop):
         return None
     if cfg.matmuls == "auto":
-        return "bfloat16" if cpu_features()["bfloat16"] else "float32"
+        return "bfloat16" if not gpu and cpu_features()["bfloat16"] else "float32"
     return cfg.matmuls
 
 

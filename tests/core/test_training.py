@@ -1,5 +1,7 @@
 """Training end to end on real tiny models: progress, early stopping, cancel, resume, refusals."""
 
+from dataclasses import replace
+
 import pytest
 from testdata import TINY_MODEL, TINY_TRAIN, VERSE
 
@@ -158,6 +160,29 @@ def test_the_training_twin_computes_what_the_saved_model_does(
     expected = np.asarray(served(x))
     assert np.abs(expected).max() > 1  # logits far from 0, so a wrong order or gate would show
     np.testing.assert_allclose(twin(x), expected, rtol=tolerance, atol=tolerance)
+
+
+def test_weight_drop_changes_training_steps_only():
+    import numpy as np
+
+    from core.model import build_model
+
+    x = np.random.default_rng(0).integers(1, 40, (4, 6)).astype(np.int32)
+    for weight_drop, differs in ((0.5, True), (0.0, False)):
+        config = ModelConfig(40, 6, 8, 8, dropout=0.0, weight_drop=weight_drop)
+        twin = build_model(config, training_matmuls="float32")
+        trained, served = np.asarray(twin(x, training=True)), np.asarray(twin(x, training=False))
+        assert (np.abs(trained - served).max() > 1e-4) == differs
+
+
+def test_the_schedule_and_weight_drop_left_open_are_chosen_for_the_corpus_size():
+    small, large = TrainConfig().sized_for(10_000), TrainConfig().sized_for(1_000_000)
+    assert small.learning_rate > large.learning_rate and small.patience > large.patience
+    chosen_by_hand = dict(learning_rate=1e-3, patience=7)
+    assert TrainConfig(**chosen_by_hand).sized_for(10_000) == replace(small, **chosen_by_hand)
+    assert ModelConfig().sized_for(10_000).weight_drop > 0
+    assert ModelConfig().sized_for(1_000_000).weight_drop == 0
+    assert ModelConfig(window=40).sized_for(10_000).weight_drop == 0  # only the unrolled LSTM drops weights
 
 
 def test_tied_embeddings_score_words_with_the_embedding_matrix_and_survive_saving(tiny_model_path):
