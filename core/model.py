@@ -13,11 +13,12 @@ from .errors import ConfigError
 
 # Sizes for a corpus of at most this many training tokens: small enough that a 10-minute budget trains
 # several epochs of a million tokens and generation stays fast (bench/results/quality.md, core.md).
-# A small corpus also gets weight drop: its model overfits within minutes (bench/results/quality.md).
+# A small corpus also gets more dropout and weight drop: its model overfits within minutes
+# (bench/results/quality.md).
 SIZES_BY_TOKENS: tuple[tuple[int | None, dict[str, Any]], ...] = (
-    (60_000, dict(window=12, embedding_dim=128, units=128, weight_drop=0.5)),
-    (250_000, dict(window=10, embedding_dim=128, units=128, weight_drop=0.0)),
-    (None, dict(window=8, embedding_dim=128, units=128, weight_drop=0.0)),
+    (60_000, dict(window=12, embedding_dim=128, units=128, dropout=0.3, weight_drop=0.5)),
+    (250_000, dict(window=10, embedding_dim=128, units=128, dropout=0.2, weight_drop=0.0)),
+    (None, dict(window=8, embedding_dim=128, units=128, dropout=0.2, weight_drop=0.0)),
 )
 UNROLL_MAX_WINDOW = 32  # training on a CPU (or with weight drop) unrolls the LSTM steps of windows up to this long
 
@@ -33,7 +34,7 @@ class ModelConfig:
     units: int | None = None  # LSTM units per direction
     bidirectional_layers: int = 1  # stacked sequence layers before the final LSTM
     bidirectional: bool = True  # read the window both ways in those layers
-    dropout: float = 0.2  # on the embeddings and before the output layer
+    dropout: float | None = None  # on the embeddings and before the output layer
     weight_drop: float | None = None  # share of the LSTMs' recurrent weights dropped per training step (window <= 32)
     tie_embeddings: bool = True  # the output layer scores words with the embedding matrix (bundles before: False)
     architecture: str = "bilstm"  # "bilstm" reads windows both ways; "lstm-lm" one way, learning from every position
@@ -45,7 +46,7 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be at least 1, got {value}")
         if self.bidirectional_layers < 0:
             raise ConfigError(f"bidirectional_layers must be 0 or more, got {self.bidirectional_layers}")
-        if not 0.0 <= self.dropout < 1.0:
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.weight_drop is not None and not 0.0 <= self.weight_drop < 1.0:
             raise ConfigError(f"weight_drop must be in [0, 1), got {self.weight_drop}")
@@ -106,7 +107,7 @@ def build_model(cfg: ModelConfig, training_matmuls: str | None = None):
     else:
         embedding = layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="embedding")
     x = embedding(tokens)
-    x = layers.Dropout(cfg.dropout)(x)
+    x = layers.Dropout(cfg.dropout or 0.0)(x)
     for i in range(cfg.bidirectional_layers):
         if not both_ways:
             x = lstm(f"lstm_{i}", True)(x)
@@ -116,7 +117,7 @@ def build_model(cfg: ModelConfig, training_matmuls: str | None = None):
             forward, backward = lstm(f"bilstm_{i}_forward", True), lstm(f"bilstm_{i}_backward", True, True)
             x = layers.Concatenate(name=f"bilstm_{i}")([forward(x), backward(x)])
     x = lstm("lstm_last", cfg.every_position)(x)
-    x = layers.Dropout(cfg.dropout)(x)
+    x = layers.Dropout(cfg.dropout or 0.0)(x)
     if not cfg.tie_embeddings:
         logits = layers.Dense(cfg.vocab_size, name="logits")(x)
     else:

@@ -29,7 +29,7 @@ MIX_TOKENS = 20_000  # the mixture weight is chosen on at most this many validat
 # A small corpus gives few steps an epoch and a noisy validation score: larger steps, more patience
 # (bench/results/quality.md).
 SCHEDULE_BY_TOKENS: tuple[tuple[int | None, dict[str, Any]], ...] = (
-    (60_000, dict(learning_rate=5e-3, patience=4)),
+    (60_000, dict(learning_rate=8e-3, patience=4)),
     (None, dict(learning_rate=2e-3, patience=2)),
 )
 

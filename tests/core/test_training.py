@@ -180,8 +180,9 @@ def test_the_schedule_and_weight_drop_left_open_are_chosen_for_the_corpus_size()
     assert small.learning_rate > large.learning_rate and small.patience > large.patience
     chosen_by_hand = dict(learning_rate=1e-3, patience=7)
     assert TrainConfig(**chosen_by_hand).sized_for(10_000) == replace(small, **chosen_by_hand)
-    assert ModelConfig().sized_for(10_000).weight_drop > 0
-    assert ModelConfig().sized_for(1_000_000).weight_drop == 0
+    small_model, large_model = ModelConfig().sized_for(10_000), ModelConfig().sized_for(1_000_000)
+    assert small_model.weight_drop > 0 and large_model.weight_drop == 0
+    assert small_model.dropout > large_model.dropout
     assert ModelConfig(window=40).sized_for(10_000).weight_drop == 0  # only the unrolled LSTM drops weights
 
 
