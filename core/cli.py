@@ -307,7 +307,7 @@ def _add_dataclass_options(parser, cls, skip: Container[str] = frozenset()) -> N
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
-        shown = "chosen for the corpus size" if f.default is None and f.name != "max_minutes" else f.default
+        shown = "chosen for the corpus size" if f.default is None else f.default
         help_text = f"{described.get(f.name, '')} (default: {shown})".strip().replace("%", "%%")
         kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0].split("|")[0].strip())
         if f.type in ("bool", bool):
