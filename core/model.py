@@ -26,6 +26,13 @@ UNROLL_MAX_WINDOW = 32  # training on a CPU (or with weight drop) unrolls the LS
 ARCHITECTURES = ("bilstm", "lstm-lm")
 
 
+def settings_for_size(config, by_tokens: tuple[tuple[int | None, dict[str, Any]], ...], tokens: int):
+    """`config` with each field left open (None) taken from the first row of `by_tokens` whose token limit
+    `tokens` is within (a limit of None: any size)."""
+    chosen = next(values for limit, values in by_tokens if limit is None or tokens <= limit)
+    return replace(config, **{k: v for k, v in chosen.items() if getattr(config, k) is None})
+
+
 @dataclass
 class ModelConfig:
     vocab_size: int = 0  # set from the tokenizer's vocabulary
@@ -62,8 +69,7 @@ class ModelConfig:
 
     def sized_for(self, tokens: int) -> ModelConfig:
         """This config with the sizes left open chosen for a corpus of `tokens` training tokens."""
-        sizes = next(sizes for limit, sizes in SIZES_BY_TOKENS if limit is None or tokens <= limit)
-        sized = replace(self, **{k: v for k, v in sizes.items() if getattr(self, k) is None})
+        sized = settings_for_size(self, SIZES_BY_TOKENS, tokens)
         if self.weight_drop is None and cast(int, sized.window) > UNROLL_MAX_WINDOW:
             sized.weight_drop = 0.0  # only the unrolled LSTM drops weights
         return sized
@@ -87,9 +93,10 @@ def build_model(cfg: ModelConfig, training_matmuls: str | None = None):
     """
     keras = load_keras()
     layers = keras.layers
-    cfg = cfg.validate().sized_for(0)  # sizes left open: the largest the corpus could get
+    cfg = cfg.validate().sized_for(0)  # settings left open: the smallest corpus's, whose window is the longest
     both_ways = cfg.bidirectional and not cfg.every_position  # reading backwards would see the tokens to predict
     units = cast(int, cfg.units)
+    dropout, weight_drop = cast(float, cfg.dropout), cast(float, cfg.weight_drop)
 
     def lstm(name: str, return_sequences: bool, go_backwards: bool = False):
         """keras' LSTM in the served model, its unrolled twin in the training one."""
@@ -97,7 +104,7 @@ def build_model(cfg: ModelConfig, training_matmuls: str | None = None):
             return layers.LSTM(units, return_sequences=return_sequences, go_backwards=go_backwards, name=name)
         from .layers import UnrolledLSTM
 
-        return UnrolledLSTM(units, return_sequences, go_backwards, training_matmuls, cfg.weight_drop or 0.0, name=name)
+        return UnrolledLSTM(units, return_sequences, go_backwards, training_matmuls, weight_drop, name=name)
 
     tokens = keras.Input((cfg.window,), dtype="int32", name="tokens")
     if cfg.tie_embeddings:
@@ -107,7 +114,7 @@ def build_model(cfg: ModelConfig, training_matmuls: str | None = None):
     else:
         embedding = layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="embedding")
     x = embedding(tokens)
-    x = layers.Dropout(cfg.dropout or 0.0)(x)
+    x = layers.Dropout(dropout)(x)
     for i in range(cfg.bidirectional_layers):
         if not both_ways:
             x = lstm(f"lstm_{i}", True)(x)
@@ -117,7 +124,7 @@ def build_model(cfg: ModelConfig, training_matmuls: str | None = None):
             forward, backward = lstm(f"bilstm_{i}_forward", True), lstm(f"bilstm_{i}_backward", True, True)
             x = layers.Concatenate(name=f"bilstm_{i}")([forward(x), backward(x)])
     x = lstm("lstm_last", cfg.every_position)(x)
-    x = layers.Dropout(cfg.dropout or 0.0)(x)
+    x = layers.Dropout(dropout)(x)
     if not cfg.tie_embeddings:
         logits = layers.Dense(cfg.vocab_size, name="logits")(x)
     else:

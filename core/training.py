@@ -16,7 +16,7 @@ from .bundle import ModelCard, save_bundle
 from .checkpoint import EpochCheckpoint, TrainingState
 from .data import check_corpus_size
 from .errors import Cancelled, ConfigError
-from .model import UNROLL_MAX_WINDOW, ModelConfig, build_model
+from .model import UNROLL_MAX_WINDOW, ModelConfig, build_model, settings_for_size
 from .ngram import NGramModel, cache_targets_by_order
 
 if TYPE_CHECKING:
@@ -80,8 +80,7 @@ class TrainConfig:
 
     def sized_for(self, tokens: int) -> TrainConfig:
         """This config with the settings left open chosen for a corpus of `tokens` training tokens."""
-        chosen = next(values for limit, values in SCHEDULE_BY_TOKENS if limit is None or tokens <= limit)
-        return replace(self, **{k: v for k, v in chosen.items() if getattr(self, k) is None})
+        return settings_for_size(self, SCHEDULE_BY_TOKENS, tokens)
 
 
 @dataclass
