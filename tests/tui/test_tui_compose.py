@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tui_helpers import SIZE, ghost_ready, model_ready, notifications, wait_until
+from tui_helpers import SIZE, ghost_ready, model_ready, notifications, notified, wait_until
 
 from tui.app import ContinuoApp
 from tui.text import NEWLINE_MARK, appended, next_word
@@ -253,22 +253,21 @@ async def test_an_unexpected_failure_is_a_notification_not_a_crash(tiny_model, m
         await model_ready(pilot)
         await type_seed(pilot, "The sea ")
         await pilot.press("ctrl+g")
-        await wait_until(pilot, lambda: notifications(app), what="a notification")
-        assert notifications(app)[-1] == "variants failed: RuntimeError: boom"
+        assert await notified(pilot, "variants failed") == "variants failed: RuntimeError: boom"
         assert app.is_running
 
 
 async def test_without_a_default_model_the_app_opens_and_says_so(no_default_model):
     app = ContinuoApp()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: notifications(app), what="a notification")
-        assert "default model is not trained yet" in notifications(app)[0]
+        await notified(pilot, "default model is not trained yet")
         editor = app.screen.query_one(SeedEditor)
         await pilot.press("T", "h", "e")
         await pilot.pause(0.1)
         assert app.model is None and editor.text == "The" and editor.suggestion == ""
         await pilot.press("ctrl+g")
-        assert "default model is not trained yet" in notifications(app)[-1]
+        told_twice = lambda: sum("default model is not trained yet" in n for n in notifications(app)) == 2  # noqa: E731
+        await wait_until(pilot, told_twice, what="the same notification again for ctrl+g")
 
 
 async def test_a_corrupt_model_is_an_error_notification(tmp_path):
@@ -278,6 +277,5 @@ async def test_a_corrupt_model_is_an_error_notification(tmp_path):
         (bundle / name).write_text("not what it should be")
     app = ContinuoApp(bundle)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: notifications(app), what="a notification")
-        assert "corrupt" in notifications(app)[0] and "retrain" in notifications(app)[0]
+        await notified(pilot, "corrupt", "retrain")
         assert app.model is None and app.is_running

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from tui_helpers import SIZE, model_ready, notifications, wait_until
+from tui_helpers import SIZE, model_ready, notified, wait_until
 
 from core import ModelStore
 from tui.app import ContinuoApp
@@ -58,7 +58,7 @@ async def test_rename_asks_for_a_name_and_renames(stored_tiny, no_default_model)
         assert [r[1] for r in rows(screen)] == ["harbour"]
         assert app.model_name == "harbour" and app.model_path == ModelStore().path("harbour")
         await pilot.press("r", "ctrl+a", "ctrl+k", *"bad/name", "enter")
-        assert "bad model name" in notifications(app)[-1]
+        await notified(pilot, "bad model name")
 
 
 async def test_delete_asks_first_and_no_keeps_the_model(stored_tiny, no_default_model):
@@ -72,7 +72,8 @@ async def test_delete_asks_first_and_no_keeps_the_model(stored_tiny, no_default_
         assert stored_tiny.is_dir() and len(rows(screen)) == 1
         await pilot.press("d", "y")
         assert not stored_tiny.exists() and rows(screen) == []
-        assert "stays loaded" in notifications(app)[-1] and app.model is not None
+        await notified(pilot, "stays loaded")
+        assert app.model is not None
 
 
 async def test_an_unreadable_model_is_listed_and_using_it_is_an_error(stored_tiny, no_default_model):
@@ -85,5 +86,5 @@ async def test_an_unreadable_model_is_listed_and_using_it_is_an_error(stored_tin
         first = rows(screen)[0]
         assert first[1] == "broken" and first[-1].startswith("unreadable: not a complete model bundle")
         await pilot.press("enter")
-        assert "not a complete model bundle" in notifications(app)[-1]
+        await notified(pilot, "not a complete model bundle")
         assert app.model_name == "tiny"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tui_helpers import SIZE, model_ready, notifications, wait_until
+from tui_helpers import SIZE, model_ready, notifications, notified, wait_until
 
 from core import ModelStore
 from tui.app import ContinuoApp
@@ -43,7 +43,7 @@ async def test_a_training_run_completes_and_its_model_appears_and_can_be_used(ti
         assert "fresh" in {m.name for m in ModelStore().list()}
         assert screen.query_one("#loss", MetricChart).values  # live loss came through
         assert screen.query_one("#val", MetricChart).values  # and the epoch's validation perplexity
-        assert any("ready" in n for n in notifications(app))
+        await notified(pilot, "model fresh is ready")
         await pilot.press("f4")
         table = app.screen.query_one("DataTable")
         assert "fresh" in [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
@@ -65,7 +65,7 @@ async def test_cancel_stops_the_run_and_keeps_the_previous_model(tiny_model, sto
         await pilot.press("escape")
         await run_ended(pilot, screen)
         assert "cancelled" in str(screen.query_one("#status").render())
-        assert any("cancelled" in n and "unchanged" in n for n in notifications(app))
+        await notified(pilot, "cancelled", "unchanged")
     assert json.loads((stored_tiny / "card.json").read_text()) == card_before
     assert [m.name for m in ModelStore().list(include_default=False)] == ["tiny"]
 
@@ -103,18 +103,20 @@ async def test_a_bad_file_is_an_error_notification_and_nothing_starts(tiny_model
         screen = await open_train(pilot, source=str(binary), name="photo", epochs="1", size="tiny")
         await pilot.press("ctrl+s")
         await run_ended(pilot, screen)
-        assert "looks like a binary file" in notifications(app)[-1]
+        await notified(pilot, "looks like a binary file")
         screen.query_one("#source").value = str(tmp_path / "missing.txt")
         await pilot.press("ctrl+s")
         await run_ended(pilot, screen)
-        assert "no such file" in notifications(app)[-1]
+        await notified(pilot, "no such file")
         screen.query_one("#epochs").value = "0"
         await pilot.press("ctrl+s")
-        assert "epochs must be at least 1" in notifications(app)[-1] and not screen.running
+        await notified(pilot, "epochs must be at least 1")
+        assert not screen.running
         screen.query_one("#epochs").value = "1"
         screen.query_one("#name").value = "no/slashes"
         await pilot.press("ctrl+s")
-        assert "bad model name" in notifications(app)[-1] and not screen.running
+        await notified(pilot, "bad model name")
+        assert not screen.running
     assert not ModelStore().list(include_default=False)
 
 
@@ -128,7 +130,7 @@ async def test_too_little_text_is_reported_by_the_training_process(tiny_model, t
         screen = await open_train(pilot, source=str(short), name="short", epochs="1", size="tiny")
         await pilot.press("ctrl+s")
         await run_ended(pilot, screen)
-        assert "at least 2,000 are needed" in notifications(app)[-1]
+        await notified(pilot, "at least 2,000 are needed")
     assert not ModelStore().list(include_default=False)
 
 

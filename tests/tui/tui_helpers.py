@@ -30,3 +30,17 @@ async def ghost_ready(pilot) -> None:
 
 def notifications(app) -> list[str]:
     return [n.message for n in app._notifications]
+
+
+async def notified(pilot, *words: str, timeout: float = 20.0) -> str:
+    """Wait until the latest notification says every one of `words`, and return it.
+
+    `App.notify` posts a message, so a notification lands a moment after the handler that made it:
+    reading the list at once can miss it."""
+
+    def said() -> bool:
+        shown = notifications(pilot.app)
+        return bool(shown) and all(word in shown[-1] for word in words)
+
+    await wait_until(pilot, said, timeout, what="a notification saying " + " … ".join(repr(w) for w in words))
+    return notifications(pilot.app)[-1]
