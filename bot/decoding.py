@@ -19,13 +19,13 @@ def decoding(
     top_p: float | None = None,
     variants: int = 1,
 ) -> GenerationConfig:
-    """Sampling with the server's defaults, unless the asker chose otherwise."""
-    return GenerationConfig.make(
+    """The core's readable sampling with the server's defaults, unless the asker chose otherwise."""
+    chosen = {"top_p": top_p} if top_p is not None else {}
+    return GenerationConfig.readable(
         max_new_tokens=words or server.words,
-        do_sample=True,
         temperature=temperature if temperature is not None else server.temperature,
-        top_p=top_p if top_p is not None else 1.0,
         top_k=settings.top_k,
         num_return_sequences=variants,
         no_repeat_ngram_size=settings.no_repeat_ngram_size,
+        **chosen,
     )

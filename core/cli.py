@@ -91,8 +91,8 @@ def _add_train(commands) -> None:
     p.add_argument("--valid", type=Path, help="held-out text for validation (default: the last 10%% of the text)")
     p.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint of this run exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_dataclass_options(p, ModelConfig, skip={"vocab_size"})
-    _add_dataclass_options(p, TrainConfig)
+    _add_dataclass_options(p, ModelConfig, skip={"vocab_size"}, unset="chosen for the corpus size")
+    _add_dataclass_options(p, TrainConfig, unset="chosen for the corpus size")
     p.set_defaults(run=run_train)
 
 
@@ -191,7 +191,7 @@ def _add_generate(commands) -> None:
     p.add_argument("--model", "-m", help="model name or bundle path (default: the bundled default model)")
     p.add_argument("--stream", action="store_true", help="print words as they are produced")
     p.add_argument("--json", action="store_true", help="print JSON")
-    _add_dataclass_options(p, GenerationConfig)
+    _add_dataclass_options(p, GenerationConfig, defaults=GenerationConfig.readable())
     p.set_defaults(run=run_generate)
 
 
@@ -199,7 +199,7 @@ def run_generate(args) -> int:
     from .generate import GenerationConfig, LanguageModel
     from .store import ModelStore
 
-    config = GenerationConfig.make(**_dataclass_values(args, GenerationConfig))
+    config = GenerationConfig.readable(**_dataclass_values(args, GenerationConfig))
     model = LanguageModel.load(ModelStore().resolve(args.model))
     if args.stream and not args.json:
         print(args.prompt, end="", flush=True)
@@ -300,14 +300,17 @@ def run_models(args) -> int:
 
 
 # --- dataclass fields as options
-def _add_dataclass_options(parser, cls, skip: Container[str] = frozenset()) -> None:
+def _add_dataclass_options(parser, cls, skip: Container[str] = frozenset(), defaults=None, unset="none") -> None:
+    """One option per field of `cls`, described by its comment, its default taken from `defaults` (an instance)
+    when given; `unset` says what a default of None means."""
     group = parser.add_argument_group(cls.__name__)
     described = _field_comments(cls)
     for f in fields(cls):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
-        shown = "chosen for the corpus size" if f.default is None else f.default
+        default = f.default if defaults is None else getattr(defaults, f.name)
+        shown = unset if default is None else default
         help_text = f"{described.get(f.name, '')} (default: {shown})".strip().replace("%", "%%")
         kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0].split("|")[0].strip())
         if f.type in ("bool", bool):

@@ -100,6 +100,15 @@ class GenerationConfig:
             )
         return replace(config or cls(), **options).validate()
 
+    @classmethod
+    def readable(cls, **options) -> GenerationConfig:
+        """What a person gets unless they choose otherwise: sampled at temperature 0.8 from the likeliest 90%.
+
+        Greedy search, the dataclass's Hugging Face default, soon loops on a small model ("the lamp at the
+        lamp at the lamp"). Asking for beams without naming `do_sample` asks for beam search."""
+        searching = options.get("num_beams", 1) > 1 and "do_sample" not in options
+        return cls.make(cls(do_sample=not searching, temperature=0.8, top_p=0.9), **options)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

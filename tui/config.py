@@ -8,8 +8,8 @@ from core import GenerationConfig
 
 
 def friendly_generation() -> GenerationConfig:
-    """Sampling that stays on topic: what the compose screen starts with (the core's option names)."""
-    return GenerationConfig(do_sample=True, temperature=0.8, top_k=50, top_p=0.9, max_new_tokens=12)
+    """The core's readable sampling, a ghost text's length at a time: what the compose screen starts with."""
+    return GenerationConfig.readable(max_new_tokens=12)
 
 
 @dataclass(frozen=True)

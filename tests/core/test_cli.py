@@ -65,6 +65,18 @@ def test_train_then_models_then_generate_then_eval(capsys, continuo_home):
     assert code == 0 and json.loads(out)["perplexity"] > 1
 
 
+def test_generate_samples_by_default_repeatably_with_a_seed_and_searches_when_beams_are_asked(capsys, tiny_model_path):
+    def continuations(*options):
+        code, out, err = run(capsys, "generate", "The sea", "-m", str(tiny_model_path), "--json", *options)
+        assert code == 0, err
+        return json.loads(out)["continuations"]
+
+    many = ["--num-return-sequences", "4", "--max-new-tokens", "12"]
+    assert len(set(continuations(*many))) > 1  # sampled without --do-sample: not all alike
+    assert continuations(*many, "--seed", "5") == continuations(*many, "--seed", "5")
+    assert len(continuations("--num-beams", "4", "--num-return-sequences", "3")) == 3
+
+
 def test_generate_streams_words(capsys, tiny_model_path):
     code, out, _ = run(capsys, "generate", "The sea", "-m", str(tiny_model_path), "--stream", "--max-new-tokens", "4")
     assert code == 0 and out.startswith("The sea")

@@ -40,6 +40,14 @@ def test_sampling_is_repeatable_with_a_seed_and_varies_without(tiny_model):
     assert len(set(tiny_model.generate(SEED, seed=12, **opts))) > 1
 
 
+def test_the_readable_preset_samples_unless_beams_are_asked_for():
+    assert GenerationConfig.readable().do_sample and GenerationConfig.readable().temperature < 1
+    assert not GenerationConfig.readable(num_beams=3).do_sample
+    assert not GenerationConfig.readable(do_sample=False).do_sample
+    with pytest.raises(DecodingError, match="do_sample"):
+        GenerationConfig.readable(do_sample=True, num_beams=3)
+
+
 def test_padding_and_unknown_are_never_generated(tiny_model):
     rows = [[2, 3, 4]] * 8
     steps = list(
