@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from .backend import cpu_features, load_keras, training_replicas
+from .backend import bfloat16_is_faster, load_keras, training_replicas
 from .bundle import ModelCard, save_bundle
 from .checkpoint import EpochCheckpoint, TrainingState
 from .data import check_corpus_size
@@ -50,7 +50,7 @@ class TrainConfig:
     min_count: int = 2  # rarer words become the unknown token
     max_vocab: int = 20000  # vocabulary cap, special tokens included
     short_context_rate: float = 0.15  # share of windows cut short, so short seeds work
-    matmuls: str = "auto"  # LSTM matrix products on a CPU: "bfloat16", "float32" or "auto" (bfloat16 where native)
+    matmuls: str = "auto"  # LSTM matrix products on a CPU: "bfloat16", "float32" or "auto" (bfloat16 where faster here)
 
     def validate(self) -> TrainConfig:
         checks = [
@@ -373,7 +373,7 @@ def _train_neural(
 
 def _training_matmuls(cfg: TrainConfig, model: ModelConfig) -> str | None:
     """How the training model computes (see build_model): unrolled over short windows, with its matrix
-    products in bfloat16 where the CPU computes that natively; on a GPU, keras' cuDNN loop unless weights
+    products in bfloat16 where this CPU computes them faster so; on a GPU, keras' cuDNN loop unless weights
     are dropped, which only the unrolled LSTM does."""
     import tensorflow as tf
 
@@ -381,7 +381,8 @@ def _training_matmuls(cfg: TrainConfig, model: ModelConfig) -> str | None:
     if _window(model) > UNROLL_MAX_WINDOW or (gpu and not model.weight_drop):
         return None
     if cfg.matmuls == "auto":
-        return "bfloat16" if not gpu and cpu_features()["bfloat16"] else "float32"
+        rows = math.ceil(cfg.batch_size / training_replicas())  # a replica's share of a batch
+        return "bfloat16" if not gpu and bfloat16_is_faster(rows, cast(int, model.units)) else "float32"
     return cfg.matmuls
 
 

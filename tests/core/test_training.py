@@ -276,3 +276,20 @@ def test_settings_out_of_range_are_one_line_config_errors(tmp_path):
         TrainConfig(tokenizer="klingon").validate()
     with pytest.raises(ConfigError, match="matmuls"):
         TrainConfig(matmuls="float8").validate()
+
+
+@pytest.mark.parametrize("has_bfloat16", [False, True])
+def test_bfloat16_is_chosen_only_on_a_cpu_that_has_it_and_after_timing_it(monkeypatch, has_bfloat16):
+    from core import backend
+
+    features = {**backend.cpu_features(), "bfloat16": has_bfloat16}
+    monkeypatch.setattr(backend, "cpu_features", lambda: features)
+    timed = []
+    monkeypatch.setattr(backend.time, "perf_counter", lambda: timed.append(1) or float(len(timed)))
+    backend.bfloat16_is_faster.cache_clear()
+    try:
+        faster = backend.bfloat16_is_faster(8, 8)
+    finally:
+        backend.bfloat16_is_faster.cache_clear()
+    assert isinstance(faster, bool) and bool(timed) == has_bfloat16  # no flag, no timing and no bfloat16
+    assert faster is False or has_bfloat16
