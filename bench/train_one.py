@@ -15,7 +15,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import peak_rss_mb  # noqa: E402
-from core import LocalProcessRunner, ModelConfig, TrainConfig, TrainRequest, load, read_text  # noqa: E402
+from core import (  # noqa: E402
+    GenerationConfig,
+    LocalProcessRunner,
+    ModelConfig,
+    TrainConfig,
+    TrainRequest,
+    load,
+    read_text,
+)
 
 GEN_RUNS = 3  # generation is timed this many times; the median stands (a first run is often slower)
 
@@ -106,11 +114,12 @@ def main() -> None:
     if a.test:
         out.update(test_scores(model, read_text(a.train), read_text(a.test)))
     seed = " ".join(read_text(a.train).split()[:3])
+    as_the_command_line = GenerationConfig.readable(max_new_tokens=a.gen_words, seed=0)  # `continuo generate`
     model.generate(seed, max_new_tokens=5)  # compile outside the timing
     runs = []
     for _ in range(GEN_RUNS):
         t = time.perf_counter()
-        model.generate(seed, max_new_tokens=a.gen_words)
+        model.generate(seed, as_the_command_line)
         runs.append((time.perf_counter() - t) / a.gen_words * 1000)
     out["gen_ms_per_word"] = round(statistics.median(runs), 3)
     batch = [seed] * 32
@@ -118,7 +127,7 @@ def main() -> None:
     t = time.perf_counter()
     model.generate_batch(batch, max_new_tokens=50)
     out["gen_ms_per_word_batch32"] = round((time.perf_counter() - t) / (50 * 32) * 1000, 3)
-    out["sample"] = seed + model.generate(seed, max_new_tokens=30, do_sample=True, top_p=0.9, seed=1)[0]
+    out["sample"] = seed + model.generate(seed, GenerationConfig.readable(max_new_tokens=30, seed=1))[0]
     out["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(out))
 
