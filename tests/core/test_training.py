@@ -284,12 +284,19 @@ def test_bfloat16_is_chosen_only_on_a_cpu_that_has_it_and_after_timing_it(monkey
 
     features = {**backend.cpu_features(), "bfloat16": has_bfloat16}
     monkeypatch.setattr(backend, "cpu_features", lambda: features)
-    timed = []
-    monkeypatch.setattr(backend.time, "perf_counter", lambda: timed.append(1) or float(len(timed)))
+    real_clock, readings = backend.time.perf_counter, []
+
+    def clock() -> float:
+        readings.append(1)
+        return real_clock()
+
+    monkeypatch.setattr(backend.time, "perf_counter", clock)
     backend.bfloat16_is_faster.cache_clear()
     try:
         faster = backend.bfloat16_is_faster(8, 8)
     finally:
         backend.bfloat16_is_faster.cache_clear()
-    assert isinstance(faster, bool) and bool(timed) == has_bfloat16  # no flag, no timing and no bfloat16
-    assert faster is False or has_bfloat16
+    if has_bfloat16:
+        assert isinstance(faster, bool) and readings  # timed, then chosen by the timing
+    else:
+        assert faster is False and not readings  # no flag: float32, without timing anything

@@ -266,8 +266,11 @@ async def test_without_a_default_model_the_app_opens_and_says_so(no_default_mode
         await pilot.pause(0.1)
         assert app.model is None and editor.text == "The" and editor.suggestion == ""
         await pilot.press("ctrl+g")
-        told_twice = lambda: sum("default model is not trained yet" in n for n in notifications(app)) == 2  # noqa: E731
-        await wait_until(pilot, told_twice, what="the same notification again for ctrl+g")
+        await wait_until(
+            pilot,
+            lambda: sum("default model is not trained yet" in n for n in notifications(app)) == 2,
+            what="the same notification again for ctrl+g",
+        )
 
 
 async def test_a_corrupt_model_is_an_error_notification(tmp_path):
