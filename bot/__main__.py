@@ -1,15 +1,14 @@
 """`python -m bot`: the same as `continuo bot`."""
 
-import argparse
 import sys
 
-from core import ContinuoError
+from core import CommandParser, ContinuoError
 
 from .cli import DESCRIPTION, EXIT_USER_ERROR, add_arguments
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot", description=DESCRIPTION)
+    parser = CommandParser(prog="python -m bot", description=DESCRIPTION)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # what type checkers and editors see; at run time each name is imported on first use (below)
     from .bundle import ModelCard, read_card
     from .bundle_storage import BundleStorage, FsspecBundleStorage, LocalBundleStorage, open_bundle_storage
+    from .cli import CommandParser
     from .data import MIN_TOKENS, Corpus, bundled_corpora, check_corpus_size, decode_text, find_corpus, read_text
     from .errors import (
         BundleError,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time each name i
 _EXPORTS = {
     "bundle": ["ModelCard", "read_card"],
     "bundle_storage": ["BundleStorage", "FsspecBundleStorage", "LocalBundleStorage", "open_bundle_storage"],
+    "cli": ["CommandParser"],
     "data": ["MIN_TOKENS", "Corpus", "bundled_corpora", "check_corpus_size", "decode_text", "find_corpus", "read_text"],
     "errors": [
         "BundleError",

@@ -17,6 +17,14 @@ from .errors import ContinuoError
 EXIT_USER_ERROR = 2  # a mistake the user can fix; the message says how
 
 
+class CommandParser(argparse.ArgumentParser):
+    """argparse's parser, its mistakes told in one line that names the help to read (exit 2, as every user
+    mistake); the parsers of sub-commands are of this class too."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -41,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="continuo", description="Learn how a body of text sounds and continue any sentence in that voice."
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -313,12 +321,12 @@ def _add_dataclass_options(parser, cls, skip: Container[str] = frozenset(), defa
         shown = unset if default is None else default
         help_text = f"{described.get(f.name, '')} (default: {shown})".strip().replace("%", "%%")
         kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0].split("|")[0].strip())
+        # an option not given leaves no attribute, so that "none" given for a field that may be None stays None
         if f.type in ("bool", bool):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
         else:
-            group.add_argument(
-                flag, type=_number_or_none(kind or str), default=None, metavar=f.name.upper(), help=help_text
-            )
+            parse = _value_parser(kind or str, none_allowed="None" in str(f.type))
+            group.add_argument(flag, type=parse, default=argparse.SUPPRESS, metavar=f.name.upper(), help=help_text)
 
 
 def _field_comments(cls) -> dict[str, str]:
@@ -333,25 +341,26 @@ def _field_comments(cls) -> dict[str, str]:
     return {m[1]: m[2].strip() for m in re.finditer(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, re.M)}
 
 
-def _number_or_none(kind):
+def _value_parser(kind, none_allowed: bool):
+    """Parses an option's value as `kind`, or as None from "none" where the setting may be None."""
+
     def parse(value: str):
-        if value.lower() == "none":
+        if none_allowed and value.lower() == "none":
             return None
         try:
             return kind(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {value!r}") from None
+            expected = {int: "a whole number", float: "a number"}.get(kind, "text") + (' or "none"' * none_allowed)
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}") from None
 
     parse.__name__ = kind.__name__
     return parse
 
 
 def _dataclass_values(args, cls, skip: Container[str] = frozenset()) -> dict:
-    return {
-        f.name: getattr(args, f.name)
-        for f in fields(cls)
-        if f.name not in skip and getattr(args, f.name, None) is not None
-    }
+    """The fields of `cls` given as options (a "none" given stays None)."""
+    given = vars(args)
+    return {f.name: given[f.name] for f in fields(cls) if f.name not in skip and f.name in given}
 
 
 if __name__ == "__main__":

@@ -1,9 +1,8 @@
 """`python -m tui [MODEL]`: the same as `continuo tui [MODEL]`."""
 
-import argparse
 import sys
 
-from core import ContinuoError
+from core import CommandParser, ContinuoError
 
 from .cli import DESCRIPTION, add_arguments, run
 
@@ -11,7 +10,7 @@ EXIT_USER_ERROR = 2  # as `continuo` exits on a mistake the user can fix
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tui", description=DESCRIPTION)
+    parser = CommandParser(prog="python -m tui", description=DESCRIPTION)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -7,7 +7,8 @@ import sys
 import pytest
 from testdata import VERSE
 
-from core.cli import main
+from core.cli import _dataclass_values, build_parser, main
+from core.training import TrainConfig
 
 
 def run(capsys, *argv):
@@ -123,10 +124,26 @@ def test_user_mistakes_exit_2_with_one_line(capsys, tmp_path, tiny_model_path, a
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_bad_option_value_is_an_argparse_error(capsys):
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["generate", "x", "--max-new-tokens", "many"], "--max-new-tokens: expected a whole number, got 'many'"),
+        (["train", "verse", "--epochs", "none"], "--epochs: expected a whole number, got 'none'"),
+        (["train", "verse", "--dropout", "lots"], "--dropout: expected a number or \"none\", got 'lots'"),
+        (["nosuch"], "invalid choice: 'nosuch'"),
+    ],
+)
+def test_bad_option_values_end_in_one_line_naming_the_help(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_:
-        main(["generate", "x", "--max-new-tokens", "many"])
-    assert exit_.value.code == 2 and "expected a int" in capsys.readouterr().err
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and err.count("\n") == 1 and "--help'" in err
+
+
+def test_none_given_for_a_setting_that_may_be_none_is_kept():
+    args = build_parser().parse_args(["train", "verse", "--max-minutes", "none", "--no-anneal"])
+    assert _dataclass_values(args, TrainConfig) == {"max_minutes": None, "anneal": False}  # 10 minutes unless given
+    assert _dataclass_values(build_parser().parse_args(["train", "verse"]), TrainConfig) == {}
 
 
 def test_real_command_prints_no_traceback_for_a_missing_model(tmp_path):
