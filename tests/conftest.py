@@ -51,13 +51,13 @@ def _no_postgres(why: str):
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    """URL of a real PostgreSQL server: the one .ci/run started (CONTINUO_TEST_POSTGRES_URL), or one started here."""
+    """URL of a real PostgreSQL server: CONTINUO_TEST_POSTGRES_URL where set, else one started here for the session."""
     import postgres_server as pg
 
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        _no_postgres('psycopg is not installed: pip install -e ".[test,scale]"')
+        _no_postgres('psycopg is not installed: pip install -e ".[test]"')
     if os.environ.get(pg.URL_ENV):
         yield os.environ[pg.URL_ENV]
         return

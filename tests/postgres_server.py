@@ -1,6 +1,7 @@
 """A throw-away PostgreSQL server for the tests: initdb into a temporary folder, serve on a unix socket there only.
 
-Used by the `postgres_url` fixture and by `.ci/run` (`python tests/postgres_server.py start`, then `stop URL`).
+Used by the `postgres_url` fixture and the cluster benchmark; by hand: `python tests/postgres_server.py start`, then
+`stop URL`.
 Debian's initdb refuses to run as root, so as root the server runs as the `postgres` user.
 """
 
@@ -15,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-URL_ENV = "CONTINUO_TEST_POSTGRES_URL"  # set by .ci/run: the tests use that server instead of starting one
+URL_ENV = "CONTINUO_TEST_POSTGRES_URL"  # where set, the tests use that server instead of starting one
 
 
 class Unavailable(Exception):

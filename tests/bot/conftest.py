@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import contextlib
-import os
 
 import pytest
 from continuo_world import bot_settings, make_bot, world  # noqa: F401 - the bot fixtures, for every module here
 from discord_double import DiscordDouble, run_client
 
+# The bot's end-to-end modules whose fast tests run once on each database the bot can keep its data in.
+BOTH_DATABASES = {"test_bot_continue", "test_bot_corpus", "test_bot_training", "test_bot_forget", "test_bot_models"}
+
+
+def pytest_generate_tests(metafunc):
+    """Runs those modules' fast tests with SQLite and again with PostgreSQL (skipped with the reason where no
+    PostgreSQL server can be started, failed in CI), so that one `pytest` covers what two passes did."""
+    name = metafunc.module.__name__.rpartition(".")[2]
+    if name in BOTH_DATABASES and "store_database" in metafunc.fixturenames:
+        if not metafunc.definition.get_closest_marker("slow"):
+            metafunc.parametrize("store_database", ["sqlite", "postgresql"], indirect=True)
+
 
 @pytest.fixture(autouse=True)
 def store_database(request) -> str | None:
-    """With CONTINUO_TEST_BOT_STORE=postgresql (a second pass in .ci/run), every end-to-end test's bot keeps its
-    data in a fresh PostgreSQL database; by default in SQLite. Autouse, so the database outlives the clients."""
-    if os.environ.get("CONTINUO_TEST_BOT_STORE") != "postgresql":
+    """The URL of a fresh PostgreSQL database for a test parametrized with "postgresql", else None (SQLite in the
+    test's data folder). Autouse, so the database outlives the clients."""
+    if getattr(request, "param", "sqlite") != "postgresql":
         return None
     return request.getfixturevalue("postgres_url")
 

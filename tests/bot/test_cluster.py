@@ -190,7 +190,11 @@ async def script(env: dict, *args: str, timeout: float = 300) -> str:
 
 
 @pytest.mark.slow
-async def test_the_local_cluster_script_runs_the_whole_cluster_against_the_double(tiny_model_path, bot_settings):
+async def test_the_local_cluster_script_runs_the_whole_cluster_against_the_double(
+    tiny_model_path, bot_settings, postgres_server
+):
+    """The script starts a PostgreSQL server of its own; `postgres_server` skips this test (or fails it in CI)
+    with the reason where none can run here."""
     from discord_double.control import start_standalone
 
     process, double, state = await start_standalone(

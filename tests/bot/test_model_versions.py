@@ -15,7 +15,7 @@ from bot.storage import open_store, sqlite_url
 from bot.storage.versions import ModelVersions, NoEarlierVersion
 from core import open_bundle_storage, read_card
 
-pytest.importorskip("fsspec", reason='model storage URLs need fsspec: pip install -e ".[test,scale]"')
+pytest.importorskip("fsspec", reason='model storage URLs need fsspec: pip install -e ".[test]"')
 
 A, B = 111, 222
 

@@ -9,7 +9,7 @@ import pytest
 
 from core import BundleError, ContinuoError, FsspecBundleStorage, LocalBundleStorage, load, open_bundle_storage
 
-fsspec = pytest.importorskip("fsspec", reason='model storage URLs need fsspec: pip install -e ".[test,scale]"')
+fsspec = pytest.importorskip("fsspec", reason='model storage URLs need fsspec: pip install -e ".[test]"')
 
 
 @pytest.fixture(params=["folder", "memory", "fsspec-folder"])

@@ -7,7 +7,7 @@ from testdata import TINY_MODEL, TINY_TRAIN
 
 from core import Cancelled, ContinuoError, ModelConfig, RayConfig, RayRunner, TrainConfig, TrainRequest, load, read_card
 
-ray = pytest.importorskip("ray", reason='training on Ray needs ray: pip install -e ".[test,scale]"')
+ray = pytest.importorskip("ray", reason='training on Ray needs ray: pip install -e ".[test]"')
 
 TIMEOUT = 240  # seconds; a worker imports TensorFlow first, on 2 shared cores
 
