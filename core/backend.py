@@ -62,9 +62,8 @@ def cpu_features() -> dict:
 @cache
 def bfloat16_is_faster(rows: int, units: int) -> bool:
     """Whether this CPU computes an LSTM step's product, (rows x units) by (units x 4 units), faster in
-    bfloat16 than in float32: a few milliseconds of timing decide, not the CPU's flags alone. With the
-    same AVX512_BF16 flag, the training steps ran 1.25x faster in bfloat16 on an AMD EPYC and 1.2-1.6x
-    slower on an Intel Xeon (bench/results/)."""
+    bfloat16 than in float32: a few milliseconds of timing decide, not the CPU's flags alone, since CPUs with
+    the same AVX512_BF16 flag differ on this (README, Benchmarks: Core)."""
     if not cpu_features()["bfloat16"]:
         return False
     load_keras()

@@ -169,9 +169,9 @@ class LanguageModel:
 
     @classmethod
     def load(cls, path: str | Path, xla: bool = True) -> LanguageModel:
-        """The bundle at `path`. With `xla`, its forward pass is compiled by XLA: about twice as fast per word,
-        but slower to load, and the compiled code stays in the process after the model is dropped (several
-        MB a load), so a process that keeps loading models (the bot) passes False (bench/results/reloads.md)."""
+        """The bundle at `path`. With `xla`, its forward pass is compiled by XLA: faster per word but slower to
+        load, and the compiled code stays in the process after the model is dropped, so a process that keeps
+        loading models (the bot) passes False (README, How it works; bench/results/reloads.md)."""
         b = load_bundle(path)
         return cls(
             b.model,

@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 
 _NICENESS = 5  # as local jobs: a worker sharing a host with a bot yields the CPU to its event loop
 _STOP_WAIT_S = 30.0  # how long a cancelled task waits for its training thread to stop before it exits
-_BASE_MEMORY_MB = 1200  # a training process on a small corpus (peak RSS 0.8-1.0 GB on 2 cores, bench/core_bench.py)
-_MEMORY_PER_TEXT_BYTE = 64  # the rest grows with the corpus: PTB's 5 MB train text peaked at 1.3 GB (bench/ptb.py)
+_BASE_MEMORY_MB = 1200  # a training process on a small corpus, with margin (peak RSS: README, Running at scale)
+_MEMORY_PER_TEXT_BYTE = 64  # the rest grows with the corpus (PTB's peak RSS: README, Benchmarks: PTB)
 _OUTPUTS = ("out", "instant_out")  # TrainRequest's bundle paths: the worker writes its own copies, sent back here
 
 
