@@ -183,8 +183,10 @@ class Conversation:
         stopping at the corpus's turn boundary unless another stop is asked for."""
         from .generate import GenerationConfig
 
-        base = config or GenerationConfig.readable(max_new_tokens=self.shape.turn_tokens)
-        cfg = GenerationConfig.make(base, **options)
+        if config is None:
+            cfg = GenerationConfig.readable(**{"max_new_tokens": self.shape.turn_tokens, **options})
+        else:
+            cfg = GenerationConfig.make(config, **options)
         if cfg.num_beams > 1 or cfg.num_return_sequences > 1:
             raise DecodingError("a turn is one sequence, streamed: use num_beams=1 and num_return_sequences=1")
         return cfg if cfg.stop_at else replace(cfg, stop_at=self.shape.boundary)
