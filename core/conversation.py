@@ -131,6 +131,11 @@ class TurnFormat:
                 return Turn(match["text"].strip(), match["name"])
         return Turn(text)
 
+    def split(self, text: str) -> list[Turn]:
+        """The turns of a text written as the corpus writes them (a transcript, a held-out part of the corpus)."""
+        pattern = r"\n" if self.boundary == "line" else r"\n[ \t]*\n"
+        return [self.read(part) for part in re.split(pattern, text.replace("\r\n", "\n")) if part.strip()]
+
     def opening(self, speaker: str | None) -> str:
         """What the text of a turn by `speaker` starts with: the label, where the corpus names speakers."""
         if speaker and self.speakers == "prefix":

@@ -91,6 +91,11 @@ def test_turns_are_written_as_the_corpus_holds_them_and_read_back():
     chat = TurnFormat("line", "none")
     assert chat.write(Turn("two\nlines", "You")) == "two lines"  # a chat turn is one line; no labels in the corpus
     assert chat.read("ana: hi") == Turn("ana: hi")
+    assert play.split(PLAY)[:2] == [
+        Turn("Is the ship in yet?", "MARLOW"),
+        Turn("Not yet, sir. The wind is against her.", "TESS"),
+    ]
+    assert len(TurnFormat.measure(CHAT).split(CHAT)) == 28 and len(TurnFormat.measure(VERSE).split(VERSE)) == 4
     log = TurnFormat("line", "prefix")
     assert log.write(Turn("hi", "ana")) == "ana: hi" and log.read("ana: hi") == Turn("hi", "ana")
 
