@@ -156,8 +156,8 @@ def table(results: dict, m: dict) -> str:
             f"| {name} | {shape['boundary']}, speakers {shape['speakers']} | {r['turns']['scored']} "
             f"({r['turns']['tokens_scored']:,} tokens) | {p['previous turns']['served']} | "
             f"{p['a boundary alone']['served']} | {p['nothing']['served']} | "
-            f"**{r['ratio_previous_turns_to_nothing']}** | {r['ratio_previous_turns_to_boundary']} | {neural} | {ngram} "
-            f"| {r['card']['serves']} "
+            f"**{r['ratio_previous_turns_to_nothing']}** | {r['ratio_previous_turns_to_boundary']} | "
+            f"{neural} | {ngram} | {r['card']['serves']} "
             f"({r['card']['epochs']} epochs, {r['card']['stopped']}) |"
         )
     return "\n".join(lines)
