@@ -1,4 +1,4 @@
-"""Continuo's core: train, load, generate, next-word candidates and evaluate word-level BiLSTM models.
+"""Continuo's core: train, load, generate, converse, next-word candidates and evaluate word-level BiLSTM models.
 
 Front-ends use only what this module exports; it knows nothing of terminals or Discord. Names are
 imported on first use, so `import core` is instant and TensorFlow loads only when a model is needed.
@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time each name i
     from .bundle import ModelCard, read_card
     from .bundle_storage import BundleStorage, FsspecBundleStorage, LocalBundleStorage, open_bundle_storage
     from .cli import CommandParser
+    from .conversation import Conversation, Turn, TurnFormat, TurnStream
     from .data import MIN_TOKENS, Corpus, bundled_corpora, check_corpus_size, decode_text, find_corpus, read_text
     from .errors import (
         BundleError,
@@ -38,6 +39,7 @@ _EXPORTS = {
     "bundle": ["ModelCard", "read_card"],
     "bundle_storage": ["BundleStorage", "FsspecBundleStorage", "LocalBundleStorage", "open_bundle_storage"],
     "cli": ["CommandParser"],
+    "conversation": ["Conversation", "Turn", "TurnFormat", "TurnStream"],
     "data": ["MIN_TOKENS", "Corpus", "bundled_corpora", "check_corpus_size", "decode_text", "find_corpus", "read_text"],
     "errors": [
         "BundleError",

@@ -52,6 +52,7 @@ class ModelCard:
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     hyperparameters: dict = field(default_factory=dict)  # model and training settings
     history: dict = field(default_factory=dict)  # per-epoch loss and validation perplexity
+    turns: dict = field(default_factory=dict)  # how the corpus separates turns (core.TurnFormat); older bundles: none
 
     @property
     def serves(self) -> str:

@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_train(commands)
     _add_generate(commands)
+    _add_chat(commands)
     _add_eval(commands)
     p = commands.add_parser("corpora", help="list the bundled corpora", description="List the bundled corpora.")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -227,6 +228,54 @@ def run_generate(args) -> int:
         for i, text in enumerate(texts):
             print(("\n---\n" if i else "") + args.prompt + text)
     return 0
+
+
+# --- chat
+def _add_chat(commands) -> None:
+    from .generate import GenerationConfig
+
+    p = commands.add_parser(
+        "chat",
+        help="talk with a model: each line you type is a turn, it answers with the next",
+        description="Talk with a model: each line read from standard input is a turn, and the model answers with "
+        "the next turn in its voice, which ends where its corpus ends a turn (a line break, or a blank line). "
+        "Where the corpus names its speakers, 'NAME: words' is a turn by NAME.",
+    )
+    p.add_argument("--model", "-m", help="model name or bundle path (default: the bundled default model)")
+    _add_dataclass_options(p, GenerationConfig, defaults=GenerationConfig.readable())
+    learned = {"max_new_tokens": "a long turn of the corpus", "stop_at": "the corpus's turn boundary"}
+    for action in p._actions:  # these two default to what the model's corpus does
+        if action.dest in learned and action.help:
+            action.help = action.help.rsplit(" (default:", 1)[0] + f" (default: {learned[action.dest]})"
+    p.set_defaults(run=run_chat)
+
+
+def run_chat(args) -> int:
+    from .conversation import Conversation
+    from .generate import GenerationConfig, LanguageModel
+    from .store import ModelStore
+
+    options = _dataclass_values(args, GenerationConfig)
+    GenerationConfig.readable(**options)  # a bad value is one line before the model loads
+    conversation = Conversation(LanguageModel.load(ModelStore().resolve(args.model)))
+    config, shape = conversation.generation_config(**options), conversation.shape
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            print("> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            return 0
+        if not line.strip():
+            continue
+        conversation.turns.append(shape.read(line))
+        stream = conversation.stream(config)
+        first = next(stream, "")  # the speaker, where the model names one, is known by now
+        print(shape.opening(stream.speaker) + first, end="", flush=True)
+        for piece in stream:
+            print(piece, end="", flush=True)
+        print(shape.separator, end="", flush=True)
+        conversation.turns.append(stream.turn)
 
 
 # --- eval

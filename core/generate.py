@@ -35,7 +35,7 @@ class GenerationConfig:
     num_beams: int = 1  # beam search width (1: no beam search)
     num_return_sequences: int = 1  # continuations returned per seed
     seed: int | None = None  # makes sampling repeatable
-    stop_at: str | None = None  # "sentence" or "line": stop after the first sentence end or line break
+    stop_at: str | None = None  # "sentence", "line" or "paragraph": stop after a sentence end, line break, blank line
 
     def validate(self) -> GenerationConfig:
         checks = [  # (valid, the option it is about, what to say)
@@ -64,9 +64,9 @@ class GenerationConfig:
                 f"num_return_sequences must be at least 1, got {self.num_return_sequences}",
             ),
             (
-                self.stop_at in (None, "sentence", "line"),
+                self.stop_at in (None, "sentence", "line", "paragraph"),
                 "stop_at",
-                f"stop_at must be 'sentence' or 'line', got {self.stop_at!r}",
+                f"stop_at must be 'sentence', 'line' or 'paragraph', got {self.stop_at!r}",
             ),
             (
                 not (self.do_sample and self.num_beams > 1),
@@ -348,12 +348,15 @@ class LanguageModel:
                 step.append((i, token))
             yield step
             # 4. rows that reached their stop point drop out
-            live = [i for i in live if not self._stops(rows[i][-1], cfg)]
+            live = [i for i in live if not self._stops(rows[i], cfg)]
             if not live:
                 return
 
-    def _stops(self, token: int, cfg: GenerationConfig) -> bool:
-        word = self.tokenizer.vocab[token]
+    def _stops(self, ids: Sequence[int], cfg: GenerationConfig) -> bool:
+        """Whether text ending with `ids` has reached the stop point (a paragraph: two line breaks in a row)."""
+        word = self.tokenizer.vocab[ids[-1]]
+        if cfg.stop_at == "paragraph":
+            return word == NEWLINE and len(ids) > 1 and self.tokenizer.vocab[ids[-2]] == NEWLINE
         return (cfg.stop_at == "line" and word == NEWLINE) or (cfg.stop_at == "sentence" and word in SENTENCE_ENDS)
 
     def _process(self, scores: np.ndarray, rows: list[list[int]], cfg: GenerationConfig) -> None:
@@ -388,7 +391,7 @@ class LanguageModel:
                 if not np.isfinite(total[b, token]):
                     continue
                 entry = (beams[b][0] + [token], float(total[b, token]))
-                (finished if self._stops(token, cfg) else next_beams).append(entry)
+                (finished if self._stops(entry[0], cfg) else next_beams).append(entry)
                 if len(next_beams) == cfg.num_beams:
                     break
             beams = next_beams

@@ -14,6 +14,7 @@ import numpy as np
 from .backend import bfloat16_is_faster, load_keras, training_replicas
 from .bundle import ModelCard, save_bundle
 from .checkpoint import EpochCheckpoint, TrainingState
+from .conversation import TurnFormat
 from .data import check_corpus_size
 from .errors import Cancelled, ConfigError
 from .model import UNROLL_MAX_WINDOW, ModelConfig, build_model, settings_for_size
@@ -180,6 +181,7 @@ def train(
         hyperparameters={"train": asdict(tcfg)},
         train_seconds=round(report.elapsed(), 1),
         stopped="n-gram model only",
+        turns=TurnFormat.measure(text, tcfg.tokenizer).to_dict(),  # what a conversation's turn is in this text
     )
     if instant_out is not None or not neural:
         path = save_bundle(

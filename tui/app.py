@@ -20,6 +20,7 @@ from core import DEFAULT_MODEL, ContinuoError, GenerationConfig, LanguageModel, 
 from .config import TuiConfig
 from .gate import ModelGate
 from .safety import WorkerSafetyNet
+from .screens.chat import ChatScreen
 from .screens.compose import ComposeScreen
 from .screens.help import HelpScreen
 from .screens.models import ModelsScreen
@@ -36,13 +37,14 @@ class ContinuoApp(WorkerSafetyNet, App[None]):
     """Continuo in the terminal. `model`: a model name, a bundle path, a loaded model, or None for the default."""
 
     TITLE = "Continuo"
-    MODES = {"compose": ComposeScreen, "train": TrainScreen, "models": ModelsScreen}
+    MODES = {"compose": ComposeScreen, "train": TrainScreen, "models": ModelsScreen, "chat": ChatScreen}
     DEFAULT_MODE = "compose"
     BINDINGS = [
         Binding("f1", "help", "Help", tooltip="Keys and screens"),
         Binding("f2", "switch_mode('compose')", "Compose", tooltip="Type a seed and see how the model continues it"),
         Binding("f3", "switch_mode('train')", "Train", tooltip="Train a model on a corpus or a text file"),
         Binding("f4", "switch_mode('models')", "Models", tooltip="Switch, rename or delete trained models"),
+        Binding("f5", "switch_mode('chat')", "Chat", tooltip="Talk with the model: it answers each turn in its voice"),
     ]
 
     model: var[LanguageModel | None] = var(None)  # the active model; None until one is loaded

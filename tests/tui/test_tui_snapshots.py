@@ -6,6 +6,7 @@ Update them with `pytest tests/tui/test_tui_snapshots.py --snapshot-update` afte
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import pytest
 from tui_helpers import SIZE, ghost_ready, model_ready, wait_until
@@ -97,5 +98,21 @@ def test_help_screen(snap_compare, fixed_app):
         await model_ready(pilot)
         await pilot.press("f1")
         await pilot.pause()
+
+    assert snap_compare(fixed_app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_chat_screen(snap_compare, fixed_app):
+    async def run_before(pilot):
+        await model_ready(pilot)
+        pilot.app.use_generation(replace(pilot.app.generation, seed=3))
+        await pilot.press("f5")
+        screen = pilot.app.screen
+        await wait_until(pilot, lambda: screen.shape is not None, what="the model's turn format")
+        screen.query_one("#turn").value = "The harbour at Wenlow is quiet tonight."
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.answers == 1, what="the model's answer")
+        screen.query_one("#turn").value = "Dear Mara,"
+        await steady(pilot)
 
     assert snap_compare(fixed_app, terminal_size=SIZE, run_before=run_before)

@@ -1,4 +1,4 @@
-"""Smoke test: the real `python -m tui MODEL` in a real terminal (tmux) shows a ghost suggestion as you type."""
+"""Smoke test: the real `python -m tui MODEL` in a real terminal (tmux) shows ghost text as you type, and chats."""
 
 from __future__ import annotations
 
@@ -92,8 +92,21 @@ def test_typing_a_seed_shows_the_models_suggestion_on_screen(tiny_model_path, ti
             timeout=30,
             what=f"the accepted text and a new ghost {after!r}",
         )
+        # the Chat screen: a turn written, the model's turn under its name
+        terminal.press("F5")
+        terminal.wait_for(lambda s: "Conversation" in s, timeout=30, what="the Chat screen")
+        turn = "Where did the boats go?"
+        terminal.type(turn)
+        terminal.press("Enter")
+
+        def answered(screen: str) -> bool:
+            lines = screen.splitlines()
+            mine = next((i for i, line in enumerate(lines) if turn in line), None)
+            return mine is not None and any("tiny-verse" in line for line in lines[mine + 1 :])
+
+        terminal.wait_for(answered, timeout=30, what="the model's turn after the one written")
         terminal.press("C-q")
-        terminal.wait_for(lambda s: "Next word" not in s, timeout=30, what="the app to quit")
+        terminal.wait_for(lambda s: "Conversation" not in s, timeout=30, what="the app to quit")
         log = continuo_home / "logs" / "tui.log"
         assert not log.exists() or "Traceback" not in log.read_text()
     finally:

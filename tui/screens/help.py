@@ -25,6 +25,11 @@ Continuo learns how a body of text sounds and continues any sentence in that voi
   keeps any previous model of that name. When training ends, **ctrl+n** makes the new model active.
 * **Models** (F4): trained models with their cards. **Enter** switches, **r** renames,
   **d** deletes (after asking).
+* **Chat** (F5): write a turn and press **Enter**; the model answers with the next turn in its
+  voice, word by word, ending where its corpus ends a turn (a line, or a blank line).
+  **ctrl+r** answers again, **↑** puts your last turn back to edit and resend, **ctrl+l** starts
+  afresh, **ctrl+s** saves the transcript as text. Where the corpus names its speakers
+  (`NAME:`), write `NAME: words` to speak as NAME.
 * **ctrl+p** opens the command palette: every action is there. **ctrl+q** quits.
 """
 
@@ -40,6 +45,7 @@ def help_markdown() -> str:
     from ..app import ContinuoApp
     from ..widgets.seed_editor import SeedEditor
     from ..widgets.variants import VariantCard
+    from .chat import ChatScreen
     from .compose import ComposeScreen
     from .models import ModelsScreen
     from .train import TrainScreen
@@ -49,6 +55,7 @@ def help_markdown() -> str:
         ("Compose", ComposeScreen.BINDINGS + SeedEditor.BINDINGS + VariantCard.BINDINGS),
         ("Train", TrainScreen.BINDINGS),
         ("Models", ModelsScreen.BINDINGS),
+        ("Chat", ChatScreen.BINDINGS),
     ]
     return INTRO + "\n" + "\n".join(keys_table(title, b) for title, b in sections)
 

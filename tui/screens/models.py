@@ -60,7 +60,7 @@ class ModelsScreen(Screen):
         Binding("enter", "use", "Use", tooltip="Make the selected model the active one"),
         Binding("r", "rename", "Rename", tooltip="Rename the selected model"),
         Binding("d,delete", "delete", "Delete", tooltip="Delete the selected model (asks first)"),
-        Binding("f5", "reload", "Refresh", tooltip="Read the model folder again"),
+        Binding("ctrl+r", "reload", "Refresh", tooltip="Read the model folder again"),  # F5 is the Chat screen
     ]
 
     def __init__(self) -> None:
