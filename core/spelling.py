@@ -22,7 +22,7 @@ import copy
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -71,16 +71,16 @@ class SpellingModel:
         """Count the spellings of `words`, each `weights[i]` times (default once); words of weight 0 are skipped.
         Of more than `max_words` words, an even random sample of that many (the same each time) is counted."""
         w = np.ones(len(words), np.int64) if weights is None else np.asarray(weights, np.int64)
-        keep = [i for i in np.flatnonzero(w > 0) if words[i]]  # the empty string is no word
+        keep = [i for i in np.flatnonzero(w > 0).tolist() if words[i]]  # the empty string is no word
         if len(keep) > max_words:
             keep = sorted(np.random.default_rng(0).choice(keep, max_words, replace=False).tolist())
-        words, w = [words[i] for i in keep], w[keep]
-        alphabet = "".join(sorted(set().union(*words))) if words else ""
+        counted, w = [words[i] for i in keep], w[keep]
+        alphabet = "".join(sorted(set().union(*counted))) if counted else ""
         model = cls(alphabet, order, np.zeros(len(alphabet) + 2, np.int32), np.array([0.5, 1.0, 1.5]), [])
-        if not words:
+        if not counted:
             return model
-        seq, real, weight = model._padded(words, w)
-        del words, w
+        seq, real, weight = model._padded(counted, w)
+        del counted, w
         V, padding = model.size, [END]  # padding[n - 1]: id of the n-gram of n paddings
         counted = weight[real]
         keys: list[np.ndarray] = [np.arange(V)]
@@ -106,8 +106,9 @@ class SpellingModel:
         # Kneser-Ney's counts: raw at the highest order and for n-grams that start with padding (only padding
         # ever comes before them), else the number of distinct symbols seen before the n-gram
         adjusted = [
-            np.rint(raw[n - 1] if n == order else np.where(first_is_padding[n - 1], raw[n - 1], continuation[n - 1]))
-            .astype(np.int64)
+            np.rint(
+                raw[n - 1] if n == order else np.where(first_is_padding[n - 1], raw[n - 1], continuation[n - 1])
+            ).astype(np.int64)
             for n in range(1, order + 1)
         ]
         levels = []
@@ -165,7 +166,8 @@ class SpellingModel:
         """P(symbol | the symbols of its word before it) at every real position."""
         V = self.size
         p = self.unigram[seq[real]]
-        gram = np.where(real, seq, END).astype(np.int64)  # the (n-1)-gram ending at each position; padding: the all-padding one
+        # the (n-1)-gram ending at each position; at padding, the all-padding one
+        gram = np.where(real, seq, END).astype(np.int64)
         for n, level in enumerate(self.levels, 2):
             context = np.concatenate([[self._padding_ids[n - 2]], gram[:-1]])
             context = np.where(real, context, self._padding_ids[n - 2])
@@ -219,7 +221,7 @@ class SpellingModel:
 
     # --- saving
     def save(self, file: str | Path | BinaryIO) -> None:
-        arrays = {
+        arrays: dict[str, Any] = {
             "order": np.array(self.order),
             "alphabet": np.frombuffer(self.alphabet.encode("utf-32-le", "surrogatepass"), np.uint32),
             "unigram_counts": self.unigram_counts,
