@@ -16,7 +16,7 @@ from .data import context_windows
 from .errors import DecodingError, SeedError
 from .model import ModelConfig
 from .ngram import NGramModel, cache_distribution, cache_target_probabilities
-from .spelling import SpellingModel, text_as_read
+from .spelling import SpellingModel, cache_log_probs, text_as_read
 from .tokenizer import NEWLINE, SPECIALS, Tokenizer
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)  # batch sizes compiled for; others are padded up
@@ -137,7 +137,7 @@ class ScoredText:
     """A text read for scoring: its token ids, what its unknown words' spellings cost, its length in characters."""
 
     ids: np.ndarray  # token ids
-    spelling_log_probs: np.ndarray  # per token: log P(its spelling) for an unknown token, 0 for a known one
+    spelling_log_probs: np.ndarray  # per token: log P(its spelling | unknown words before it) if unknown, else 0
     characters: int  # characters of the text as the tokenizer reads it
 
     def bits_per_character(self, log_probs: np.ndarray) -> float:
@@ -492,13 +492,16 @@ class LanguageModel:
         )
 
     def read_for_scoring(self, text: str) -> ScoredText:
-        """`text`'s token ids, the log-probability of each unknown word's spelling, and its characters."""
+        """`text`'s token ids, the log-probability of each unknown word's spelling, and its characters. An unknown
+        word's spelling is scored given the unknown words before it (spelling.cache_log_probs): a name the text
+        repeats is spelled out once."""
         tokens = self.tokenizer.split(text)
         ids = np.array(self.tokenizer.encode(tokens), np.int32)
         spelling = np.zeros(len(ids))
         unknown = np.flatnonzero(ids == 1)
         if len(unknown):
-            spelling[unknown] = self.spelling_model().log_probs([tokens[i] for i in unknown])
+            words = [tokens[i] for i in unknown]
+            spelling[unknown] = cache_log_probs(words, self.spelling_model().log_probs(words))
         return ScoredText(ids, spelling, len(text_as_read(self.tokenizer, text, tokens)))
 
     def spelling_model(self) -> SpellingModel:

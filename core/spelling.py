@@ -262,6 +262,46 @@ def spelling_weights(counts: np.ndarray, known: np.ndarray, weighting: str = WEI
     }[weighting]
 
 
+CACHE = (100.0, 0.8)  # the unknown-word cache's concentration and discount: within 0.1 bit per unknown word of
+# the best chosen on each text's validation part (bench/results/spelling.md)
+
+
+def _cache_counts(words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """For each position: how often its word came before it, and how many distinct words came before it."""
+    _, first, inverse = np.unique(np.asarray(words, dtype=object), return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.searchsorted(inverse[order], inverse[order])  # where each word's run starts among the sorted
+    before = np.empty(len(words), np.int64)
+    before[order] = np.arange(len(words)) - starts
+    is_first = np.zeros(len(words), np.int64)
+    is_first[first] = 1
+    distinct = np.concatenate([[0], np.cumsum(is_first)[:-1]])
+    return before, distinct
+
+
+def cache_log_probs(
+    words: Sequence[str], log_probs: np.ndarray, concentration: float = CACHE[0], discount: float = CACHE[1]
+) -> np.ndarray:
+    """log P of each of a text's unknown words, in order, given the unknown words before it: a Pitman-Yor cache
+    (Teh 2006, one table per word) over the spelling model's `log_probs`. A name the text keeps repeating costs
+    its letters once and little after; the probabilities of all strings still add up to 1 at every position:
+    (max(n_w - d, 0) + (c + d K) P_spell(w)) / (N + c), with n_w the word's count so far, N all unknown words so
+    far and K the distinct ones."""
+    if len(words) == 0:
+        return np.zeros(0)
+    before, distinct = _cache_counts(words)
+    return _cached(before, distinct, np.asarray(log_probs, np.float64), concentration, discount)
+
+
+def _cached(before, distinct, log_probs, concentration: float, discount: float) -> np.ndarray:
+    seen = np.where(before > 0, before - discount, 0.0)
+    new = np.log(concentration + discount * distinct) + log_probs
+    with np.errstate(divide="ignore"):
+        mixed = np.logaddexp(np.log(seen), new)
+    return mixed - np.log(np.arange(len(before)) + concentration)
+
+
 def text_as_read(tokenizer: Tokenizer, text: str, tokens: list[str] | None = None) -> str:
     """The characters of `text` that bits per character divide by: the text as its tokenizer reads it (normalized:
     line endings unified, control characters dropped, runs of spaces as one), or for pre-tokenized text (PTB's

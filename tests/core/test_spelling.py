@@ -14,7 +14,7 @@ from core import build_instant, load, read_text
 from core.bundle import CONFIG_FILE, SPELLING_FILE, load_bundle
 from core.cli import main
 from core.encoding import encode_corpus_words
-from core.spelling import UNICODE, SpellingModel, spelling_weights, text_as_read
+from core.spelling import UNICODE, SpellingModel, cache_log_probs, spelling_weights, text_as_read
 from core.store import DEFAULT_MODEL_PATH
 from core.tokenizer import SPECIALS, UNK, Tokenizer
 
@@ -193,3 +193,21 @@ def test_a_format_2_bundle_without_a_spelling_model_loads_and_is_spelled_from_it
     e = model.perplexity("The harbour at Zanzibarque.")
     assert e.spelling == "vocabulary" and e.unknown == 1 and math.isfinite(e.bits_per_character)
     assert e.perplexity == pytest.approx(load(path).perplexity("The harbour at Zanzibarque.").perplexity)
+
+
+def test_the_unknown_word_cache_keeps_one_distribution_and_spells_a_repeated_name_once():
+    universe = {"x": 0.5, "y": 0.3, "z": 0.2}  # a spelling model over three strings, for the sums to be exact
+    history = ["x", "x", "y", "x"]
+    for concentration, discount in [(1.0, 0.0), (100.0, 0.8), (0.5, 0.95)]:
+        total = 0.0
+        for word in universe:
+            words = [*history, word]
+            log_p = cache_log_probs(words, np.log([universe[w] for w in words]), concentration, discount)
+            total += math.exp(log_p[-1])
+        assert total == pytest.approx(1.0, abs=1e-12)
+    tokenizer, _, _, words = encode_corpus_words(RUSSIAN, min_count=2)
+    spelling = SpellingModel.fit(words.types).excluding(tokenizer.vocab)
+    names = ["Добрынюшка", "Добрынюшка", "Добрынюшка"]
+    cached = cache_log_probs(names, spelling.log_probs(names))
+    assert cached[0] == pytest.approx(spelling.log_probs(names[:1])[0])  # the first time: its letters
+    assert cached[1] > cached[0] + 10 and cached[2] > cached[1]  # then far cheaper, and cheaper again
