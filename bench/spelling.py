@@ -126,7 +126,7 @@ def measure(name: str, folder: Path) -> dict:
 
 def spelling_bits(scored) -> float:
     """Bits per character that the unknown words' spellings cost."""
-    return -float(scored.spelling_log_probs.sum()) / LN2 / max(scored.characters, 1)
+    return -float(scored.spelling_log_probs.sum()) / LN2 / max(scored.characters, 1) + 0.0  # never -0.0
 
 
 def main() -> None:
@@ -153,6 +153,8 @@ def table(results: dict, m: dict) -> str:
         "|---|---|" + "---|" * len(WEIGHTINGS),
     ]
     for name, r in results.items():
+        if not r["unknown_words"]["test"]:
+            continue  # nothing to spell (PTB: its unknown words are all the word <unk>)
         cells = []
         for weighting in WEIGHTINGS:
             by_order = r["bits_per_unknown_word"][weighting]
