@@ -60,7 +60,7 @@ def fit_cache(words: list[str], log_probs: np.ndarray) -> tuple[float, float]:
 
 def measure(name: str, folder: Path) -> dict:
     source, settings = CORPORA[name]
-    train_path, valid_path, test_path = split(name, source, folder)
+    train_path, valid_path, test_path = split(name, source() if callable(source) else source, folder)
     train, valid, test = read_text(train_path), read_text(valid_path), read_text(test_path)
     cfg = TrainConfig(**{k: v for k, v in settings.items() if k in ("tokenizer", "min_count", "max_vocab")})
     tokenizer, _, _, words = encode_corpus_words(train, cfg.tokenizer, cfg.min_count, cfg.max_vocab)  # type: ignore[arg-type]
