@@ -170,14 +170,18 @@ def test_eval_json_reports_bits_per_character(tmp_path, capsys):
     assert "bits per character" in capsys.readouterr().out
 
 
-def test_the_shipped_default_model_from_before_spelling_models_loads_generates_and_evaluates(capsys):
+def test_the_shipped_default_model_from_before_spelling_models_loads_generates_and_evaluates(tmp_path, capsys):
     bundle = load_bundle(DEFAULT_MODEL_PATH)
     assert bundle.spelling is None  # saved in format 1
-    model = load(DEFAULT_MODEL_PATH)
+    model = load(DEFAULT_MODEL_PATH, xla=False)
     assert model.generate("The harbour at Wenlow", max_new_tokens=5, seed=1)[0]
-    assert main(["eval", str(VERSE), "--json"]) == 0
+    held_out = tmp_path / "held-out.txt"
+    held_out.write_text(read_text(VERSE)[:600] + " Zanzibarque.\n", "utf-8")
+    assert main(["eval", str(held_out), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["spelling"] == "vocabulary" and result["bits_per_character"] > 0
+    assert result["spelling"] == "vocabulary" and result["unknown"] >= 1 and 0 < result["bits_per_character"] < 30
+    assert main(["eval", str(held_out)]) == 0
+    assert "saved before spelling models" in capsys.readouterr().out  # and says where its spelling came from
 
 
 def test_a_format_2_bundle_without_a_spelling_model_loads_and_is_spelled_from_its_vocabulary(tmp_path):
