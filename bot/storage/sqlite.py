@@ -224,9 +224,5 @@ class SQLiteStore(SQLStore):
     """The store on an SQLite file (the default)."""
 
     def __init__(self, path: str | Path, busy_timeout_s: float = 5.0, write_retry_s: float = 600.0):
-        self.file = SQLiteDatabase(path, busy_timeout_s, write_retry_s)
-        super().__init__(self.file)
-
-    @property
-    def path(self) -> Path:
-        return self.file.path
+        super().__init__(SQLiteDatabase(path, busy_timeout_s, write_retry_s))
+        self.path = Path(path)
