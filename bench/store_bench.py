@@ -15,10 +15,12 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -29,19 +31,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 BASELINE = "ab0dddb"  # the last commit with bot/storage/sqlite.py and postgres.py written by hand, one each
 RECORDS = 2000  # one-message record() calls timed per database
-LOCK_S = 1.0  # how long another process holds SQLite's exclusive lock
+LOCK_S = 1.0  # how long another connection holds SQLite's exclusive lock
 LOCKED_WRITES = 200  # writes made while it does
 SERVERS, MESSAGES = 20, 1000  # what migrate-store copies
-
-HOLD_LOCK = """
-import sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], isolation_level=None)
-db.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
-db.execute("COMMIT")
-print("released", flush=True)
-"""
 
 
 def database(server: str) -> str:
@@ -77,24 +69,31 @@ async def record_latency(url: str) -> dict:
     return {"p50_ms": p50, "p95_ms": p95, "cpu_ms": cpu / RECORDS * 1e3}
 
 
+def hold_lock(path: Path, ready: threading.Event) -> float:
+    """SQLite's exclusive lock, on a connection of its own (as another process would hold it) for LOCK_S."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN EXCLUSIVE")
+    ready.set()
+    time.sleep(LOCK_S)
+    db.execute("COMMIT")
+    db.close()
+    return time.perf_counter()
+
+
 async def locked_sqlite(folder: Path) -> dict:
     from bot.storage import SQLiteStore
 
     path = folder / "locked.sqlite3"
     store = SQLiteStore(path, busy_timeout_s=0.1, write_retry_s=60)
     await store.open()
-    holder = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", HOLD_LOCK, str(path), str(LOCK_S), stdout=asyncio.subprocess.PIPE
-    )
-    assert holder.stdout is not None
-    await holder.stdout.readline()
+    ready = threading.Event()
+    holder = asyncio.create_task(asyncio.to_thread(hold_lock, path, ready))
+    await asyncio.to_thread(ready.wait)
     start = time.perf_counter()
     writes = asyncio.gather(*(store.record([entry(111, i, minutes=i)]) for i in range(LOCKED_WRITES)))
-    await holder.stdout.readline()
-    released = time.perf_counter()
+    released = await holder
     await writes
     done = time.perf_counter()
-    await holder.wait()
     texts = await store.corpus_texts(111)
     await store.close()
     in_order = texts == [entry(111, i).text for i in range(LOCKED_WRITES)]
