@@ -5,17 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import regex
 
-from .tokenizer import SPECIALS, Mode, Tokenizer
+from .tokenizer import SEGMENTATION, SPECIALS, Mode, Tokenizer
 
 PIECE_CHARS = 1 << 20  # characters tokenized at a time; a piece ends at a line break, so its tokens are the text's
+# Between two letters of Han, kana, Thai, Lao, Khmer, Myanmar or Tibetan that join nothing: a token boundary
+_BETWEEN_LETTERS = regex.compile(
+    r"(?rV1)(?<=[[\p{sc=Han}\p{sc=Hiragana}\p{sc=Katakana}\p{sc=Thai}\p{sc=Lao}\p{sc=Khmer}\p{sc=Myanmar}"
+    r"\p{sc=Tibetan}]&&\p{gcb=Other}&&\p{L}])(?=[[\p{sc=Han}\p{sc=Hiragana}\p{sc=Katakana}\p{sc=Thai}\p{sc=Lao}"
+    r"\p{sc=Khmer}\p{sc=Myanmar}\p{sc=Tibetan}]&&\p{gcb=Other}&&\p{L}])"
+)
 
 
-def pieces(text: str, mode: Mode = "words", size: int | None = None) -> Iterator[str]:
+def pieces(text: str, mode: Mode = "words", size: int | None = None, segmentation: int = SEGMENTATION) -> Iterator[str]:
     """`text` cut into pieces of about `size` characters, each ending with a line break where there is one.
 
-    No token spans a line break (and in `words` mode none spans a space), so tokenizing the pieces
-    one by one gives the tokens of the whole text.
+    No token spans a line break (and in `words` mode none spans a space, nor, with segmentation 2, falls
+    between two letters of a script written without spaces), so Tokenizer.split_parts of the pieces gives
+    the tokens of the whole text: a text of 45 MB without a space or a line break is cut too.
     """
     start, n, size = 0, len(text), size or PIECE_CHARS
     while start < n:
@@ -24,6 +32,9 @@ def pieces(text: str, mode: Mode = "words", size: int | None = None) -> Iterator
             cut = text.rfind("\n", start, end)
             if cut < start and mode == "words":
                 cut = text.rfind(" ", start, end)
+            if cut < start and mode == "words" and segmentation >= 2:
+                found = _BETWEEN_LETTERS.search(text, start + 1, end)
+                cut = found.start() - 1 if found else -1
             if cut < start:  # one very long line: up to its end
                 cut = text.find("\n", end)
                 cut = n - 1 if cut < 0 else cut
@@ -44,8 +55,7 @@ def encode_corpus(
     splitter = Tokenizer(mode=mode)
     index: dict[str, int] = {}
     parts = []
-    for piece in pieces(text, mode):
-        tokens = splitter.split(piece)
+    for tokens in splitter.split_parts(pieces(text, mode)):
         parts.append(np.fromiter((index.setdefault(t, len(index)) for t in tokens), np.int32, len(tokens)))
         del tokens
     provisional = np.concatenate(parts) if parts else np.zeros(0, np.int32)
@@ -68,5 +78,8 @@ def encode_corpus(
 
 def encode_text(tokenizer: Tokenizer, text: str) -> np.ndarray:
     """The ids of `text`'s tokens with an existing vocabulary, tokenized in pieces."""
-    parts = [np.asarray(tokenizer.encode(piece), np.int32) for piece in pieces(text, tokenizer.mode)]
+    parts = [
+        np.asarray(tokenizer.encode(tokens), np.int32)
+        for tokens in tokenizer.split_parts(pieces(text, tokenizer.mode, segmentation=tokenizer.segmentation))
+    ]
     return np.concatenate(parts) if parts else np.zeros(0, np.int32)
