@@ -39,13 +39,13 @@ _EXTEND = r"\p{gcb=Extend}\p{gcb=SpacingMark}\p{gcb=ZWJ}"  # what joins the char
 _NOSPACE_BASE = rf"[[{_NOSPACE}]--[{_EXTEND}]]"  # a character of those scripts that starts a cluster
 _PREPEND = r"\p{gcb=Prepend}"  # joins the character after it
 # A word is made of whole clusters: letters, digits and marks of scripts written with spaces, whatever joins them.
-_WORD_UNIT = rf"{_PREPEND}*[[\w{_EXTEND}]--[{_NOSPACE_BASE}{_PREPEND}]]"
+_WORD_UNIT = rf"(?:(?=[[\w{_EXTEND}]--{_NOSPACE_BASE}])\X)"
 _TOKEN = regex.compile(
     rf"""(?V1x)
     (?P<url>(?:https?://|www\.)[^\s<>"{_NOSPACE_BASE}]*[^\s<>".,;:!?)\]'’”{_NOSPACE_BASE}{_PREPEND}])
   | (?P<newline>\n)
   | (?P<emoticon>(?<!\S)[:;=][-']?[()\[\]DPpO/|*3]+(?=\s|$))
-  | (?P<number>\d+(?:[.,:]\d+)+[[\w{_EXTEND}]--[\d_{_NOSPACE_BASE}{_PREPEND}]]*)
+  | (?P<number>\d+(?:[.,:]\d+)+(?:(?=[[\w{_EXTEND}]--[\d_{_NOSPACE_BASE}]])\X)*(?![{_EXTEND}]))
   | (?P<word>{_WORD_UNIT}+(?:[-'’]{_WORD_UNIT}+)*)
   | (?P<nospace>(?={_NOSPACE_BASE})\X)
   | (?P<run>(?P<mark>[-.!?~*=_])(?P=mark)+(?![{_EXTEND}]))
