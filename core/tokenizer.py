@@ -353,6 +353,12 @@ class Tokenizer:
             return text[:end]
         return text[: match.end()]
 
+    def opening(self, text: str, n: int) -> str:
+        """The text of `text`'s first `n` tokens (line breaks and departures not counted), or "" if it has fewer."""
+        tokens = self.split(text)
+        ends = [i for i, tok in enumerate(tokens) if tok not in DEPARTURES and tok != NEWLINE]
+        return self.join(tokens[: ends[n - 1] + 1]) if n > 0 and len(ends) >= n else ""
+
     def unseen_script(self, text: str) -> str | None:
         """The name of the script of `text`'s first letter when no token of the vocabulary has a letter of it."""
         letter = regex.search(r"\p{L}", text)
