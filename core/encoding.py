@@ -11,11 +11,12 @@ from .tokenizer import SEGMENTATION, SPECIALS, Mode, Tokenizer
 
 PIECE_CHARS = 1 << 20  # characters tokenized at a time; a piece ends at a line break, so its tokens are the text's
 # Between two letters of Han, kana, Thai, Lao, Khmer, Myanmar or Tibetan that join nothing: a token boundary
-_BETWEEN_LETTERS = regex.compile(
-    r"(?rV1)(?<=[[\p{sc=Han}\p{sc=Hiragana}\p{sc=Katakana}\p{sc=Thai}\p{sc=Lao}\p{sc=Khmer}\p{sc=Myanmar}"
-    r"\p{sc=Tibetan}]&&\p{gcb=Other}&&\p{L}])(?=[[\p{sc=Han}\p{sc=Hiragana}\p{sc=Katakana}\p{sc=Thai}\p{sc=Lao}"
-    r"\p{sc=Khmer}\p{sc=Myanmar}\p{sc=Tibetan}]&&\p{gcb=Other}&&\p{L}])"
+_LETTER = (
+    r"[[\p{sc=Han}\p{sc=Hiragana}\p{sc=Katakana}\p{sc=Thai}\p{sc=Lao}\p{sc=Khmer}\p{sc=Myanmar}\p{sc=Tibetan}]"
+    r"&&\p{gcb=Other}&&\p{L}]"
 )
+_BETWEEN_LETTERS = regex.compile(rf"(?rV1)(?<={_LETTER})(?={_LETTER})")  # the last one in a stretch
+_NEXT_CUT = regex.compile(rf"(?V1)[\n ]|(?<={_LETTER})(?={_LETTER})")  # the first place after a stretch
 
 
 def pieces(text: str, mode: Mode = "words", size: int | None = None, segmentation: int = SEGMENTATION) -> Iterator[str]:
@@ -35,6 +36,9 @@ def pieces(text: str, mode: Mode = "words", size: int | None = None, segmentatio
             if cut < start and mode == "words" and segmentation >= 2:
                 found = _BETWEEN_LETTERS.search(text, start + 1, end)
                 cut = found.start() - 1 if found else -1
+            if cut < start and mode == "words" and segmentation >= 2:  # no place to cut: the first one after
+                after = _NEXT_CUT.search(text, end)
+                cut = n - 1 if after is None else after.end() - 1
             if cut < start:  # one very long line: up to its end
                 cut = text.find("\n", end)
                 cut = n - 1 if cut < 0 else cut
