@@ -22,9 +22,10 @@ def test_a_seed_never_seen_whole_continues_in_chinese_without_spaces(chinese_mod
     for text in model.generate("春风", max_new_tokens=12, num_return_sequences=3, do_sample=True, seed=1):
         assert text and " " not in text and "\x00" not in text
         assert any("\u4e00" <= c <= "\u9fff" for c in text)
-    assert "".join(model.stream("我喜欢", max_new_tokens=8, do_sample=True, seed=2)) == model.generate(
-        "我喜欢", max_new_tokens=8, do_sample=True, seed=2
-    )[0]
+    assert (
+        "".join(model.stream("我喜欢", max_new_tokens=8, do_sample=True, seed=2))
+        == model.generate("我喜欢", max_new_tokens=8, do_sample=True, seed=2)[0]
+    )
 
 
 def test_a_seed_in_a_script_the_model_never_saw_gets_one_line_naming_it(chinese_model, capsys):

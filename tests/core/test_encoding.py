@@ -34,8 +34,9 @@ def test_pieces_give_the_same_ids_and_vocabulary_as_the_whole_text(mode, size, m
 def test_a_text_without_spaces_or_line_breaks_is_cut_between_characters_and_still_gives_the_whole_texts_ids(
     size, monkeypatch
 ):
-    import core.encoding as encoding
     from testdata import CHINESE
+
+    import core.encoding as encoding
 
     text = (CHINESE.replace("\n", "") + '他说"好 Python 3.11"，ไปไหนมา กินข้าวหรือยัง👍🏽') * 3
     monkeypatch.setattr(encoding, "PIECE_CHARS", size)

@@ -45,9 +45,7 @@ EMOJI_TAILS = ["\U0001f3fb", "\U0001f3fd", "\ufe0f", "\ufe0e", "\u200d", "\U000e
 FLAGS = _chars(0x1F1E6, 0x1F1FF)  # regional indicators: a pair is a flag
 SPACES = [" ", " ", "  ", "\n", "\t", "\u00a0", "\u3000", "\r\n"]
 
-_ALPHABET = (
-    HAN + HIRAGANA + KATAKANA + HALF_KATAKANA + THAI + LAO + KHMER + MYANMAR + TIBETAN + DEVANAGARI + HANGUL
-)
+_ALPHABET = HAN + HIRAGANA + KATAKANA + HALF_KATAKANA + THAI + LAO + KHMER + MYANMAR + TIBETAN + DEVANAGARI + HANGUL
 _ALPHABET += LATIN + COMBINING + DIGITS + PUNCTUATION + EMOJI + EMOJI_TAILS + FLAGS + SPACES
 _word = st.text(st.sampled_from(LATIN), min_size=1, max_size=8)
 _number = st.from_regex(r"[0-9]{1,4}(?:[.,:][0-9]{1,3})?", fullmatch=True)
@@ -112,7 +110,9 @@ def test_any_text_comes_back_exactly_and_its_tokens_split_again_the_same(text):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(st.sampled_from(HAN + HIRAGANA + KATAKANA + THAI + list("。、！？「」")), min_size=1), max_size=8))
+@given(
+    st.lists(st.text(st.sampled_from(HAN + HIRAGANA + KATAKANA + THAI + list("。、！？「」")), min_size=1), max_size=8)
+)
 def test_text_without_spaces_is_joined_without_spaces_and_without_departures(lines):
     text = "\n".join(lines)
     tokens = tokenize_words(text)
@@ -149,7 +149,10 @@ def test_ascii_lines_read_by_the_fast_pattern_give_the_same_tokens(text):
         ("我喜欢Python和3.11版本", ["我", "喜", "欢", "Python", "和", "3.11", "版", "本"]),
         ("我喜欢 Python", ["我", "喜", "欢", SPACE, "Python"]),
         ("ｶﾞｷﾞ！", ["ｶﾞ", "ｷﾞ", "！"]),
-        ("ไปไหนมา กินข้าวหรือยัง", ["ไ", "ป", "ไ", "ห", "น", "ม", "า", SPACE, "กิ", "น", "ข้", "า", "ว", "ห", "รื", "อ", "ยั", "ง"]),
+        (
+            "ไปไหนมา กินข้าวหรือยัง",
+            ["ไ", "ป", "ไ", "ห", "น", "ม", "า", SPACE, "กิ", "น", "ข้", "า", "ว", "ห", "รื", "อ", "ยั", "ง"],
+        ),
         ("안녕하세요 세계", ["안녕하세요", "세계"]),
         ("Tiếng Việt có dấu", ["Tiếng", "Việt", "có", "dấu"]),
         ("नमस्ते दुनिया, क्षत्रिय", ["नमस्ते", "दुनिया", ",", "क्षत्रिय"]),
