@@ -100,23 +100,29 @@ def _split(
     tokens: list[str] = []
     append = tokens.append
     end = -1 if space_before else 0
-    prev_word = False
+    prev_kind = ""  # "word" and "nospace" pairs are spaced without asking _space: most pairs, in any script
     for m in _TOKEN_ASCII.finditer(text) if text.isascii() else _matches(text):
         tok = m.group()
         if tok == NEWLINE:
-            prev, quote_open, prev_word = NEWLINE, False, False
+            prev, quote_open, prev_kind = NEWLINE, False, ""
             append(tok)
             end = m.end()
             continue
         start, stop = m.span()
-        word = m.lastgroup == "word"
+        kind = m.lastgroup or ""
         if prev is not None and prev != NEWLINE:
             spaced = start != end
-            if spaced != (word and prev_word or _space(prev, tok, quote_open)):  # a word after a word: a space
+            if kind == prev_kind == "word":
+                predicted = True
+            elif kind == prev_kind == "nospace" and not prev.endswith("\u200d"):
+                predicted = False
+            else:
+                predicted = _space(prev, tok, quote_open)
+            if spaced != predicted:
                 append(SPACE if spaced else GLUE)
         if tok in _QUOTES:
             quote_open = not quote_open
-        prev, prev_word, end = tok, word, stop
+        prev, prev_kind, end = tok, kind, stop
         append(tok)
     return tokens, prev, quote_open
 
