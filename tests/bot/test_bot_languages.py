@@ -1,5 +1,6 @@
 """End to end through the Discord double: a server that writes Chinese is answered in Chinese, with no space put
-between characters, and its corpus is counted by the same segmentation that trains it."""
+between characters, a seed in a script it never wrote gets one line naming the script, and its corpus is counted by
+the same segmentation that trains it."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ async def test_a_chinese_upload_is_answered_in_chinese_without_inserted_spaces(w
         said = reply.content.split("**春风**", 1)[1]
         assert said and " " not in said and "\x00" not in said, reply.content
         assert sum("\u4e00" <= c <= "\u9fff" for c in said) >= len(said) // 2, reply.content
+    thai = await answer(await double.slash_command(general, world.bob, "continue", {"seed": "ไปไหนมา"}))
+    assert thai.ephemeral and "the model has never seen Thai text" in thai.content, thai.content
     stats = await answer(await double.slash_command(general, ann, "corpus stats"))
     assert f"{count_tokens(text) + 1:,} tokens" in stats.content, stats.content  # + the line break between entries
     assert count_tokens(text) == len(text.replace("\n", "")) + text.count("\n")  # a token per character
