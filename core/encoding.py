@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import regex
 
-from .tokenizer import SEGMENTATION, SPECIALS, Mode, Tokenizer
+from .tokenizer import DEPARTURES, SEGMENTATION, SPECIALS, Mode, Tokenizer
 
 PIECE_CHARS = 1 << 20  # characters tokenized at a time; a piece ends at a line break, so its tokens are the text's
 # Between two letters of Han, kana, Thai, Lao, Khmer, Myanmar or Tibetan that join nothing: a token boundary
@@ -69,7 +69,11 @@ def encode_corpus(
     types = list(index)
     del index
     ranked = sorted(
-        (i for i in np.flatnonzero(counts >= min_count) if types[i] not in SPECIALS),
+        (
+            i
+            for i in np.flatnonzero(counts > 0)
+            if types[i] not in SPECIALS and (counts[i] >= min_count or types[i] in DEPARTURES)
+        ),
         key=lambda i: (-counts[i], types[i]),
     )
     if max_size is not None:

@@ -400,10 +400,13 @@ class Tokenizer:
     def fit(
         cls, tokens: Iterable[str], mode: Mode = "words", min_count: int = 1, max_size: int | None = None
     ) -> Tokenizer:
-        """Vocabulary of the tokens seen at least `min_count` times, most frequent first."""
+        """Vocabulary of the tokens seen at least `min_count` times, most frequent first.
+
+        SPACE and GLUE are kept however rare: as unknown tokens they would stand for no spacing at all."""
         counts = Counter(tokens)
         ranked = sorted(
-            (t for t, c in counts.items() if c >= min_count and t not in SPECIALS), key=lambda t: (-counts[t], t)
+            (t for t, c in counts.items() if (c >= min_count or t in DEPARTURES) and t not in SPECIALS),
+            key=lambda t: (-counts[t], t),
         )
         if max_size is not None:
             ranked = ranked[: max(0, max_size - len(SPECIALS))]

@@ -210,3 +210,10 @@ def test_a_seed_in_a_script_the_vocabulary_never_had_is_named():
 
 def test_line_breaks_reset_an_open_quote():
     assert tokenize_words('He said "yes\nand no') == ["He", "said", '"', "yes", NEWLINE, "and", "no"]
+
+
+def test_departures_are_in_the_vocabulary_however_rare():
+    tokens = tokenize_words("a,b and a b and a b and 我 喜欢")
+    assert tokens.count(GLUE) == 1 and tokens.count(SPACE) == 2
+    tokenizer = Tokenizer.fit(tokens, min_count=3)
+    assert GLUE in tokenizer.vocab and SPACE in tokenizer.vocab and "我" not in tokenizer.vocab
