@@ -6,17 +6,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import regex
 
-from .tokenizer import SPECIALS, Mode, Tokenizer
+from .tokenizer import DEPARTURES, SEGMENTATION, SPECIALS, Mode, Tokenizer
 
 PIECE_CHARS = 1 << 20  # characters tokenized at a time; a piece ends at a line break, so its tokens are the text's
+# Between two letters of Han, kana, Thai, Lao, Khmer, Myanmar or Tibetan that join nothing: a token boundary
+_LETTER = (
+    r"[[\p{sc=Han}\p{sc=Hiragana}\p{sc=Katakana}\p{sc=Thai}\p{sc=Lao}\p{sc=Khmer}\p{sc=Myanmar}\p{sc=Tibetan}]"
+    r"&&\p{gcb=Other}&&\p{L}]"
+)
+_BETWEEN_LETTERS = regex.compile(rf"(?rV1)(?<={_LETTER})(?={_LETTER})")  # the last one in a stretch
+_NEXT_CUT = regex.compile(rf"(?V1)[\n ]|(?<={_LETTER})(?={_LETTER})")  # the first place after a stretch
 
 
-def pieces(text: str, mode: Mode = "words", size: int | None = None) -> Iterator[str]:
+def pieces(text: str, mode: Mode = "words", size: int | None = None, segmentation: int = SEGMENTATION) -> Iterator[str]:
     """`text` cut into pieces of about `size` characters, each ending with a line break where there is one.
 
-    No token spans a line break (and in `words` mode none spans a space), so tokenizing the pieces
-    one by one gives the tokens of the whole text.
+    No token spans a line break (and in `words` mode none spans a space, nor, with segmentation 2, falls
+    between two letters of a script written without spaces), so Tokenizer.split_parts of the pieces gives
+    the tokens of the whole text: a text of 45 MB without a space or a line break is cut too.
     """
     start, n, size = 0, len(text), size or PIECE_CHARS
     while start < n:
@@ -25,6 +34,12 @@ def pieces(text: str, mode: Mode = "words", size: int | None = None) -> Iterator
             cut = text.rfind("\n", start, end)
             if cut < start and mode == "words":
                 cut = text.rfind(" ", start, end)
+            if cut < start and mode == "words" and segmentation >= 2:
+                found = _BETWEEN_LETTERS.search(text, start + 1, end)
+                cut = found.start() - 1 if found else -1
+            if cut < start and mode == "words" and segmentation >= 2:  # no place to cut: the first one after
+                after = _NEXT_CUT.search(text, end)
+                cut = n - 1 if after is None else after.end() - 1
             if cut < start:  # one very long line: up to its end
                 cut = text.find("\n", end)
                 cut = n - 1 if cut < 0 else cut
@@ -63,8 +78,7 @@ def encode_corpus_words(
     splitter = Tokenizer(mode=mode)
     index: dict[str, int] = {}
     parts = []
-    for piece in pieces(text, mode):
-        tokens = splitter.split(piece)
+    for tokens in splitter.split_parts(pieces(text, mode)):
         parts.append(np.fromiter((index.setdefault(t, len(index)) for t in tokens), np.int32, len(tokens)))
         del tokens
     provisional = np.concatenate(parts) if parts else np.zeros(0, np.int32)
@@ -74,7 +88,11 @@ def encode_corpus_words(
     types = list(index)
     del index
     ranked = sorted(
-        (i for i in np.flatnonzero(counts >= min_count) if types[i] not in SPECIALS),
+        (
+            i
+            for i in np.flatnonzero(counts > 0)
+            if types[i] not in SPECIALS and (counts[i] >= min_count or types[i] in DEPARTURES)
+        ),
         key=lambda i: (-counts[i], types[i]),
     )
     if max_size is not None:
@@ -87,5 +105,8 @@ def encode_corpus_words(
 
 def encode_text(tokenizer: Tokenizer, text: str) -> np.ndarray:
     """The ids of `text`'s tokens with an existing vocabulary, tokenized in pieces."""
-    parts = [np.asarray(tokenizer.encode(piece), np.int32) for piece in pieces(text, tokenizer.mode)]
+    parts = [
+        np.asarray(tokenizer.encode(tokens), np.int32)
+        for tokens in tokenizer.split_parts(pieces(text, tokenizer.mode, segmentation=tokenizer.segmentation))
+    ]
     return np.concatenate(parts) if parts else np.zeros(0, np.int32)

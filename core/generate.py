@@ -17,7 +17,7 @@ from .errors import DecodingError, SeedError
 from .model import ModelConfig
 from .ngram import NGramModel, cache_distribution, cache_target_probabilities
 from .spelling import SpellingModel, cache_log_probs, text_as_read
-from .tokenizer import NEWLINE, SPECIALS, Tokenizer
+from .tokenizer import DEPARTURES, NEWLINE, SPECIALS, Tokenizer
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)  # batch sizes compiled for; others are padded up
 SENTENCE_ENDS = frozenset({".", "!", "?", "...", "…", "!!", "?!", "!?"})
@@ -299,7 +299,10 @@ class LanguageModel:
         if not tokens and not allow_empty:
             raise SeedError("the seed is empty: give a few words to continue")
         ids = self.tokenizer.encode(tokens)
-        if tokens and all(i == 1 for i in ids):
+        if tokens and all(i == 1 for t, i in zip(tokens, ids, strict=True) if t not in DEPARTURES):
+            script = self.tokenizer.unseen_script(text if isinstance(text, str) else "".join(text))
+            if script is not None:
+                raise SeedError(f"the model has never seen {script} text; train it on text in that script")
             raise SeedError(
                 f"none of the seed's words are known to this model ({self.card.corpus or 'its corpus'}); "
                 "try words that appear in its corpus"
@@ -442,6 +445,7 @@ class LanguageModel:
         ids = self.tokenizer.encode(tokens)  # unknown words are context too: no refusal here
         probs = np.exp(self.next_log_probs([ids])[0])
         probs[self._banned] = 0.0
+        probs[[i for i in (self.tokenizer.index.get(t) for t in DEPARTURES) if i is not None]] = 0.0  # not words
         if stem:
             allowed = np.array([w.startswith(stem) for w in self.tokenizer.vocab])
             probs = np.where(allowed, probs, 0.0)

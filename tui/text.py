@@ -1,18 +1,15 @@
 """Text helpers: how ghost text is drawn on one line and taken a word at a time, and what a picked word adds.
 
-Spacing and unfinished words follow the core's tokenizer (Tokenizer.continuation, Tokenizer.unfinished_word).
+Spacing, words and unfinished words follow the core's tokenizer (Tokenizer.continuation, Tokenizer.leading,
+Tokenizer.unfinished_word).
 """
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from core import Tokenizer
+from core import Tokenizer
 
 NEWLINE_MARK = "⏎"  # how a line break is drawn where text must stay on one line
-_NEXT_WORD = re.compile(r"\s*(?:\w[\w'’-]*|\S)")  # a word with its apostrophes and hyphens, or one mark
+_WORDS = Tokenizer()  # where a word of the ghost ends: one character of Chinese, a word of English
 
 
 def shown(text: str) -> str:
@@ -22,8 +19,7 @@ def shown(text: str) -> str:
 
 def next_word(completion: str) -> str:
     """The start of `completion` up to the end of its first word (or mark), line breaks included."""
-    match = _NEXT_WORD.match(completion)
-    return match.group() if match else completion
+    return _WORDS.leading(completion)
 
 
 def appended(text: str, token: str, tokenizer: Tokenizer) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import ContinuoError, GenerationConfig, ModelCard, Progress
+from core import ContinuoError, GenerationConfig, ModelCard, Progress, Tokenizer
 
 from ..models import ModelService
 from ..text import duration, format_continuations, progress_bar
@@ -56,10 +56,10 @@ def interrupted(guild_name: str) -> str:
 
 async def sample(models: ModelService, guild_id: int, corpus: str, config: GenerationConfig, words: int = 3) -> str:
     """A continuation by the server's new model of the first words of one of the corpus's last lines."""
-    lines = [line.split() for line in corpus[-20_000:].splitlines() if len(line.split()) >= words]
+    tokenizer = Tokenizer()  # the segmentation training used: three characters of a line of Chinese, say
+    seeds = [seed for line in corpus[-20_000:].splitlines() if (seed := tokenizer.opening(line, words))]
     problem = f"the corpus has no line of {words} words or more"
-    for line in lines[::-1][:SAMPLE_LINES]:
-        seed = " ".join(line[:words])
+    for seed in seeds[::-1][:SAMPLE_LINES]:
         try:
             return "Sample: " + format_continuations(seed, await models.generate(guild_id, seed, config), SAMPLE_CHARS)
         except ContinuoError as e:

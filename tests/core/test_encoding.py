@@ -28,3 +28,23 @@ def test_pieces_give_the_same_ids_and_vocabulary_as_the_whole_text(mode, size, m
     assert got_cut == cut and tokenizer.vocab == expected.vocab
     np.testing.assert_array_equal(ids, np.array(expected.encode(tokens), np.int32))
     np.testing.assert_array_equal(encode_text(tokenizer, TRICKY), np.array(expected.encode(TRICKY), np.int32))
+
+
+@pytest.mark.parametrize("size", [5, 64])
+def test_a_text_without_spaces_or_line_breaks_is_cut_between_characters_and_still_gives_the_whole_texts_ids(
+    size, monkeypatch
+):
+    from testdata import CHINESE
+
+    import core.encoding as encoding
+
+    text = (CHINESE.replace("\n", "") + '他说"好 Python 3.11"，ไปไหนมา กินข้าวหรือยัง👍🏽') * 3
+    monkeypatch.setattr(encoding, "PIECE_CHARS", size)
+    parts = list(pieces(text, "words", size))
+    assert "".join(parts) == text and max(len(p) for p in parts) <= size + len("Python")
+    tokens = Tokenizer().split(text)
+    expected = Tokenizer.fit(tokens, "words")
+    tokenizer, ids, _ = encode_corpus(text, "words")
+    assert tokenizer.vocab == expected.vocab
+    np.testing.assert_array_equal(ids, np.array(expected.encode(tokens), np.int32))
+    np.testing.assert_array_equal(encode_text(tokenizer, text), ids)

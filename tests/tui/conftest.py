@@ -40,8 +40,10 @@ def fixed_model_path(tmp_path_factory) -> Path:
     from core.model import build_model
     from core.tokenizer import Tokenizer
 
-    tokens = Tokenizer().split(read_text(VERSE))
+    # segmentation 1, as the snapshots were drawn with it: the screens of a bundle saved before segmentation 2
+    tokens = Tokenizer(segmentation=1).split(read_text(VERSE))
     tokenizer = Tokenizer.fit(tokens, min_count=3, max_size=600)
+    tokenizer.segmentation = 1
     # its own output layer, whose bias is the last weight (the snapshots were drawn with it)
     config = ModelConfig(vocab_size=len(tokenizer), window=8, embedding_dim=16, units=16, tie_embeddings=False)
     model = build_model(config)
