@@ -55,6 +55,7 @@ class Errors(commands.Cog):
 
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         message = describe(error, interaction)
+        self.bot.count_command(interaction, "error" if message is None else "user_error")
         if message is None:
             log.error(
                 "command %s failed",

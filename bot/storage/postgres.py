@@ -18,6 +18,7 @@ from typing import overload
 
 from core import ContinuoError
 
+from ..metrics import measure_writes
 from ..text import count_tokens
 from .base import (
     UNFINISHED,
@@ -87,6 +88,7 @@ def _version(row: dict) -> ModelVersion:
     return ModelVersion(row["guild_id"], row["version"], _utc(row["created_at"]), row["val_perplexity"], row["tokens"])
 
 
+@measure_writes
 class PostgresStore:
     """Store on PostgreSQL. Each method is one transaction on a pooled connection."""
 
@@ -171,6 +173,11 @@ class PostgresStore:
                 f"the database {self._where()} cannot be reached ({why}); nothing was changed, "
                 "try again once it is back"
             ) from None
+
+    async def ping(self) -> None:
+        """Raise unless the server answers a query (for /readyz)."""
+        async with self._connection() as conn:
+            await conn.execute("SELECT 1")
 
     async def _rows(self, sql: str, params: Sequence = ()) -> list[dict]:
         from psycopg.rows import dict_row

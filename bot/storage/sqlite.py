@@ -17,6 +17,7 @@ from typing import overload
 
 from core import ContinuoError
 
+from ..metrics import STORE_WRITE_RETRIES, measure_writes
 from ..text import count_tokens
 from .base import (
     UNFINISHED,
@@ -74,6 +75,7 @@ def on_db_thread(method):
                     log.warning(
                         "%s is locked by another process (%s); %s waits and retries", self.path, e, method.__name__
                     )
+                    STORE_WRITE_RETRIES.labels(method.__name__).inc()
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 5.0)
 
@@ -103,6 +105,7 @@ def corrupt(path: Path, error: Exception) -> ContinuoError:
     )
 
 
+@measure_writes
 class SQLiteStore:
     """Store on SQLite. One connection, owned by one thread: writes are serialised without locks."""
 
@@ -170,6 +173,13 @@ class SQLiteStore:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._db.close)
             self._db = None
         self._thread.shutdown(wait=True)
+
+    @on_db_thread
+    def ping(self) -> None:
+        """Raise unless the database answers a query and its file is still where it was opened (for /readyz)."""
+        if not self.path.is_file():
+            raise ContinuoError(f"{self.path} is missing")
+        self.db.execute("SELECT 1 FROM guilds LIMIT 1").fetchall()
 
     def _guild(self, guild_id: int) -> None:
         self.db.execute("INSERT OR IGNORE INTO guilds (id, created_at) VALUES (?, ?)", (guild_id, _iso(utcnow())))
