@@ -212,3 +212,102 @@ async def test_a_training_stopped_by_sigterm_resumes_from_its_checkpoint_after_a
     assert any("Resuming from epoch" in text for text in shown), shown
     code, _ = await again.terminate()
     assert code == 0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def scrape(port: int, path: str) -> tuple[int, str]:
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}{path}") as response:
+            return response.status, await response.text()
+    except aiohttp.ClientConnectionError:
+        return 0, ""
+
+
+@pytest.mark.slow
+async def test_the_coordinator_stopped_by_sigterm_hands_its_job_back_and_a_restart_resumes_it(
+    tmp_path, tiny_model_path, bot_settings
+):
+    from bot.storage import CorpusEntry
+
+    database = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    store = open_store(database)
+    await store.open()
+    await store.record([CorpusEntry(7, 1, CHAT.read_text("utf-8"), name="chat.txt")])
+    job = await store.add_job(7, 1, None, 4, 9000)
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "CONTINUO_BOT_METRICS_PORT": str(port),
+        "CONTINUO_BOT_COORDINATOR_POLL_S": "0.2",
+        "CONTINUO_BOT_PROGRESS_INTERVAL_S": "0.2",
+        "CONTINUO_BOT_STOP_TIMEOUT_S": str(STOP_TIMEOUT_S),
+        "CONTINUO_BOT_TRAIN_MODEL": json.dumps(dataclasses.asdict(bot_settings.train_model)),
+        "CONTINUO_BOT_TRAIN_OPTIONS": json.dumps(read_card(tiny_model_path).hyperparameters["train"]),
+    }
+    argv = [sys.executable, "-m", "bot", "coordinator", "--runner", "local", "--data", str(tmp_path / "coordinator")]
+    argv += ["--database", database, "--model-storage", str(tmp_path / "models"), "--log-format", "json"]
+    log = tmp_path / "coordinator.log"
+
+    async def start() -> asyncio.subprocess.Process:
+        with log.open("a") as out:
+            return await asyncio.create_subprocess_exec(*argv, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT)
+
+    async def until(check, what: str, timeout: float = TRAINING_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while not (found := await check()):
+            assert time.monotonic() < deadline, f"timed out waiting for {what}; log: {log.read_text()[-3000:]}"
+            await asyncio.sleep(0.2)
+        return found
+
+    first = await start()
+    try:
+        await until(lambda: _ready(port), "/readyz")
+        checkpoints = tmp_path / "coordinator" / "checkpoints" / "7"
+
+        async def one_epoch_done():
+            return list(checkpoints.rglob("state.npz"))
+
+        await until(one_epoch_done, "the first epoch's checkpoint")
+        _, body = await scrape(port, "/metrics")
+        assert "continuo_training_jobs_running 1.0" in body
+        first.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(first.wait(), STOP_TIMEOUT_S + 10) == 0, log.read_text()[-3000:]
+        assert (await store.last_job(7)).status == "queued"  # handed back
+
+        second = await start()
+        try:
+
+            async def finished():
+                found = await store.last_job(7)
+                return found if found.status not in ("queued", "running") else None
+
+            ended = await until(finished, "the resumed job")
+            assert ended.status == "succeeded" and ended.id == job.id, ended
+            _, body = await scrape(port, "/metrics")
+            assert 'continuo_training_jobs_finished_total{outcome="succeeded"} 1.0' in body
+            second.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(second.wait(), STOP_TIMEOUT_S + 10) == 0
+        finally:
+            if second.returncode is None:
+                second.kill()
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        started = [entry for entry in lines if "started as" in entry["message"]]
+        assert len(started) == 2 and all(entry["logger"] == "bot.coordinator" for entry in started), lines[-10:]
+    finally:
+        if first.returncode is None:
+            first.kill()
+        await store.close()
+
+
+async def _ready(port: int) -> bool:
+    return (await scrape(port, "/readyz"))[0] == 200
