@@ -267,7 +267,10 @@ def on_stop_signals(stop) -> None:
         stop()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, handle, signum)
+        try:
+            loop.add_signal_handler(signum, handle, signum)
+        except (ValueError, RuntimeError, NotImplementedError):  # not the main thread: the host handles signals
+            return
 
 
 async def serve(bot, token: str) -> bool:

@@ -82,6 +82,7 @@ class HealthServer:
         return [reason for reason in found if reason is not None]
 
     async def _metrics(self, _request: web.Request) -> web.Response:
+        READY.set(0 if await self.reasons() else 1)  # current at every scrape, probed or not
         body = await asyncio.to_thread(generate_latest, REGISTRY)  # reads /proc: not on the loop
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -91,7 +91,8 @@ class InteractionDisplay:
         if self.fallback is None:
             channel = self.interaction.channel
             if not isinstance(channel, discord.abc.Messageable):  # a channel without messages: nowhere to show it
-                log.info("no channel to show progress in: %s", text)
+                log.info("no channel to show the progress of interaction %s in", self.interaction.id)
+                log.debug("the progress was: %s", text)  # may hold a sample of the server's text: only at DEBUG
                 return
             self.fallback = ChannelDisplay(channel)
         await self.fallback.show(text)

@@ -74,7 +74,8 @@ async def tell(interaction: discord.Interaction, message: str) -> None:
         else:
             await interaction.response.send_message(message, ephemeral=True)
     except discord.HTTPException:
-        log.warning("could not tell the user about an error: %s", message)
+        log.warning("could not tell the user of %s about an error", interaction.command and interaction.command.name)
+        log.debug("the error was: %s", message)  # may quote what the user typed: only at DEBUG
 
 
 async def setup(bot: ContinuoBot) -> None:

@@ -59,7 +59,7 @@ async def test_readyz_is_503_until_the_gateway_is_ready_and_while_the_database_i
 
 
 async def test_a_continue_moves_the_command_latency_batch_and_cache_metrics(world, make_bot):
-    bot = await make_bot(model_cache_size=1)
+    await make_bot(model_cache_size=1)
     ok = value("continuo_commands_total", command="continue", outcome="ok")
     mistakes = value("continuo_commands_total", command="continue", outcome="user_error")
     answered = value("continuo_answer_latency_seconds_count", command="continue")
@@ -193,3 +193,22 @@ def test_json_logs_are_one_object_per_line_with_the_ids_in_context():
     assert "\n" not in line
     assert entry["message"] == "answered 3 rows" and entry["level"] == "INFO" and entry["logger"] == "bot.test"
     assert entry["guild_id"] == "1234567890123456789" and entry["interaction_id"] == "42"
+
+
+async def test_no_message_text_reaches_the_logs_above_debug(world, make_bot, caplog):
+    caplog.set_level(logging.INFO)
+    bot = await make_bot()
+    marker = "quokkamarmalade"  # in a recorded message, a seed, a mention and a refused option
+    learned = await world.double.slash_command(world.general, world.ann, "corpus learn", {"channel": world.general})
+    await answer(learned)
+    await world.double.send_message(world.general, world.bob, f"a message about {marker} and more")
+    await world.double.wait_for(lambda: bot.store is not None, 5)
+    seed = f"The night {marker}"
+    reply = await answer(await world.double.slash_command(world.general, world.bob, "continue", {"seed": seed}))
+    assert reply.content.startswith(f"**{seed}**")
+    await world.double.send_message(world.general, world.bob, f"<@{bot.user.id}> {marker} please")
+    await world.double.wait_for(
+        lambda: any(m.reference is not None for m in world.general.history()), 20, "the reply to the mention"
+    )
+    assert marker in " ".join(await bot.store.corpus_texts(world.alpha.id))  # it was handled, and recorded
+    assert marker not in caplog.text
