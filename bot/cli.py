@@ -186,7 +186,6 @@ def run_coordinator(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .settings import BotSettings
     from .sharding import make_bot
 
     overrides = {
@@ -198,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         "model_storage_url": args.model_storage,
         **_shard_settings(args),
     }
-    settings = BotSettings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         raise ContinuoError(
             "DISCORD_TOKEN is not set: put the bot's token in the environment or a .env file "
@@ -304,14 +303,27 @@ async def serve(bot, token: str) -> bool:
 
 
 def _settings(args: argparse.Namespace):
-    from .settings import BotSettings
-
     overrides = {
         "data_dir": getattr(args, "data", None),
         "database_url": getattr(args, "database", None),
         "model_storage_url": getattr(args, "model_storage", None),
     }
-    return BotSettings(**{k: v for k, v in overrides.items() if v is not None})
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def load_settings(**overrides):
+    """BotSettings from the environment, .env and these overrides; a bad value is one line naming the setting."""
+    from pydantic import ValidationError
+
+    from .settings import BotSettings
+
+    try:
+        return BotSettings(**overrides)
+    except ValidationError as e:
+        first = e.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        setting = f"CONTINUO_BOT_{name.upper()}: " if name and name not in overrides else ""
+        raise ContinuoError(f"{setting}{first['msg']}; fix that setting (environment or .env)") from None
 
 
 def run_backup(args: argparse.Namespace) -> int:
