@@ -111,27 +111,30 @@ async def test_the_gateway_state_and_the_event_loop_lag_are_watched(world, make_
     assert value("continuo_event_loop_lag_seconds_count") > lags
 
 
-async def test_a_training_moves_the_job_metrics(world, make_bot):
-    await make_bot()
+@pytest.mark.slow
+async def test_trainings_move_the_job_metrics(world, make_bot):
+    await make_bot(max_training_jobs=1)  # Beta's job waits while Alpha's runs
     succeeded = value("continuo_training_jobs_finished_total", outcome="succeeded")
     timed = value("continuo_training_job_duration_seconds_count", outcome="succeeded")
-    await answer(
-        await world.double.slash_command(
-            world.general, world.ann, "corpus add", {"file": ("chat.txt", CHAT.read_bytes())}
-        ),
-        60,
-    )
-    record = await world.double.slash_command(world.general, world.ann, "train", {"epochs": 1})
-    await world.double.wait_for(lambda: "Training" in (record.content or ""), 60, "the training to start")
-    assert value("continuo_training_jobs_running") == 1
-    await world.double.wait_for(
-        lambda: "new model is in use" in (record.content or "") or "failed" in (record.content or ""),
-        TRAINING_TIMEOUT,
-        "the training to finish",
-    )
-    assert "new model is in use" in record.content
-    assert value("continuo_training_jobs_finished_total", outcome="succeeded") == succeeded + 1
-    assert value("continuo_training_job_duration_seconds_count", outcome="succeeded") == timed + 1
+    records = []
+    for guild in (world.alpha, world.beta):
+        channel = guild.channel("general")
+        upload = {"file": ("chat.txt", CHAT.read_bytes())}
+        await answer(await world.double.slash_command(channel, world.ann, "corpus add", upload), 60)
+        records.append(await world.double.slash_command(channel, world.ann, "train", {"epochs": 1}))
+    await world.double.wait_for(lambda: "queued" in (records[1].content or ""), 60, "Beta's place in line")
+    assert value("continuo_training_jobs_running") == 1 and value("continuo_training_jobs_queued") == 1
+    await asyncio.sleep(0.2)
+    assert value("continuo_training_queue_oldest_age_seconds") > 0
+    for record in records:
+        await world.double.wait_for(
+            lambda record=record: "new model is in use" in (record.content or "") or "failed" in (record.content or ""),
+            TRAINING_TIMEOUT,
+            "the trainings to finish",
+        )
+        assert "new model is in use" in record.content
+    assert value("continuo_training_jobs_finished_total", outcome="succeeded") == succeeded + 2
+    assert value("continuo_training_job_duration_seconds_count", outcome="succeeded") == timed + 2
     assert value("continuo_training_jobs_running") == 0 and value("continuo_training_jobs_queued") == 0
     assert value("continuo_training_queue_oldest_age_seconds") == 0
 
@@ -212,3 +215,28 @@ async def test_no_message_text_reaches_the_logs_above_debug(world, make_bot, cap
     )
     assert marker in " ".join(await bot.store.corpus_texts(world.alpha.id))  # it was handled, and recorded
     assert marker not in caplog.text
+
+
+async def test_readyz_is_503_while_a_postgresql_server_is_down_and_200_once_it_is_back(postgres_server):
+    """A server of its own, stopped as by a crash while the store is open, then started again."""
+    import postgres_server as pg
+
+    from bot.health import HealthServer, store_check
+    from bot.storage.postgres import PostgresStore
+
+    url = pg.start()
+    store = PostgresStore(url, connect_timeout_s=1)
+    health = HealthServer("127.0.0.1", 0, {"database": store_check(store)})
+    try:
+        await store.open()
+        await health.start()
+        assert await get(health.port, "/readyz") == (200, "ready\n")
+        pg.pause(url)
+        status, text = await get(health.port, "/readyz")
+        assert status == 503 and "database: the database postgresql://postgres@/postgres" in text, text
+        pg.resume(url)
+        assert (await get(health.port, "/readyz"))[0] == 200
+    finally:
+        await health.stop()
+        await store.close()
+        pg.stop(url)
