@@ -235,15 +235,15 @@ class ContinuoBot(commands.Bot):
         drain_until = deadline - min(CLOSE_RESERVE_S, timeout_s * 0.3)
         self.stopping = True
         log.info("stopping: finishing the work in flight (at most %.0f s)", timeout_s)
-        busy_until = None
+        idle_since: float | None = None  # nothing in flight since then
         while loop.time() < drain_until:
             if not self._busy():
-                busy_until = busy_until or loop.time()
+                idle_since = idle_since if idle_since is not None else loop.time()
                 quiet = time.monotonic() - self._last_event >= DRAIN_QUIET_S
-                if quiet or loop.time() - busy_until >= DRAIN_QUIET_MAX_S:
+                if quiet or loop.time() - idle_since >= DRAIN_QUIET_MAX_S:
                     break
             else:
-                busy_until = None
+                idle_since = None
             await asyncio.sleep(0.05)
         await self._cut_short()
         await self.training.close(hand_back=True)

@@ -55,7 +55,6 @@ def setup(level: int, fmt: LogFormat = "text") -> None:
         root = logging.getLogger()
         root.addHandler(handler)
         root.setLevel(level)
-        logging.getLogger("discord.http").setLevel(max(level, logging.INFO))  # as discord.py's own setup does
     else:
         discord.utils.setup_logging(level=level)
 
