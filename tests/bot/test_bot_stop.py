@@ -122,7 +122,7 @@ async def test_sigterm_records_every_delivered_message_answers_commands_in_fligh
     guild = await double.add_guild("Alpha")
     general, owner = guild["channels"]["general"], state["owner"]
     user = await double.user("ann", [guild["id"]])
-    bot = make(model=tiny_model_path)
+    bot = make(model=tiny_model_path, CONTINUO_BOT_LOG_FORMAT="json")
     await bot.start()
     learned = await double.wait_done(
         (await double.slash_command(general, owner, "corpus learn", {"channel": {"channel": general}}))["id"]
@@ -145,6 +145,9 @@ async def test_sigterm_records_every_delivered_message_answers_commands_in_fligh
     final = await double.state()
     assert final["unanswered"] == [] and not final["rejected_requests"] and not final["double_errors"]
     assert "Traceback" not in bot.output()
+    logged = [json.loads(line) for line in bot.output().splitlines() if line.strip()]  # every line one object
+    assert [e["message"] for e in logged if e["logger"] == "bot.bot"][-1] == "stopped"
+    assert not any("burst message" in e["message"] for e in logged)
 
 
 async def test_a_stopping_bot_answers_new_commands_restarting(world, make_bot):
