@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
+import signal
+import threading
 from pathlib import Path
 
 import discord
@@ -38,10 +42,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-sync", action="store_true", help="do not register the commands with Discord at start-up")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_log_format_argument(parser)
     add_shard_arguments(parser)
     add_database_arguments(parser)
     parser.set_defaults(run=run)
     add_store_commands(parser)
+
+
+def add_log_format_argument(parser: argparse.ArgumentParser, default=None) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=default,
+        help="text (default: CONTINUO_BOT_LOG_FORMAT, else text) or json: one object per line, with the "
+        "server and interaction ids",
+    )
 
 
 def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
@@ -151,6 +166,7 @@ def add_coordinator_command(commands) -> None:
         "--max-jobs", type=_positive, metavar="N", help="jobs run at once (default: CONTINUO_BOT_MAX_TRAINING_JOBS)"
     )
     coordinator.add_argument("--log-level", default=argparse.SUPPRESS, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_log_format_argument(coordinator, default=argparse.SUPPRESS)
     coordinator.set_defaults(run=run_coordinator)
 
 
@@ -164,17 +180,12 @@ def run_coordinator(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update={k: v for k, v in changes.items() if v is not None})
     if args.ray_address:
         settings = settings.model_copy(update={"ray": replace(settings.ray, address=args.ray_address)})
-    if not logging.getLogger().handlers:
-        discord.utils.setup_logging(level=getattr(logging, getattr(args, "log_level", "INFO")))
-    try:
-        asyncio.run(serve(settings))
-    except KeyboardInterrupt:
-        pass
-    return 0
+    _setup_logging(args, settings)
+    with stop_watchdog(settings.stop_timeout_s):
+        return 0 if asyncio.run(serve(settings)) else EXIT_STOP_TIMED_OUT
 
 
 def run(args: argparse.Namespace) -> int:
-    from .settings import BotSettings
     from .sharding import make_bot
 
     overrides = {
@@ -186,22 +197,89 @@ def run(args: argparse.Namespace) -> int:
         "model_storage_url": args.model_storage,
         **_shard_settings(args),
     }
-    settings = BotSettings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         raise ContinuoError(
             "DISCORD_TOKEN is not set: put the bot's token in the environment or a .env file "
             "(see the README, 'Discord bot')"
         )
-    if not logging.getLogger().handlers:  # leave a host's (or a test runner's) logging alone
-        discord.utils.setup_logging(level=getattr(logging, args.log_level))
+    _setup_logging(args, settings)
+    with stop_watchdog(settings.stop_timeout_s):
+        stopped = asyncio.run(serve(make_bot(settings), settings.discord_token.get_secret_value().strip()))
+    return 0 if stopped else EXIT_STOP_TIMED_OUT
+
+
+def _setup_logging(args: argparse.Namespace, settings) -> None:
+    from . import logs
+
+    fmt = getattr(args, "log_format", None) or settings.log_format
+    logs.setup(getattr(logging, getattr(args, "log_level", "INFO")), fmt)  # leaves a host's logging alone
+
+
+EXIT_STOP_TIMED_OUT = 1  # a stop that did not finish within CONTINUO_BOT_STOP_TIMEOUT_S (and a few seconds more)
+STOP_GRACE_S = 5.0  # beyond the stop timeout, before the watchdog ends the process
+
+
+@contextlib.contextmanager
+def stop_watchdog(timeout_s: float):
+    """Armed by the first SIGTERM or SIGINT (see `on_stop_signals`): ends the process if the stop hangs."""
+    timers: list[threading.Timer] = []
+
+    def expire() -> None:
+        logging.getLogger(__name__).error(
+            "the stop took longer than %.0f s; ending the process (what was in flight may be lost)", timeout_s
+        )
+        logging.shutdown()
+        os._exit(EXIT_STOP_TIMED_OUT)
+
+    def arm() -> None:
+        if not timers:
+            timers.append(threading.Timer(timeout_s + STOP_GRACE_S, expire))
+            timers[0].daemon = True
+            timers[0].start()
+
+    _watchdogs.append(arm)
     try:
-        asyncio.run(serve(make_bot(settings), settings.discord_token.get_secret_value().strip()))
-    except KeyboardInterrupt:
-        pass
-    return 0
+        yield
+    finally:
+        _watchdogs.remove(arm)
+        for timer in timers:
+            timer.cancel()
 
 
-async def serve(bot, token: str) -> None:
+_watchdogs: list = []
+
+
+def on_stop_signals(stop) -> None:
+    """SIGTERM (systemd, Docker, Kubernetes) and SIGINT (Ctrl-C) call `stop()` once, on the running loop."""
+    loop = asyncio.get_running_loop()
+    asked: list[int] = []
+
+    def handle(signum: int) -> None:
+        if asked:
+            logging.getLogger(__name__).info("already stopping (signal %d again)", signum)
+            return
+        asked.append(signum)
+        logging.getLogger(__name__).info("signal %d: stopping", signum)
+        for arm in _watchdogs:
+            arm()
+        stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, handle, signum)
+        except (ValueError, RuntimeError, NotImplementedError):  # not the main thread: the host handles signals
+            return
+
+
+async def serve(bot, token: str) -> bool:
+    """Run the bot until it is closed or a SIGTERM/SIGINT stops it; whether it stopped in time."""
+    stopping: list[asyncio.Task] = []
+
+    def stop() -> None:
+        stopping.append(asyncio.create_task(bot.shutdown(), name="continuo-stop"))
+
+    on_stop_signals(stop)
     async with bot:
         try:
             await bot.start(token)
@@ -215,17 +293,37 @@ async def serve(bot, token: str) -> None:
                 "Discord refused the Message Content intent: enable it in the Developer Portal "
                 "(Bot > Privileged Gateway Intents > Message Content Intent)"
             ) from None
+        if stopping:  # start() returns once the stop closed the gateway; the rest of the stop finishes here
+            try:
+                await asyncio.wait_for(asyncio.shield(stopping[0]), bot.settings.stop_timeout_s + STOP_GRACE_S)
+            except TimeoutError:
+                logging.getLogger(__name__).error("the stop did not finish in time")
+                return False
+    return True
 
 
 def _settings(args: argparse.Namespace):
-    from .settings import BotSettings
-
     overrides = {
         "data_dir": getattr(args, "data", None),
         "database_url": getattr(args, "database", None),
         "model_storage_url": getattr(args, "model_storage", None),
     }
-    return BotSettings(**{k: v for k, v in overrides.items() if v is not None})
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def load_settings(**overrides):
+    """BotSettings from the environment, .env and these overrides; a bad value is one line naming the setting."""
+    from pydantic import ValidationError
+
+    from .settings import BotSettings
+
+    try:
+        return BotSettings(**overrides)
+    except ValidationError as e:
+        first = e.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        setting = f"CONTINUO_BOT_{name.upper()}: " if name and name not in overrides else ""
+        raise ContinuoError(f"{setting}{first['msg']}; fix that setting (environment or .env)") from None
 
 
 def run_backup(args: argparse.Namespace) -> int:

@@ -218,8 +218,9 @@ class ClusterTraining:
         except Exception:  # noqa: BLE001 - a lost progress message must not stop following the job
             log.warning("could not show training progress for guild %s", ticket.guild_id, exc_info=True)
 
-    async def close(self) -> None:
-        """Stop following; the jobs go on in the coordinator, and a restarted process follows them again."""
+    async def close(self, hand_back: bool = False) -> None:
+        """Stop following; the jobs go on in the coordinator, and a restarted process follows them again
+        (a stop has nothing to hand back: the coordinator holds the jobs)."""
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

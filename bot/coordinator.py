@@ -14,7 +14,6 @@ import asyncio
 import functools
 import logging
 import shutil
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from core import ContinuoError, JobRunner, TrainRequest, TrainResult
 
+from . import metrics
 from .cluster import progress_json
 from .server_corpus import ServerCorpus
 from .settings import BotSettings
@@ -71,6 +71,11 @@ class Coordinator:
     def stop(self) -> None:
         self._stopping.set()
 
+    async def check_running(self) -> None:
+        """Readiness: the coordinator takes jobs (not stopping)."""
+        if self._stopping.is_set():
+            raise ContinuoError("stopping")
+
     async def recover(self) -> list[TrainingJobRecord]:
         """Jobs a previous coordinator left running (it died or stopped) go back to the queue, in their order."""
         left = [j for j in await self.store.unfinished_jobs() if j.status == "running" and j.id not in self._running]
@@ -85,7 +90,12 @@ class Coordinator:
         """Start queued jobs, oldest first, one per server, while fewer than max_training_jobs run; their ids."""
         started = []
         busy = {guild for guild, _ in self._running.values()}
-        for job in await self.store.unfinished_jobs():
+        unfinished = await self.store.unfinished_jobs()
+        queued = [job for job in unfinished if job.status == "queued" and job.id not in self._running]
+        metrics.TRAINING_JOBS_QUEUED.set(len(queued))
+        oldest = min((job.created_at for job in queued), default=None)
+        metrics.TRAINING_QUEUE_OLDEST_AGE.set((utcnow() - oldest).total_seconds() if oldest is not None else 0.0)
+        for job in unfinished:
             if len(self._running) >= self.settings.max_training_jobs:
                 break
             if job.status != "queued" or job.id in self._running or job.guild_id in busy:
@@ -95,10 +105,12 @@ class Coordinator:
             self._running[job.id] = (job.guild_id, task)
             task.add_done_callback(functools.partial(self._forget, job.id))
             started.append(job.id)
+        metrics.TRAINING_JOBS_RUNNING.set(len(self._running))
         return started
 
     def _forget(self, job_id: int, _task: asyncio.Task) -> None:
         self._running.pop(job_id, None)
+        metrics.TRAINING_JOBS_RUNNING.set(len(self._running))
 
     async def close(self) -> None:
         """Stop: running jobs are cancelled and queued again, to resume when a coordinator runs next."""
@@ -109,6 +121,12 @@ class Coordinator:
 
     # --- one job
     async def _train(self, record: TrainingJobRecord) -> None:
+        started = time.monotonic()
+
+        def finished(outcome: str) -> None:
+            metrics.TRAINING_JOBS_FINISHED.labels(outcome).inc()
+            metrics.TRAINING_JOB_SECONDS.labels(outcome).observe(time.monotonic() - started)
+
         loop = asyncio.get_running_loop()
         staging = self.staging_dir / f"job-{record.id}"
         job, relay = None, None
@@ -150,6 +168,7 @@ class Coordinator:
             await self.store.update_job(
                 record.id, status="succeeded", finished_at=utcnow(), val_perplexity=result.card.val_perplexity
             )
+            finished("succeeded")
             log.info(
                 "job %s of guild %s: new model published (validation perplexity %.1f)",
                 record.id,
@@ -157,6 +176,7 @@ class Coordinator:
                 result.card.val_perplexity,
             )
         except asyncio.CancelledError:
+            finished("handed_back")
             if job is not None:
                 job.cancel()
             try:
@@ -168,6 +188,7 @@ class Coordinator:
             reason = str(e) if isinstance(e, ContinuoError) else f"{type(e).__name__}: {e}"
             if not isinstance(e, ContinuoError):
                 log.exception("job %s of guild %s failed", record.id, record.guild_id)
+            finished("failed")
             await self.store.update_job(record.id, status="failed", finished_at=utcnow(), error=reason[:500])
         finally:
             if relay is not None:
@@ -202,10 +223,16 @@ def publisher(versions) -> Publish:
     return publish
 
 
-async def serve(settings: BotSettings, runner: JobRunner | None = None) -> None:
-    """Open the store, run the coordinator until SIGINT or SIGTERM, close the store."""
+async def serve(settings: BotSettings, runner: JobRunner | None = None) -> bool:
+    """Open the store, run the coordinator until SIGINT or SIGTERM, close the store; whether it stopped in time.
+
+    A stop takes no new job, hands the running ones back to the queue (a coordinator started later resumes
+    them from their last finished epoch) and closes the store, within stop_timeout_s.
+    """
     from core import open_bundle_storage
 
+    from .cli import on_stop_signals
+    from .health import HealthServer, ray_check, storage_check, store_check
     from .storage import open_store, redact
     from .storage.versions import ModelVersions
 
@@ -215,6 +242,7 @@ async def serve(settings: BotSettings, runner: JobRunner | None = None) -> None:
         write_retry_s=settings.database_write_retry_s,
     )
     await store.open()
+    health = None
     try:
         versions = ModelVersions(
             store,
@@ -222,16 +250,34 @@ async def serve(settings: BotSettings, runner: JobRunner | None = None) -> None:
             settings.model_versions_kept,
             settings.model_poll_s,
         )
-        coordinator = Coordinator(store, runner or make_runner(settings), settings, publisher(versions))
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, coordinator.stop)
+        runner = runner or make_runner(settings)
+        coordinator = Coordinator(store, runner, settings, publisher(versions))
+        on_stop_signals(coordinator.stop)
+        if settings.metrics_port is not None:
+            health = HealthServer(
+                settings.metrics_host,
+                settings.metrics_port,
+                {
+                    "database": store_check(store),
+                    "model storage": storage_check(versions.storage),
+                    "ray": ray_check(runner),
+                    "coordinator": coordinator.check_running,
+                },
+            )
+            await health.start()
         log.info(
             "coordinator: jobs from %s on %s, %d at a time",
             redact(settings.database),
             settings.coordinator_runner,
             settings.max_training_jobs,
         )
-        await coordinator.run()
+        watch = asyncio.create_task(metrics.watch_event_loop())
+        try:
+            await coordinator.run()
+        finally:
+            watch.cancel()
     finally:
+        if health is not None:
+            await health.stop()
         await store.close()
+    return True

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from core import MIN_TOKENS, exit_with_parent
 
+from . import metrics
 from .server_corpus import ServerCorpus
 
 log = logging.getLogger(__name__)
@@ -64,12 +65,19 @@ class InstantModels:
         async with lock:
             generation = self._generation.get(guild_id, 0)
             if await self.corpus.tokens(guild_id) < MIN_TOKENS:
+                metrics.INSTANT_MODEL_BUILDS.labels("too_small").inc()
                 return None
             text, name = await self.corpus.text(guild_id)
             out = self.guilds_dir / str(int(guild_id)) / f"{PREFIX}{time.time_ns()}"
             started = time.monotonic()
             loop = asyncio.get_running_loop()
-            path = Path(await loop.run_in_executor(self._workers(), _build, text, str(out), name))
+            try:
+                path = Path(await loop.run_in_executor(self._workers(), _build, text, str(out), name))
+            except Exception:
+                metrics.INSTANT_MODEL_BUILDS.labels("failed").inc()
+                raise
+            metrics.INSTANT_MODEL_BUILDS.labels("built").inc()
+            metrics.INSTANT_MODEL_BUILD_SECONDS.observe(time.monotonic() - started)
             if self._generation.get(guild_id, 0) != generation:  # a forget came while it counted the old text
                 shutil.rmtree(path, ignore_errors=True)
                 return None

@@ -17,6 +17,7 @@ import numpy as np
 
 from core import BundleError, GenerationConfig, LanguageModel, load
 
+from . import metrics
 from .storage.versions import ModelVersions
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,9 @@ class ModelService:
         model = self._cache.get(path)
         if model is not None:
             self._cache.move_to_end(path)
+            metrics.MODEL_CACHE_HITS.inc()
             return model
+        metrics.MODEL_CACHE_MISSES.inc()
         pending = self._loading.get(path)
         if pending is None:  # one load per bundle, however many requests wait for it
             pending = self._loading[path] = asyncio.ensure_future(self._load(path))
@@ -179,7 +182,10 @@ class ModelService:
             dropped = next((p for p in older if self._cache[p].model is None), older[0])
             del self._cache[dropped]
             self._sizes.pop(dropped, None)
+            metrics.MODEL_CACHE_EVICTIONS.inc()
             log.info("dropped %s from the model cache", dropped)
+        metrics.MODEL_CACHE_BYTES.set(self.cached_bytes)
+        metrics.MODEL_CACHE_MODELS.set(len(self._cache))
 
     @property
     def cached_bytes(self) -> int:
@@ -279,6 +285,7 @@ class ModelService:
         waiting = self._waiting[key]
         while waiting:
             batch = waiting[:size]
+            metrics.DECODE_BATCH_ROWS.observe(len(batch) * config.num_return_sequences)
             try:
                 results: list[list[str] | Exception] = list(
                     await self.run(model.generate_batch, [seed for seed, _ in batch], config)

@@ -33,6 +33,20 @@ async def answer(
         await interaction.response.send_message(**message, ephemeral=ephemeral)
 
 
+RESTARTING = "I'm restarting right now: please ask again in a minute."
+
+
+async def tell_restarting(interaction: discord.Interaction) -> None:
+    """The answer to a command that a stop refused or cut short (privately, whether or not it was deferred)."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(RESTARTING, ephemeral=True)
+        else:
+            await interaction.response.send_message(RESTARTING, ephemeral=True)
+    except discord.HTTPException as e:  # too late for Discord, or the gateway already gone
+        log.info("could not tell interaction %s that the bot restarts: %s", interaction.id, e)
+
+
 INTERACTION_EDIT_WINDOW_S = 14 * 60  # Discord lets a bot edit its answer to an interaction for 15 minutes
 
 
@@ -77,7 +91,8 @@ class InteractionDisplay:
         if self.fallback is None:
             channel = self.interaction.channel
             if not isinstance(channel, discord.abc.Messageable):  # a channel without messages: nowhere to show it
-                log.info("no channel to show progress in: %s", text)
+                log.info("no channel to show the progress of interaction %s in", self.interaction.id)
+                log.debug("the progress was: %s", text)  # may hold a sample of the server's text: only at DEBUG
                 return
             self.fallback = ChannelDisplay(channel)
         await self.fallback.show(text)

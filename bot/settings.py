@@ -63,6 +63,11 @@ class BotSettings(BaseSettings):
         default_factory=lambda: TrainConfig(epochs=10, max_minutes=60)
     )  # training settings; /train's epochs override
 
+    stop_timeout_s: float = Field(default=25.0, gt=0)  # on SIGTERM: finish, write and close within this (k8s: 30 s)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)  # /metrics, /healthz, /readyz here; None: off
+    metrics_host: str = "127.0.0.1"  # the address they listen on (0.0.0.0: every interface)
+    log_format: Literal["text", "json"] = "text"  # json: one object per line (--log-format)
+
     @model_validator(mode="after")
     def _shards_fit(self) -> BotSettings:
         if self.shard_ids is not None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
+import threading
 from collections.abc import Container
 from dataclasses import asdict, fields
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from .errors import ContinuoError
+from .errors import Cancelled, ContinuoError
 
 EXIT_USER_ERROR = 2  # a mistake the user can fix; the message says how
 
@@ -23,6 +25,9 @@ class CommandParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
+EXIT_TERMINATED = 143  # stopped by SIGTERM before the end (128 + 15, as a shell reports it); 130 for Ctrl-C
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,21 +127,36 @@ def run_train(args) -> int:
     train_config = TrainConfig(**_dataclass_values(args, TrainConfig)).validate()
     valid_text = read_text(args.valid) if args.valid else None
     checkpoints = get_settings().checkpoints_dir / Path(out).name
-    # checked before any work: the folders are writable with room, and no other run trains this name
-    with training_guard(out, checkpoints, model_config, train_config), _ProgressBar(enabled=not args.quiet) as bar:
-        if args.no_resume:
-            shutil.rmtree(checkpoints, ignore_errors=True)
-        result = train(
-            text,
-            out,
-            model_config,
-            train_config,
-            name=name,
-            corpus_name=corpus_name,
-            valid_text=valid_text,
-            on_progress=bar.update,
-            checkpoint_dir=checkpoints,
-        )
+    terminated = threading.Event()  # SIGTERM (systemd, Docker, Kubernetes): stop at the next batch, keep the checkpoint
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: terminated.set())
+    try:
+        # checked before any work: the folders are writable with room, and no other run trains this name
+        with (
+            training_guard(out, checkpoints, model_config, train_config),
+            _ProgressBar(enabled=not args.quiet) as bar,
+        ):
+            if args.no_resume:
+                shutil.rmtree(checkpoints, ignore_errors=True)
+            result = train(
+                text,
+                out,
+                model_config,
+                train_config,
+                name=name,
+                corpus_name=corpus_name,
+                valid_text=valid_text,
+                on_progress=bar.update,
+                checkpoint_dir=checkpoints,
+                should_stop=terminated.is_set,
+            )
+    except Cancelled as e:
+        if not terminated.is_set():
+            raise
+        kept = "" if "nothing was saved" in str(e) else "; its last finished epoch is kept: run it again to resume"
+        print(f"continuo: stopped by SIGTERM ({e}){kept}", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     card = result.card
     print(
         f"saved {result.path} — validation perplexity {card.val_perplexity:.2f} after {card.epochs} epochs "

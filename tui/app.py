@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 from collections.abc import Iterable
 from functools import partial
 from multiprocessing import resource_tracker
@@ -75,6 +78,14 @@ class ContinuoApp(WorkerSafetyNet, App[None]):
         self.open_model(self._first_model)
         if self.train_source:
             self.switch_mode("train")
+        # SIGTERM (a closing terminal emulator, systemd, a container's stop) quits as Ctrl-Q does: the training
+        # worker stops its job, whose last finished epoch stays in its checkpoint, and the terminal is restored
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # no loop signals here (Windows)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.exit)
+
+    def on_unmount(self) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
 
     # --- the active model
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 
 import discord
 from discord import app_commands
@@ -11,10 +12,11 @@ from discord.ext import commands
 
 from core import ContinuoError
 
+from .. import metrics
 from ..bot import ContinuoBot
 from ..checks import cooldown, guild_id
 from ..decoding import decoding
-from ..replies import answer
+from ..replies import RESTARTING, answer
 from ..text import format_continuations
 
 log = logging.getLogger(__name__)
@@ -101,12 +103,21 @@ class ContinueText(commands.Cog):
             log.debug("mention from %s ignored: cooldown", message.author.id)
             return
         seed = re.sub(rf"<@!?{me.id}>", " ", message.content).strip()
+        started, outcome = time.monotonic(), "ok"
         try:
-            text = await self.continuation(message.guild.id, seed)
+            if self.bot.stopping:
+                outcome, text = "restarting", RESTARTING
+            else:
+                text = await self.continuation(message.guild.id, seed)
         except NothingToContinue:
-            text = "Mention me with a few words and I'll continue them, or use /continue."
+            outcome, text = "user_error", "Mention me with a few words and I'll continue them, or use /continue."
         except ContinuoError as e:
-            text = str(e)
+            outcome, text = "user_error", str(e)
+        except Exception:
+            metrics.COMMANDS.labels("mention", "error").inc()
+            raise
+        metrics.COMMANDS.labels("mention", outcome).inc()
+        metrics.ANSWER_LATENCY.labels("mention").observe(time.monotonic() - started)
         try:
             await message.reply(text, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as e:  # e.g. a channel where the bot may read but not write

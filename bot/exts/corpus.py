@@ -378,7 +378,8 @@ class Corpus(commands.Cog):
             if not await self.room_for(message, len(entry.text)):
                 return
             await self.bot.store.record([entry])
-        await self.bot.retraining.corpus_grew(message.guild.id, message.guild.name)
+        if not self.bot.stopping:  # a stop starts no training
+            await self.bot.retraining.corpus_grew(message.guild.id, message.guild.name)
 
     async def room_for(self, message: discord.Message, adding: int) -> bool:
         """At the size cap, recording pauses (nothing is dropped) and the channel is told once."""

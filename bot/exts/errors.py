@@ -55,6 +55,7 @@ class Errors(commands.Cog):
 
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         message = describe(error, interaction)
+        self.bot.count_command(interaction, "error" if message is None else "user_error")
         if message is None:
             log.error(
                 "command %s failed",
@@ -73,7 +74,8 @@ async def tell(interaction: discord.Interaction, message: str) -> None:
         else:
             await interaction.response.send_message(message, ephemeral=True)
     except discord.HTTPException:
-        log.warning("could not tell the user about an error: %s", message)
+        log.warning("could not tell the user of %s about an error", interaction.command and interaction.command.name)
+        log.debug("the error was: %s", message)  # may quote what the user typed: only at DEBUG
 
 
 async def setup(bot: ContinuoBot) -> None:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from core import ContinuoError
 
+from ..metrics import STORE_WRITE_RETRIES
 from .base import ModelPointer
 from .store import Mode, Row, SQLStore, Tx, drive
 
@@ -119,6 +120,7 @@ class SQLiteDatabase:
                             "using that file and try again"
                         ) from None
                     log.warning("%s is locked by another process (%s); %s waits and retries", self.path, e, what)
+                    STORE_WRITE_RETRIES.labels(what).inc()
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 5.0)
 
@@ -226,3 +228,9 @@ class SQLiteStore(SQLStore):
     def __init__(self, path: str | Path, busy_timeout_s: float = 5.0, write_retry_s: float = 600.0):
         super().__init__(SQLiteDatabase(path, busy_timeout_s, write_retry_s))
         self.path = Path(path)
+
+    async def ping(self) -> None:
+        """Raise unless the file is still where it was opened and answers a query (for /readyz)."""
+        if not self.path.is_file():
+            raise ContinuoError(f"{self.path} is missing")
+        await super().ping()

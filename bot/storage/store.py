@@ -24,6 +24,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, over
 
 from core import ContinuoError
 
+from ..metrics import measure_writes
 from ..text import count_tokens
 from .base import (
     UNFINISHED,
@@ -166,6 +167,7 @@ def _marks(values: Sequence) -> str:
     return ", ".join("?" for _ in values)
 
 
+@measure_writes
 class SQLStore:
     """Store on a SQL database: each method is one transaction."""
 
@@ -191,6 +193,11 @@ class SQLStore:
 
     async def close(self) -> None:
         await self.db.close()
+
+    @read
+    async def ping(self, tx: Tx) -> None:
+        """Raise unless the database answers a query (for /readyz)."""
+        await tx.rows("SELECT 1")
 
     @staticmethod
     async def _guild(tx: Tx, guild_id: int) -> None:

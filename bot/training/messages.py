@@ -54,6 +54,17 @@ def interrupted(guild_name: str) -> str:
     )
 
 
+def handed_back(guild_name: str) -> str:
+    return (
+        f"⏸️ Training **{guild_name}**'s model paused: the bot is restarting. It carries on when the bot is back, "
+        "from its last finished epoch; the previous model stays in use meanwhile."
+    )
+
+
+def resumed(guild_name: str) -> str:
+    return f"▶️ The bot is back: training **{guild_name}**'s model carries on from its last finished epoch."
+
+
 async def sample(models: ModelService, guild_id: int, corpus: str, config: GenerationConfig, words: int = 3) -> str:
     """A continuation by the server's new model of the first words of one of the corpus's last lines."""
     tokenizer = Tokenizer()  # the segmentation training used: three characters of a line of Chinese, say

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from core import ContinuoError, Job, JobRunner, Progress, TrainRequest, check_corpus_size
 
+from .. import metrics
 from ..decoding import SAMPLE_WORDS, decoding
 from ..models import ModelService
 from ..server_corpus import ServerCorpus
@@ -42,6 +44,7 @@ class Ticket:
     latest: Progress | None = None  # the last progress report from the training process
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     job: Job | None = None  # the runner's job once it started
+    notice: str = ""  # what the training found at its start, e.g. that it resumes from a checkpoint
 
     @property
     def guild_id(self) -> int:
@@ -60,6 +63,17 @@ class TrainingQueue:
         self._tasks: set[asyncio.Task] = set()
         self._submitting: set[int] = set()  # servers whose request is between its checks and the queue
         self._closing = False
+        self._hand_back = False  # a stop: running jobs are queued again, to resume at the next start
+        metrics.TRAINING_QUEUE_OLDEST_AGE.set_function(self._oldest_age)
+
+    def _oldest_age(self) -> float:
+        if not self._waiting:
+            return 0.0
+        return max(0.0, (utcnow() - self._waiting[0].record.created_at).total_seconds())
+
+    def _count(self) -> None:
+        metrics.TRAINING_JOBS_QUEUED.set(len(self._waiting))
+        metrics.TRAINING_JOBS_RUNNING.set(len(self._running))
 
     # --- asking
     def ticket(self, guild_id: int) -> Ticket | None:
@@ -101,6 +115,7 @@ class TrainingQueue:
         finally:
             self._submitting.discard(guild_id)
         self._start_waiting()
+        self._count()
         await self._show_places()
         return ticket
 
@@ -130,6 +145,12 @@ class TrainingQueue:
     # --- training
     async def _train(self, ticket: Ticket) -> None:
         relay = None
+        started = time.monotonic()
+
+        def finished(outcome: str) -> None:
+            metrics.TRAINING_JOBS_FINISHED.labels(outcome).inc()
+            metrics.TRAINING_JOB_SECONDS.labels(outcome).observe(time.monotonic() - started)
+
         try:
             read_at = utcnow()  # a model trained from text read after a forget may be served again
             text, name = await self.corpus.text(ticket.guild_id)
@@ -145,6 +166,7 @@ class TrainingQueue:
             await self.store.update_job(
                 ticket.record.id, status="succeeded", finished_at=utcnow(), val_perplexity=card.val_perplexity
             )
+            finished("succeeded")
             server = await self.store.guild_settings(ticket.guild_id)
             sample = await messages.sample(
                 self.models, ticket.guild_id, text, decoding(self.settings, server, words=SAMPLE_WORDS)
@@ -152,13 +174,19 @@ class TrainingQueue:
             await self._show(ticket, messages.succeeded(ticket.guild_name, card, sample))
         except asyncio.CancelledError:
             if ticket.job is not None:
-                ticket.job.cancel()
-            await self._finish_interrupted(ticket)
+                ticket.job.cancel()  # its last finished epoch is in its checkpoint
+            if self._hand_back:
+                finished("handed_back")
+                await self._hand_back_job(ticket)
+            else:
+                finished("interrupted")
+                await self._finish_interrupted(ticket)
             raise
         except Exception as e:  # noqa: BLE001 - any failure keeps the old model and is reported
             reason = str(e) if isinstance(e, ContinuoError) else f"{type(e).__name__}: {e}"
             if not isinstance(e, ContinuoError):
                 log.exception("training for guild %s failed", ticket.guild_id)
+            finished("failed")
             await self.store.update_job(ticket.record.id, status="failed", finished_at=utcnow(), error=reason[:500])
             await self._show(ticket, messages.failed(ticket.guild_name, reason))
         finally:
@@ -166,6 +194,7 @@ class TrainingQueue:
                 relay.cancel()
             self._running.pop(ticket.guild_id, None)
             self._start_waiting()
+            self._count()
             if not self._closing:
                 await self._show_places()
 
@@ -202,7 +231,16 @@ class TrainingQueue:
             pass
         await self._show(ticket, messages.interrupted(ticket.guild_name))
 
+    async def _hand_back_job(self, ticket: Ticket) -> None:
+        try:
+            await self.store.update_job(ticket.record.id, status="queued")
+        except Exception:  # noqa: BLE001 - the store may be gone; start-up then reports it interrupted
+            log.warning("could not hand back the training of guild %s", ticket.guild_id, exc_info=True)
+        await self._show(ticket, messages.handed_back(ticket.guild_name))
+
     def _progress(self, ticket: Ticket, progress: Progress) -> None:
+        if progress.phase == "start" and progress.message:
+            ticket.notice = progress.message
         if progress.val_perplexity is None and ticket.latest is not None:  # batch reports carry no perplexity
             progress = replace(progress, val_perplexity=ticket.latest.val_perplexity)
         ticket.latest = progress
@@ -213,14 +251,24 @@ class TrainingQueue:
         while True:
             await ticket.changed.wait()
             ticket.changed.clear()
-            await self._show(ticket, messages.progress(ticket.guild_name, ticket.latest))
+            note = f"\n{ticket.notice[:1].upper()}{ticket.notice[1:]}." if ticket.notice else ""
+            await self._show(ticket, messages.progress(ticket.guild_name, ticket.latest) + note)
             await asyncio.sleep(self.settings.progress_interval_s)
 
-    async def close(self) -> None:
-        """Stop all jobs: running ones are cancelled and recorded as interrupted, queued ones too."""
+    async def close(self, hand_back: bool = False) -> None:
+        """Stop all jobs: running ones are cancelled and recorded as interrupted, queued ones too.
+
+        With `hand_back` (a stop): they stay queued instead, and the next start runs them again;
+        a running one resumes from its last finished epoch.
+        """
         self._closing = True
+        self._hand_back = self._hand_back or hand_back
         for ticket in self._waiting:
-            await self._finish_interrupted(ticket)
+            if self._hand_back:
+                metrics.TRAINING_JOBS_FINISHED.labels("handed_back").inc()
+                await self._show(ticket, messages.handed_back(ticket.guild_name))
+            else:
+                await self._finish_interrupted(ticket)
         self._waiting.clear()
         for task in list(self._tasks):
             task.cancel()

@@ -32,3 +32,12 @@ async def test_a_rejected_token_is_one_line(world, monkeypatch, tmp_path, tiny_m
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("python -m bot: error: DISCORD_TOKEN was rejected by Discord:")
     assert "\n" not in err and "Traceback" not in err
+
+
+def test_a_bad_setting_in_the_environment_is_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("DISCORD_TOKEN", "x")
+    monkeypatch.setenv("CONTINUO_BOT_METRICS_PORT", "not-a-port")
+    monkeypatch.chdir(tmp_path)
+    assert main(["--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("python -m bot: error: CONTINUO_BOT_METRICS_PORT: ") and "\n" not in err

@@ -202,6 +202,9 @@ async def test_the_local_cluster_script_runs_the_whole_cluster_against_the_doubl
     )
     folder = tempfile.mkdtemp(prefix="ccl-", dir="/tmp")  # short: Ray's socket paths; reachable by postgres
     env = cluster_env(double.base_url, state["token"], folder, tiny_model_path, bot_settings)
+    base = free_port()
+    env["CONTINUO_CLUSTER_METRICS_PORT"] = str(base)
+    ports = {"coordinator": base, "bot-0": base + 1, "bot-1": base + 2}  # as the script numbers them
     store = None
     try:
         guilds = []
@@ -219,6 +222,18 @@ async def test_the_local_cluster_script_runs_the_whole_cluster_against_the_doubl
 
         await double.wait_for(both_connected, 180, "both bot processes to connect and sync")
 
+        # every process serves its metrics and says it is ready (the coordinator: database, storage and Ray)
+        async def all_ready():
+            return all([(await scrape(port, "/readyz"))[0] == 200 for port in ports.values()])
+
+        await double.wait_for(all_ready, 120, "every process's /readyz")
+        for name, port in ports.items():
+            status, body = await scrape(port, "/metrics")
+            assert status == 200 and "continuo_event_loop_lag_seconds_bucket" in body, name
+        shown = await script(env, "status")
+        assert all(f"{name} running" in shown for name in ports) and shown.count(", ready (") == 3, shown
+        continued = sum([await metric(ports[b], "continuo_commands_total", command="continue") for b in BOTS])
+
         async def ask(guild, name, options, timeout=60):
             sent = await double.slash_command(guild["channels"]["general"], owner, name, options)
             return await double.wait_done(sent["id"], timeout)
@@ -227,6 +242,11 @@ async def test_the_local_cluster_script_runs_the_whole_cluster_against_the_doubl
         for guild in guilds:
             answer = await ask(guild, "continue", {"seed": "The night", "words": 3})
             assert answer["shards"] == [[shard_of(int(guild["id"]), 2), 2]] and answer["callbacks"] == 1
+        after = sum([await metric(ports[b], "continuo_commands_total", command="continue") for b in BOTS])
+        assert after == continued + len(guilds)  # each counted once, by the process that answered it
+        alpha_bot = f"bot-{shard_of(int(alpha['id']), 2)}"
+        trained_before = await metric(ports["coordinator"], "continuo_training_jobs_finished_total")
+        train_commands = await metric(ports[alpha_bot], "continuo_commands_total", command="train")
 
         # each server its own text: Alpha chat, Beta verse
         for guild, corpus in ((alpha, "chat"), (beta, "verse")):
@@ -249,6 +269,9 @@ async def test_the_local_cluster_script_runs_the_whole_cluster_against_the_doubl
         assert "new model is in use" in result["content"], result["content"]
         assert result["shards"] == [[shard_of(int(alpha["id"]), 2), 2]]
         assert "started as ray-" in (Path(folder) / "logs" / "coordinator.log").read_text()
+        assert await metric(ports[alpha_bot], "continuo_commands_total", command="train") == train_commands + 1
+        assert await metric(ports["coordinator"], "continuo_training_jobs_finished_total") == trained_before + 1
+        assert await metric(ports["coordinator"], "continuo_training_job_duration_seconds_count") >= 1
         store = open_store(f"postgresql://postgres@/continuo?host={folder}/pg")
         await store.open()
         trained = await store.last_job(int(alpha["id"]))
@@ -301,6 +324,41 @@ async def test_the_local_cluster_script_runs_the_whole_cluster_against_the_doubl
         process.terminate()
         process.wait(10)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+BOTS = ("bot-0", "bot-1")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def scrape(port: int, path: str) -> tuple[int, str]:
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}{path}") as response:
+            return response.status, await response.text()
+    except aiohttp.ClientConnectionError:
+        return 0, ""
+
+
+async def metric(port: int, name: str, **labels: str) -> float:
+    """The sum of a metric's samples with those labels, as the process's /metrics shows it now."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, body = await scrape(port, "/metrics")
+    assert status == 200, f"no /metrics on port {port}"
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 async def _contains(double, interaction_id: str, text: str) -> bool:

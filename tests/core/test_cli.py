@@ -167,3 +167,33 @@ def test_over_large_file_is_refused(capsys, tmp_path, monkeypatch):
     get_settings.cache_clear()
     code, _, err = run(capsys, "train", str(big))
     assert code == 2 and "over the 0.1 MB limit" in err and "CONTINUO_MAX_FILE_MB" in err
+
+
+@pytest.mark.slow
+def test_train_stopped_by_sigterm_keeps_its_checkpoint_and_a_rerun_resumes(tmp_path, continuo_home):
+    import os
+    import signal
+    import time
+
+    from testdata import REPO
+
+    argv = [sys.executable, "-c", "import sys; from core.cli import main; sys.exit(main())", "train", str(VERSE)]
+    argv += ["--name", "mine", "--window", "8", "--embedding-dim", "16", "--units", "16", "--epochs", "4"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CONTINUO_HOME": str(continuo_home)}
+    process = subprocess.Popen([*argv, "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not list((continuo_home / "checkpoints" / "mine").rglob("state.npz")):  # its first epoch ended
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("continuo: stopped by SIGTERM") and last.endswith("run it again to resume")
+    assert "Traceback" not in err
+    assert not (continuo_home / "models" / "mine").exists()  # nothing half-written
+
+    rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resuming from epoch" in rerun.stdout + rerun.stderr
+    assert (continuo_home / "models" / "mine" / "model.keras").exists()

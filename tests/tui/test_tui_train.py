@@ -175,3 +175,29 @@ async def test_browse_picks_the_text_file_from_a_directory_tree(tiny_model, tmp_
         await pilot.press("down", "enter")
         await wait_until(pilot, lambda: app.screen is screen, what="the picker to close")
         assert screen.query_one("#source").value == str(tmp_path / "poem.txt")
+
+
+@pytest.mark.slow
+async def test_sigterm_quits_and_the_running_training_stops_with_its_checkpoint_kept(tiny_model, continuo_home):
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    app = ContinuoApp(tiny_model)
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        screen = await open_train(pilot, source="verse", name="stopped", epochs="30", size="tiny")
+        await pilot.press("ctrl+s")
+        checkpoints = continuo_home / "checkpoints" / "stopped"
+        await wait_until(
+            pilot, lambda: list(checkpoints.rglob("state.npz")), timeout=180, what="the first epoch's checkpoint"
+        )
+        assert screen.running
+        os.kill(os.getpid(), signal.SIGTERM)  # the app's handler: as a service manager stops it
+        await wait_until(pilot, lambda: not app.is_running, timeout=30, what="the app to quit")
+    deadline = time.monotonic() + 30
+    while multiprocessing.active_children():  # the training process does not outlive the app
+        assert time.monotonic() < deadline, multiprocessing.active_children()
+        time.sleep(0.1)
+    assert list(checkpoints.rglob("state.npz")) and "stopped" not in {m.name for m in ModelStore().list()}

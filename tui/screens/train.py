@@ -87,6 +87,7 @@ class TrainForm:
             corpus_name=self.file.name if self.file else self.source,
             model=replace(MODEL_SIZES[self.size]),  # a copy: training fills in what the size leaves open
             train=TrainConfig(epochs=self.epochs, max_minutes=self.minutes),
+            checkpoint_dir=get_settings().checkpoints_dir / self.name,  # a run stopped (SIGTERM) resumes
         )
 
 

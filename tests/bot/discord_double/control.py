@@ -67,6 +67,17 @@ def add_control_routes(app: web.Application, double: DiscordDouble) -> None:
         sent = await double.send_message(channel, user, body["content"], dispatch=body.get("dispatch", True))
         return _json({"id": str(sent.id)})
 
+    async def channel_history(request: web.Request) -> web.Response:
+        channel = double.channels.get(int(request.match_info["id"]))
+        if channel is None:
+            return _json({"message": "unknown channel"}, status=404)
+        return _json(
+            [
+                {"id": str(m.id), "author": str(m.author.id), "content": m.content, "edits": m.edits}
+                for m in channel.history()
+            ]
+        )
+
     async def add_thread(request: web.Request) -> web.Response:
         body = await request.json()
         owner = double.users[int(body["user"])] if body.get("user") else None
@@ -94,6 +105,7 @@ def add_control_routes(app: web.Application, double: DiscordDouble) -> None:
     app.router.add_post("/_double/slash", slash)
     app.router.add_get("/_double/interactions/{id}", interaction)
     app.router.add_post("/_double/messages", message)
+    app.router.add_get("/_double/channels/{id}/messages", channel_history)
     app.router.add_post("/_double/threads", add_thread)
     app.router.add_post("/_double/faults/{kind}", fault)
 
@@ -206,6 +218,10 @@ class RemoteDouble:
         return await self._call(
             "POST", "messages", {"channel": channel, "user": user, "content": content, "dispatch": dispatch}
         )
+
+    async def history(self, channel: str) -> list[dict]:
+        """The channel's visible messages, oldest first: {"id", "author", "content", "edits" (bodies)}."""
+        return await self._call("GET", f"channels/{channel}/messages")  # type: ignore[return-value]
 
     async def add_thread(self, channel: str, name: str, user: str | None = None) -> dict:
         """A public thread under that text channel ({"id", "name", "parent"}); post in it with send_message."""
