@@ -22,7 +22,7 @@ def describe(settings: GuildSettings) -> str:
         [
             f"Temperature: {settings.temperature:g}",
             f"Length: {settings.words} words",
-            f"Reply when mentioned: {'on' if settings.reply_on_mention else 'off'}",
+            f"Answer mentions and replies: {'on' if settings.reply_on_mention else 'off'}",
             f"Automatic retraining: {retrain}",
         ]
     )
@@ -36,7 +36,7 @@ class ServerSettings(commands.Cog):
     @app_commands.describe(
         temperature="/continue's default temperature (lower is safer, higher is wilder)",
         words="/continue's default length in words",
-        reply_on_mention="continue the text of messages that mention me",
+        reply_on_mention="answer messages that mention me or reply to mine",
         retrain_growth_percent="retrain automatically once the corpus grew by this much (0: never)",
     )
     @app_commands.guild_only()
