@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("CONTINUO_SHARED", REPO.parent / "shared"))  # the read-only shared data
 DATA = SHARED / "data"
 SEED_BASELINE = SHARED / "bench" / "seed_baseline.py"
 RESULTS = REPO / "bench" / "results"

@@ -41,7 +41,7 @@ import resource, sys
 from core.data import read_text
 from core.training import TrainConfig, prepare
 text = read_text(sys.argv[1])
-tok, train_ids, valid_ids = prepare(text, TrainConfig())
+tok, train_ids, valid_ids, words = prepare(text, TrainConfig())
 print(len(train_ids) + len(valid_ids), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 

@@ -28,16 +28,22 @@ from core import (  # noqa: E402
 GEN_RUNS = 3  # generation is timed this many times; the median stands (a first run is often slower)
 
 
-def test_scores(model, train_text: str, test_text: str) -> dict:
-    """Test perplexity of the neural model alone, the n-gram model alone and what Continuo serves, beside a
-    Kneser-Ney 5-gram counted from the very same training tokens and vocabulary."""
+def test_scores(model, train_text: str, test_text: str, valid_text: str | None = None) -> dict:
+    """Test perplexity and bits per character of the neural model alone, the n-gram model alone and what Continuo
+    serves, beside a Kneser-Ney 5-gram counted from the very same training tokens and vocabulary (its unknown
+    words spelled by the same spelling model) and, given `valid_text` to choose its order on, a character-level
+    Kneser-Ney model."""
     import numpy as np
 
+    from bench.baselines import char_kn
     from core import NGramModel
     from core.generate import mix_log_probs
+    from core.spelling import text_as_read
 
-    ids = np.array(model.tokenizer.encode(test_text), np.int32)
+    scored = model.read_for_scoring(test_text)  # token ids, unknown words' spelling, characters
+    ids = scored.ids
     ppl = lambda log_p: round(float(np.exp(-log_p.mean())), 2)  # noqa: E731
+    bpc = lambda log_p: round(scored.bits_per_character(log_p), 4)  # noqa: E731
     train_ids = np.array(model.tokenizer.encode(train_text), np.int32)
     t = time.perf_counter()
     kn5 = NGramModel.fit(train_ids, len(model.tokenizer), 5)
@@ -46,18 +52,29 @@ def test_scores(model, train_text: str, test_text: str) -> dict:
     parts = model.target_log_probs_by_part(ids)
     served = mix_log_probs({name: (model.weights[name], log_p) for name, log_p in parts.items()})
     neural, ngram = parts.get("neural"), parts.get("ngram")
+    kn5_log_p = np.log(kn5.target_probabilities(ids))
+    unknown = int((ids == 1).sum())
     scores = {
         "test_tokens": int(len(ids)),
-        "test_unknown": int((ids == 1).sum()),
+        "test_unknown": unknown,
         "test_ppl": ppl(served),
-        "test_ppl_kn5": ppl(np.log(kn5.target_probabilities(ids))),
+        "test_ppl_kn5": ppl(kn5_log_p),
         "kn5_build_s": round(kn5_s, 2),
         "kn5_tokens": int(len(train_ids)),
+        "test_characters": scored.characters,
+        "test_bpc": bpc(served),
+        "test_bpc_kn5": bpc(kn5_log_p),
+        "spelling_bits_per_unknown": round(-float(scored.spelling_log_probs.sum()) / np.log(2) / max(unknown, 1), 2),
     }
     if neural is not None:
         scores["test_ppl_neural"] = ppl(neural)
+        scores["test_bpc_neural"] = bpc(neural)
     if ngram is not None:
         scores["test_ppl_ngram"] = ppl(ngram)
+        scores["test_bpc_ngram"] = bpc(ngram)
+    if valid_text is not None:
+        scores.update(char_kn(*(text_as_read(model.tokenizer, t) for t in (train_text, valid_text, test_text))))
+        scores["bpc_ratio"] = round(scores["test_bpc"] / min(scores["test_bpc_kn5"], scores["test_bpc_char_kn"]), 4)
     return scores
 
 
@@ -112,7 +129,7 @@ def main() -> None:
     )
     model = load(result.path)
     if a.test:
-        out.update(test_scores(model, read_text(a.train), read_text(a.test)))
+        out.update(test_scores(model, read_text(a.train), read_text(a.test), read_text(a.valid) if a.valid else None))
     seed = " ".join(read_text(a.train).split()[:3])
     as_the_command_line = GenerationConfig.readable(max_new_tokens=a.gen_words, seed=0)  # `continuo generate`
     model.generate(seed, max_new_tokens=5)  # compile outside the timing

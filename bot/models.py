@@ -30,13 +30,13 @@ NEURAL_OVERHEAD_BYTES = 12 << 20  # a loaded neural model's compiled forward pas
 
 
 def model_bytes(model: LanguageModel) -> int:
-    """Roughly the memory a loaded model holds: its weights, its n-gram tables and its vocabulary."""
+    """Roughly the memory a loaded model holds: its weights, its n-gram and spelling tables and its vocabulary."""
     size = sum(len(t) + 60 for t in model.tokenizer.vocab)  # a str and its dict entry
     if model.model is not None:
         size += NEURAL_OVERHEAD_BYTES + sum(
             int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.model.weights
         )
-    return size + _array_bytes(model.ngram)
+    return size + _array_bytes(model.ngram) + _array_bytes(model.spelling)
 
 
 def _array_bytes(obj, depth: int = 3) -> int:

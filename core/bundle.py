@@ -1,8 +1,9 @@
 """A model bundle: one directory with the Keras model, the vocabulary, the config and a model card.
 
 A bundle holds a neural model, a Kneser-Ney n-gram model, or both with the weight they are mixed
-by. Bundles are written to a temporary sibling directory and renamed into place, so a reader sees
-either the old bundle or the new one, never half of one. Format 1 (neural only) still loads.
+by, and (from format 3) the spelling model that scores words outside the vocabulary. Bundles are
+written to a temporary sibling directory and renamed into place, so a reader sees either the old
+bundle or the new one, never half of one. Formats 1 (neural only) and 2 (no spelling model) still load.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from typing import Any
 from .errors import BundleError
 from .model import ModelConfig
 from .ngram import NGramModel
+from .spelling import SpellingModel
 from .tokenizer import Tokenizer
 
-FORMAT_VERSION = 2  # bump when the files of a bundle change meaning
-READABLE_VERSIONS = (1, 2)  # 1: neural model only
+FORMAT_VERSION = 3  # bump when the files of a bundle change meaning
+READABLE_VERSIONS = (1, 2, 3)  # 1: neural model only; 2: no spelling model
 MODEL_FILE, VOCAB_FILE, CONFIG_FILE, CARD_FILE = "model.keras", "vocab.json", "config.json", "card.json"
-NGRAM_FILE = "ngram.npz"
+NGRAM_FILE, SPELLING_FILE = "ngram.npz", "spelling.npz"
 
 
 @dataclass
@@ -42,6 +44,7 @@ class ModelCard:
     neural_val_perplexity: float | None = None  # the neural model alone
     ngram_val_perplexity: float | None = None  # the n-gram model alone
     ngram_order: int = 0  # 0: no n-gram model
+    spelling_order: int = 0  # the spelling model's order (letters of context + 1); 0: none (bundles before it)
     neural_weight: float = 1.0  # the neural model's share of the served mixture, chosen on the held-out split
     cache_weight: float = 0.0  # the cache's share; the n-gram model has the rest
     cache_shares: tuple[float, ...] = (1.0,)  # within the cache, the share of its orders 1, 2, ...
@@ -81,6 +84,7 @@ class Bundle:
     neural_weight: float = 1.0  # P = w * P_neural + c * P_cache + (1 - w - c) * P_ngram
     cache_weight: float = 0.0
     cache_shares: tuple[float, ...] = (1.0,)  # the cache's orders' shares (bundles before them: a unigram cache)
+    spelling: SpellingModel | None = None  # None in bundles before format 3
 
 
 def save_bundle(
@@ -90,6 +94,7 @@ def save_bundle(
     config: ModelConfig | None,
     card: ModelCard,
     ngram: NGramModel | None = None,
+    spelling: SpellingModel | None = None,
 ) -> Path:
     """Write the bundle atomically at `path`, replacing any bundle there. `model` may be None if `ngram` is not."""
     if model is None and ngram is None:
@@ -107,11 +112,14 @@ def save_bundle(
             model.save(tmp / MODEL_FILE)
         if ngram is not None:
             ngram.save(tmp / NGRAM_FILE)
+        if spelling is not None:
+            spelling.save(tmp / SPELLING_FILE)
         (tmp / VOCAB_FILE).write_text(tokenizer.to_json(), "utf-8")
         meta = {
             "format_version": FORMAT_VERSION,
             "model": config.to_dict() if model is not None and config is not None else None,
             "ngram": ngram is not None,
+            "spelling": spelling is not None,
             "neural_weight": card.neural_weight if model is not None else 0.0,
             "cache_weight": card.cache_weight,
             "cache_shares": list(card.cache_shares),
@@ -258,6 +266,7 @@ def check_bundle(path: Path) -> dict:
         )
     needed = [MODEL_FILE] if version == 1 or config.get("model") is not None else []
     needed += [NGRAM_FILE] if config.get("ngram") else []
+    needed += [SPELLING_FILE] if config.get("spelling") else []
     missing = [f for f in needed if not (path / f).is_file()]
     if missing:
         raise BundleError(f"{path}: not a complete model bundle (missing {', '.join(missing)}); retrain it")
@@ -270,7 +279,7 @@ def load_bundle(path: str | Path) -> Bundle:
     config = check_bundle(path)
     try:
         tokenizer = Tokenizer.from_json((path / VOCAB_FILE).read_text("utf-8"))
-        model = model_config = ngram = None
+        model = model_config = ngram = spelling = None
         if config.get("model") is not None:
             from .backend import load_keras
 
@@ -283,6 +292,8 @@ def load_bundle(path: str | Path) -> Bundle:
             )
         if config.get("ngram"):
             ngram = NGramModel.load(path / NGRAM_FILE)
+        if config.get("spelling"):  # format 3
+            spelling = SpellingModel.load(path / SPELLING_FILE)
     except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as e:
         raise BundleError(f"{path}: corrupt model bundle ({type(e).__name__}); retrain the model") from None
     sizes = [model.output_shape[-1]] if model is not None else []
@@ -293,4 +304,4 @@ def load_bundle(path: str | Path) -> Bundle:
     cache = float(config.get("cache_weight", 0.0))  # format 1 and early format 2 bundles have none
     neural_weight = weight if ngram is not None else 1.0
     shares = tuple(float(x) for x in config.get("cache_shares", [1.0]))  # older bundles mixed a unigram cache
-    return Bundle(model, tokenizer, model_config, read_card(path), ngram, neural_weight, cache, shares)
+    return Bundle(model, tokenizer, model_config, read_card(path), ngram, neural_weight, cache, shares, spelling)

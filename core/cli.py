@@ -282,8 +282,10 @@ def run_chat(args) -> int:
 def _add_eval(commands) -> None:
     p = commands.add_parser(
         "eval",
-        help="perplexity of a model on a text file",
-        description="Perplexity of a model on a text file (lower is better).",
+        help="perplexity and bits per character of a model on a text file",
+        description="Perplexity per token and bits per character of a model on a text file (lower is better). "
+        "Bits per character charge every character, an unknown word by P(unknown) x P(its spelling); "
+        "perplexity scores an unknown word as the unknown token only.",
     )
     p.add_argument("file", type=Path, help="a UTF-8 text file")
     p.add_argument("--model", "-m", help="model name or bundle path (default: the bundled default model)")
@@ -304,8 +306,14 @@ def run_eval(args) -> int:
     else:
         print(
             f"{args.file}: perplexity {result.perplexity:.2f} over {result.tokens:,} tokens "
-            f"({result.unknown:,} unknown) with {model.card.name}"
+            f"({result.unknown:,} unknown), {result.bits_per_character:.3f} bits per character over "
+            f"{result.characters:,} characters with {model.card.name}"
         )
+        if result.spelling == "vocabulary" and result.unknown:
+            print(
+                "  (this model was saved before spelling models: its unknown words were spelled by one counted "
+                "from its vocabulary; retrain it for its own)"
+            )
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,10 +33,28 @@ def pieces(text: str, mode: Mode = "words", size: int | None = None) -> Iterator
         start = end
 
 
+@dataclass
+class Words:
+    """The distinct tokens of a text's training part, with how often each came: what the spelling model counts."""
+
+    types: list[str]  # each distinct token once
+    counts: np.ndarray  # its occurrences in the training part (0: only in the held-out tail)
+    known: np.ndarray  # whether it is in the vocabulary
+
+
 def encode_corpus(
     text: str, mode: Mode = "words", min_count: int = 1, max_size: int | None = None, fit_share: float = 1.0
 ) -> tuple[Tokenizer, np.ndarray, int]:
-    """(tokenizer, ids of every token, cut): the vocabulary is fitted on the first `cut` tokens.
+    """(tokenizer, ids of every token, cut): the vocabulary is fitted on the first `cut` tokens."""
+    tokenizer, ids, cut, _ = encode_corpus_words(text, mode, min_count, max_size, fit_share)
+    return tokenizer, ids, cut
+
+
+def encode_corpus_words(
+    text: str, mode: Mode = "words", min_count: int = 1, max_size: int | None = None, fit_share: float = 1.0
+) -> tuple[Tokenizer, np.ndarray, int, Words]:
+    """(tokenizer, ids of every token, cut, the distinct tokens of the first `cut`): the vocabulary is fitted on
+    the first `cut` tokens.
 
     The same vocabulary as `Tokenizer.fit` on those tokens (most frequent first, ties by the token),
     found in one pass: each piece's tokens get provisional ids, their counts pick the vocabulary, and
@@ -63,7 +82,7 @@ def encode_corpus(
     final = np.ones(len(types), np.int32)  # 1: the unknown token
     final[np.asarray(ranked, np.int64)] = np.arange(len(SPECIALS), len(SPECIALS) + len(ranked), dtype=np.int32)
     tokenizer = Tokenizer(mode=mode, vocab=[*SPECIALS, *(types[i] for i in ranked)])
-    return tokenizer, final[provisional], cut
+    return tokenizer, final[provisional], cut, Words(types, counts, final != 1)
 
 
 def encode_text(tokenizer: Tokenizer, text: str) -> np.ndarray:

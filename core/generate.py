@@ -1,4 +1,5 @@
-"""A loaded model that continues text: sampling, greedy and beam search, streaming, next-word candidates, perplexity."""
+"""A loaded model that continues text: sampling, greedy and beam search, streaming, next-word candidates, perplexity
+and bits per character."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from .data import context_windows
 from .errors import DecodingError, SeedError
 from .model import ModelConfig
 from .ngram import NGramModel, cache_distribution, cache_target_probabilities
-from .tokenizer import NEWLINE, Tokenizer
+from .spelling import SpellingModel, cache_log_probs, text_as_read
+from .tokenizer import NEWLINE, SPECIALS, Tokenizer
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)  # batch sizes compiled for; others are padded up
 SENTENCE_ENDS = frozenset({".", "!", "?", "...", "…", "!!", "?!", "!?"})
@@ -122,8 +124,27 @@ class Candidate:
 @dataclass
 class Evaluation:
     tokens: int  # tokens scored, one line break per line included
-    perplexity: float
+    perplexity: float  # per token; an unknown word counts as the unknown token, its spelling uncharged
     unknown: int  # tokens outside the vocabulary, scored as the unknown token
+    characters: int = 0  # characters of the text as the tokenizer reads it (see spelling.text_as_read)
+    bits_per_character: float = 0.0  # every character charged: an unknown word costs P(unknown) x P(its spelling)
+    spelling: str = "bundle"  # whose spelling model: the bundle's, or for bundles before them, one counted from
+    # their "vocabulary"
+
+
+@dataclass
+class ScoredText:
+    """A text read for scoring: its token ids, what its unknown words' spellings cost, its length in characters."""
+
+    ids: np.ndarray  # token ids
+    spelling_log_probs: np.ndarray  # per token: log P(its spelling | unknown words before it) if unknown, else 0
+    characters: int  # characters of the text as the tokenizer reads it
+
+    def bits_per_character(self, log_probs: np.ndarray) -> float:
+        """Bits per character when each token has (natural) log-probability `log_probs`, unknown words' spelling
+        included: -(sum of log P(token) + sum of log P(spelling)) / ln 2 / characters."""
+        nats = -(float(np.sum(log_probs)) + float(self.spelling_log_probs.sum()))
+        return nats / math.log(2) / max(self.characters, 1)
 
 
 class LanguageModel:
@@ -145,9 +166,12 @@ class LanguageModel:
         cache_weight: float = 0.0,
         cache_shares: Sequence[float] = (1.0,),
         xla: bool = True,
+        spelling: SpellingModel | None = None,
     ):
         self.model, self.tokenizer, self.config, self.card, self.path = model, tokenizer, config, card, path
         self.ngram = ngram
+        self.spelling = spelling  # the bundle's spelling model; None in bundles before them (see spelling_model)
+        self._spelling_outside: SpellingModel | None = None  # conditioned on not being a vocabulary word
         neural_weight = neural_weight if model is not None and ngram is not None else float(model is not None)
         # the parts' shares of what is served; the n-gram model takes what the other two leave
         self.weights = {
@@ -184,6 +208,7 @@ class LanguageModel:
             cache_weight=b.cache_weight,
             cache_shares=b.cache_shares,
             xla=xla,
+            spelling=b.spelling,
         )
 
     def warm_up(self) -> LanguageModel:
@@ -453,12 +478,44 @@ class LanguageModel:
 
     # --- evaluation
     def perplexity(self, text: str, batch_size: int = 512) -> Evaluation:
-        """Perplexity of what is served on `text`: every token scored from the tokens before it."""
-        ids = np.array(self.tokenizer.encode(text), np.int32)
+        """Perplexity and bits per character of what is served on `text`: every token scored from the tokens
+        before it, and every unknown word's spelling by the spelling model."""
+        scored = self.read_for_scoring(text)
+        ids = scored.ids
         if len(ids) == 0:
             raise SeedError("the text to evaluate is empty")
         log_p = self.target_log_probs(ids, batch_size)
-        return Evaluation(int(len(ids)), math.exp(-float(log_p.mean())), int((ids == 1).sum()))
+        return Evaluation(
+            int(len(ids)),
+            math.exp(-float(log_p.mean())),
+            int((ids == 1).sum()),
+            scored.characters,
+            scored.bits_per_character(log_p),
+            "bundle" if self.spelling is not None else "vocabulary",
+        )
+
+    def read_for_scoring(self, text: str) -> ScoredText:
+        """`text`'s token ids, the log-probability of each unknown word's spelling, and its characters. An unknown
+        word's spelling is scored given the unknown words before it (spelling.cache_log_probs): a name the text
+        repeats is spelled out once."""
+        tokens = self.tokenizer.split(text)
+        ids = np.array(self.tokenizer.encode(tokens), np.int32)
+        spelling = np.zeros(len(ids))
+        unknown = np.flatnonzero(ids == 1)
+        if len(unknown):
+            words = [tokens[i] for i in unknown]
+            spelling[unknown] = cache_log_probs(words, self.spelling_model().log_probs(words))
+        return ScoredText(ids, spelling, len(text_as_read(self.tokenizer, text, tokens)))
+
+    def spelling_model(self) -> SpellingModel:
+        """P(a word's spelling | it is not in the vocabulary): the bundle's spelling model, or for a bundle saved
+        before them, one counted now from its vocabulary (each word once; milliseconds)."""
+        with self._lock:
+            if self._spelling_outside is None:
+                words = [w for w in self.tokenizer.vocab if w not in SPECIALS]
+                spelling = self.spelling if self.spelling is not None else SpellingModel.fit(words)
+                self._spelling_outside = spelling.excluding([*self.tokenizer.vocab, ""])
+            return self._spelling_outside
 
     def target_log_probs(self, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """log P(ids[i] | ids[:i]) of what is served, for every position."""

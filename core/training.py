@@ -19,6 +19,7 @@ from .data import check_corpus_size
 from .errors import Cancelled, ConfigError
 from .model import UNROLL_MAX_WINDOW, ModelConfig, build_model, settings_for_size
 from .ngram import NGramModel, cache_targets_by_order
+from .spelling import SpellingModel, spelling_weights
 
 if TYPE_CHECKING:
     from .tokenizer import Mode
@@ -120,19 +121,20 @@ class TrainResult:
 
 
 def prepare(text: str, cfg: TrainConfig, valid_text: str | None = None):
-    """(tokenizer, train ids, validation ids); refuses a corpus too small to learn from.
+    """(tokenizer, train ids, validation ids, the training part's distinct words); refuses a corpus too small
+    to learn from.
 
     Tokenized in pieces (core.encoding): a 50 MB text never becomes ten million Python strings.
     """
-    from .encoding import encode_corpus, encode_text
+    from .encoding import encode_corpus_words, encode_text
 
     share = 1.0 if valid_text is not None else 1 - cfg.validation_split
     mode = cast("Mode", cfg.tokenizer)  # validate() checked it
-    tokenizer, ids, cut = encode_corpus(text, mode, cfg.min_count, cfg.max_vocab, share)
+    tokenizer, ids, cut, words = encode_corpus_words(text, mode, cfg.min_count, cfg.max_vocab, share)
     check_corpus_size(len(ids))
     if valid_text is None:
-        return tokenizer, ids[:cut], ids[cut:]
-    return tokenizer, ids, encode_text(tokenizer, valid_text)
+        return tokenizer, ids[:cut], ids[cut:], words
+    return tokenizer, ids, encode_text(tokenizer, valid_text), words
 
 
 def train(
@@ -164,10 +166,13 @@ def train(
     report = _Reporter(tcfg, on_progress or (lambda p: None))
     stop = _canceller(should_stop)
     # 1. text -> vocabulary -> token ids
-    tokenizer, train_ids, valid_ids = prepare(text, tcfg, valid_text)
+    tokenizer, train_ids, valid_ids, words = prepare(text, tcfg, valid_text)
     tcfg = tcfg.sized_for(len(train_ids))
     stop()
-    # 2. the instant model: Kneser-Ney counts, their order chosen on the validation text
+    # 2. the instant model: Kneser-Ney counts, their order chosen on the validation text, and the spelling
+    # model that scores words outside the vocabulary letter by letter
+    spelling = SpellingModel.fit(words.types, spelling_weights(words.counts, words.known))
+    del words  # before the n-gram counts peak
     ngram, ngram_ppl = NGramModel.fit_best(train_ids, valid_ids, len(tokenizer))
     card = ModelCard(
         name=name or Path(out).name,
@@ -177,6 +182,7 @@ def train(
         val_perplexity=round(ngram_ppl[ngram.order], 3),
         ngram_val_perplexity=round(ngram_ppl[ngram.order], 3),
         ngram_order=ngram.order,
+        spelling_order=spelling.order,
         neural_weight=0.0,
         hyperparameters={"train": asdict(tcfg)},
         train_seconds=round(report.elapsed(), 1),
@@ -185,7 +191,7 @@ def train(
     )
     if instant_out is not None or not neural:
         path = save_bundle(
-            instant_out if neural and instant_out is not None else out, None, tokenizer, None, card, ngram
+            instant_out if neural and instant_out is not None else out, None, tokenizer, None, card, ngram, spelling
         )
         report(
             "instant",
@@ -230,7 +236,7 @@ def train(
         hyperparameters={"model": mcfg.to_dict(), "train": asdict(tcfg)},
         history=state.history,
     )
-    path = save_bundle(out, inference, tokenizer, mcfg, card, ngram)
+    path = save_bundle(out, inference, tokenizer, mcfg, card, ngram, spelling)
     report(
         "done",
         state.epochs_done,

@@ -1,4 +1,5 @@
-"""The bot's storage: the Store interface, its SQLite default and PostgreSQL, chosen by one database URL."""
+"""The bot's storage: the Store interface and its one SQL implementation, on SQLite (the default) or PostgreSQL,
+chosen by one database URL."""
 
 from .base import (
     CorpusEntry,
@@ -11,6 +12,7 @@ from .base import (
     TrainingJobRecord,
 )
 from .sqlite import SQLiteStore, StoreLocked
+from .store import SQLStore
 from .urls import dialect, redact, sqlite_path, sqlite_url
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "GuildSettings",
     "ModelPointer",
     "ModelVersion",
+    "SQLStore",
     "SQLiteStore",
     "Store",
     "StoreLocked",

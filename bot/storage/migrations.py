@@ -1,5 +1,5 @@
 """The schema as numbered migrations, one SQL file per dialect where they differ; a store is brought up to date
-when opened.
+when opened, by one runner for both databases.
 
 Files live in sql/: `NNNN_name.sql` for every dialect, or `NNNN_name.sqlite.sql` and `NNNN_name.postgresql.sql`.
 Append new migrations; never edit one that has shipped.
@@ -7,13 +7,21 @@ Append new migrations; never edit one that has shipped.
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from core import ContinuoError
+
+from .base import utcnow
+
+if TYPE_CHECKING:
+    from .store import Database, Tx
+
+log = logging.getLogger(__name__)
 
 DIALECTS = ("sqlite", "postgresql")
 _FILE = re.compile(r"^(\d{4})_(\w+?)(?:\.(sqlite|postgresql))?\.sql$")
@@ -58,18 +66,6 @@ def check_not_newer(current: int, where: str) -> None:
         )
 
 
-def now_text() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def schema_version(db: sqlite3.Connection) -> int:
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    return db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
-
-
 def statements(sql: str) -> list[str]:
     """One migration's SQL cut into statements (SQLite runs one per execute)."""
     found, pending = [], ""
@@ -81,26 +77,29 @@ def statements(sql: str) -> list[str]:
     return found + ([pending.strip()] if pending.strip() and not pending.strip().startswith("--") else [])
 
 
-def migrate(db: sqlite3.Connection, path: str) -> int:
-    """Apply the migrations an SQLite database lacks, each in its own transaction; returns the version reached.
+async def migrate(db: Database) -> int:
+    """Apply the migrations a database lacks, in one transaction; returns the version reached.
 
-    Each one runs under BEGIN IMMEDIATE (SQLite's write lock) after checking the version again, so two
-    processes opening one file together apply it once.
+    The transaction first takes a lock (SQLite's write lock, PostgreSQL's advisory lock) and then reads
+    the version, so processes opening one database together apply each migration once.
     """
-    for migration in [None, *MIGRATIONS]:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            current = schema_version(db)
-            check_not_newer(current, path)
-            if migration is not None and migration.version > current:
-                for statement in statements(migration.sql["sqlite"]):
-                    db.execute(statement)
-                db.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?, ?)", (migration.version, migration.name, now_text())
-                )
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+
+    async def upgrade(tx: Tx) -> None:
+        if db.schema_lock:
+            await tx.execute(db.schema_lock)
+        await tx.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            f"(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at {db.timestamp_type} NOT NULL)"
+        )
+        (row,) = await tx.rows("SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations")
+        check_not_newer(row["version"], db.where)
+        for migration in MIGRATIONS[row["version"] :]:
+            log.info("%s: applying migration %d (%s)", db.where, migration.version, migration.name)
+            for statement in statements(migration.sql[db.dialect]):
+                await tx.execute(statement, None)
+            await tx.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)", (migration.version, migration.name, utcnow())
+            )
+
+    await db.run(upgrade, "write", "migrate")
     return LATEST

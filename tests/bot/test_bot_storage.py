@@ -367,3 +367,109 @@ async def test_a_postgresql_server_that_goes_away_is_one_line_and_the_store_reco
         await store.close()
     finally:
         pg.stop(url)
+
+
+# --- databases made before the one SQL layer (bot/storage/store.py) upgrade in place
+
+# Rows as the two hand-written stores wrote them under migrations 0001-0002 (SQLite: moments as ISO text with
+# microseconds, booleans as 0/1; PostgreSQL: timestamptz, booleans, pointer numbers from model_pointer_seq).
+OLD_ROWS = [
+    "INSERT INTO guilds (id, base_corpus, created_at) VALUES ({g}, 'verse', '2025-01-01T00:00:00.000000+00:00')",
+    "INSERT INTO guild_settings (guild_id, temperature, words, reply_on_mention) VALUES ({g}, 1.25, 12, {false})",
+    "INSERT INTO learned_channels VALUES ({g}, 70, '2025-01-01T00:00:01.000000+00:00')",
+    "INSERT INTO corpus_messages (guild_id, message_id, channel_id, author_id, kind, name, text, tokens, created_at)"
+    " VALUES ({g}, 1, 70, 5, 'message', '', 'an old message', 4, '2025-01-01T00:01:00.000000+00:00'),"
+    " ({g}, NULL, NULL, 6, 'file', 'old.txt', 'an old upload', 4, '2025-01-01T00:01:00.000000+00:00'),"
+    " ({g}, 2, 70, 6, 'message', '', 'a later one', 4, '2025-01-01T00:02:00.123456+00:00')",
+    "INSERT INTO training_jobs (guild_id, status, epochs, requested_by, channel_id, created_at, started_at,"
+    " finished_at, corpus_tokens, val_perplexity, error) VALUES ({g}, 'succeeded', 2, 5, 70,"
+    " '2025-01-02T00:00:00.000000+00:00', '2025-01-02T00:00:01.000000+00:00',"
+    " '2025-01-02T00:05:00.000000+00:00', 12, 41.5, ''),"
+    " ({g}, 'running', 1, 5, 70, '2025-01-03T00:00:00.000000+00:00', NULL, NULL, 12, NULL, '')",
+    "INSERT INTO model_versions VALUES ({g}, 'v1', '2025-01-02T00:05:00.000000+00:00', 41.5, 12)",
+    "INSERT INTO model_pointers VALUES ({g}, 'v1', {seq}, '2025-01-02T00:05:01.000000+00:00')",
+]
+
+OLD_SCHEMA_TABLE = (
+    "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at {moment} NOT NULL)"
+)
+
+
+async def old_database(url: str, migrations: int) -> None:
+    """A database as the stores before the one SQL layer left it: their migration files and rows, written raw."""
+    at = datetime(2025, 1, 1, tzinfo=UTC).isoformat()
+    if url.startswith("sqlite"):
+        dialect, values = "sqlite", {"g": BIG, "false": 0, "seq": 1}
+    else:
+        dialect, values = "postgresql", {"g": BIG, "false": "FALSE", "seq": "nextval('model_pointer_seq')"}
+    done = [(m.version, m.name, at) for m in MIGRATIONS[:migrations]]
+    schema = [m.sql[dialect] for m in MIGRATIONS[:migrations]]
+    rows = [sql.format(**values) for sql in OLD_ROWS]
+    if dialect == "sqlite":
+        with sqlite3.connect(url[len("sqlite:///") :]) as db:
+            db.execute(OLD_SCHEMA_TABLE.format(moment="TEXT"))
+            db.executemany("INSERT INTO schema_migrations VALUES (?, ?, ?)", done)
+            for sql in [*schema, *rows]:
+                db.executescript(sql)
+        return
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(url) as db:
+        await db.execute(OLD_SCHEMA_TABLE.format(moment="TIMESTAMPTZ"))
+        async with db.cursor() as cur:
+            await cur.executemany("INSERT INTO schema_migrations VALUES (%s, %s, %s)", done)
+        for sql in [*schema, *rows]:
+            await db.execute(sql)
+
+
+@pytest.mark.parametrize("migrations", [2, LATEST])
+async def test_a_database_made_before_the_one_sql_layer_upgrades_in_place(store_url, migrations):
+    await old_database(store_url, migrations)
+    store = await reopened(store_url)
+    assert await schema_versions(store_url) == [m.version for m in MIGRATIONS]
+    old = await store.export_guild(BIG)
+    day = datetime(2025, 1, 1, tzinfo=UTC)
+    assert (old.created_at, old.base_corpus, old.settings) == (
+        day,
+        "verse",
+        {"temperature": 1.25, "words": 12, "reply_on_mention": False},
+    )
+    assert old.channels == [(70, day + timedelta(seconds=1))]
+    assert [(e.text, e.message_id, e.author_id, e.name, e.created_at) for e in old.corpus] == [
+        ("an old upload", None, 6, "old.txt", day + timedelta(minutes=1)),
+        ("an old message", 1, 5, "", day + timedelta(minutes=1)),
+        ("a later one", 2, 6, "", day + timedelta(minutes=2, microseconds=123456)),
+    ]
+    first, second = old.jobs
+    assert (first.status, first.epochs, first.val_perplexity, first.finished_at) == (
+        "succeeded",
+        2,
+        41.5,
+        day + timedelta(days=1, minutes=5),
+    )
+    assert (second.status, second.started_at) == ("running", None)
+    assert old.models == [ModelVersion(BIG, "v1", day + timedelta(days=1, minutes=5), 41.5, 12)]
+    assert (old.current_model, old.text_removed_at) == ("v1", None)
+    assert await store.guild_settings(BIG) == GuildSettings(temperature=1.25, words=12, reply_on_mention=False)
+    assert (await store.corpus_stats(BIG)).messages == 2
+
+    # the old rows take part in everything the new store writes
+    assert [j.id for j in await store.interrupt_unfinished_jobs()] == [second.id]
+    await store.record([message(BIG, 3, "a new message", author=5, minutes=3 * 24 * 60)])
+    assert await store.corpus_texts(BIG) == ["an old upload", "an old message", "a later one", "a new message"]
+    job = await store.add_job(BIG, requested_by=5, channel_id=70, epochs=1, corpus_tokens=16)
+    assert job.id > second.id
+    await store.set_job_progress(job.id, '{"epoch": 1}')
+    await store.add_model_version(version(BIG, "v2"))
+    pointer = await store.switch_model(BIG, "v2")
+    assert pointer.seq > 1 and await store.model_pointers_since(0) == [pointer]
+    assert await store.remove_model_versions(BIG, ["v1", "v2"]) == 1
+    assert await store.forget_author(BIG, 5) == (2, 0)
+    assert await store.text_removed_at(BIG) is not None
+    await store.close()
+
+    store = await reopened(store_url)  # found current: nothing migrated twice
+    assert await store.corpus_texts(BIG) == ["an old upload", "a later one"]
+    assert await store.job_progress(job.id) == '{"epoch": 1}'
+    await store.close()
+    assert await schema_versions(store_url) == [m.version for m in MIGRATIONS]
