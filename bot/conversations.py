@@ -102,8 +102,8 @@ async def reply_chain(message: discord.Message, context: Context) -> list[Turn]:
     return context.oldest_first()
 
 
-async def thread_turns(message: discord.Message, context: Context) -> list[Turn]:
-    """The turns of `message` and of the thread's messages before it, oldest first."""
+async def recent_turns(message: discord.Message, context: Context) -> list[Turn]:
+    """The turns of `message` and of its channel's (or thread's) messages before it, oldest first."""
     context.add(message)
     try:
         async for earlier in message.channel.history(limit=context.max_messages - 1, before=message):
@@ -111,7 +111,7 @@ async def thread_turns(message: discord.Message, context: Context) -> list[Turn]
                 break
             context.add(earlier)
     except discord.HTTPException as e:  # no Read Message History: the message alone
-        log.info("thread %s's history cannot be read: %s", message.channel.id, e)
+        log.info("channel %s's history cannot be read: %s", message.channel.id, e)
     return context.oldest_first()
 
 

@@ -43,6 +43,8 @@ class BotSettings(BaseSettings):
     # conversations: a reply to the bot, or a mention in a thread, is answered with the next turn
     conversation_messages: int = Field(default=12, ge=1, le=100)  # messages of the reply chain or thread read, at most
     conversation_tokens: int = Field(default=400, ge=1)  # and their tokens at most, newest first (the model reads 500)
+    chime_in_cooldown_s: float = Field(default=300.0, ge=0)  # after chiming in, a channel waits this long for the next
+    chime_in_seed: int | None = None  # seeds the chime-in draws (tests); None: a fresh random seed
 
     database_url: str | None = None  # sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB (default: bot.sqlite3)
     database_busy_timeout_s: float = 5.0  # SQLite: one try waits this long for another process's lock

@@ -4,9 +4,11 @@ visible reply chain or thread as context, fetched through the API each time (so 
 from __future__ import annotations
 
 import asyncio
+import random
 
 from continuo_world import answer
 from discord_double import run_client
+from test_bot_forget import voice
 
 from bot.bot import ContinuoBot
 from bot.text import turn_text
@@ -178,3 +180,86 @@ async def test_replies_can_be_switched_off_and_generated_turns_never_ping(world,
     ignored = await double.send_message(general, world.ann, "anyone there", reply_to=turn)
     await asyncio.sleep(1.0)
     assert not any(m.reference is ignored for m in double.sent_messages)
+
+
+# --- chiming in
+
+
+async def own_voice(double, channel, admin, chime_in: float | None = None) -> None:
+    """The server's own (instant) model from an upload, `channel` learned, and its chance to chime in."""
+    await answer(await double.slash_command(channel, admin, "corpus add", {"file": ("voice.txt", voice().encode())}))
+    await answer(await double.slash_command(channel, admin, "corpus learn", {"channel": channel}))
+    if chime_in is not None:
+        await answer(await double.slash_command(channel, admin, "settings", {"chime_in": chime_in}))
+
+
+def chimed(double, channel) -> list:
+    """The bot's unasked messages in `channel`: neither replies nor answers to commands."""
+    return [m for m in double.sent_messages if m.channel is channel and m.reference is None and m.interaction is None]
+
+
+async def test_chime_in_follows_its_seeded_chance_and_is_decoded_in_one_batch(world, make_bot):
+    bot = await make_bot(chime_in_seed=7, chime_in_cooldown_s=0)
+    double, general = world.double, world.general
+    await own_voice(double, general, world.ann, chime_in=50)
+    gate, batches, real_run = asyncio.Event(), [], bot.models.run
+
+    async def run(fn, *args):  # the first decoding waits, so that the others queue behind it
+        if getattr(fn, "__name__", "") == "generate_batch":
+            batches.append(len(args[0]))
+            await gate.wait()
+        return await real_run(fn, *args)
+
+    bot.models.run = run
+    draws = random.Random(7)
+    expected = sum(draws.random() * 100 < 50 for _ in range(12))
+    assert 0 < expected < 12
+    for n in range(12):
+        await double.send_message(general, (world.ann, world.bob)[n % 2], f"the tide is out, {n} boats on the mud")
+    queued = lambda: sum(len(w) for w in bot.models._waiting.values())  # noqa: E731 - read twice below
+    await double.wait_for(lambda: queued() == expected, 20, lambda: f"{expected} chime-ins queued, not {queued()}")
+    gate.set()
+    await double.wait_for(lambda: len(chimed(double, general)) == expected, 30, f"{expected} chime-ins")
+    await asyncio.sleep(1.0)
+    said = chimed(double, general)
+    assert len(said) == expected  # the seeded draws decide, and the bot never chimes in after itself
+    assert batches[:2] == [1, expected - 1]  # the turns that waited were decoded together
+    assert all(m.allowed_mentions == {"parse": []} and m.pings == [] for m in said)
+    assert len([c for c, _ in double.typing if c is general]) >= expected
+
+
+async def test_chime_in_waits_out_a_cooldown_per_channel(world, make_bot):
+    await make_bot(chime_in_cooldown_s=300)
+    double, general, ideas = world.double, world.general, world.alpha.channel("ideas")
+    await own_voice(double, general, world.ann, chime_in=100)
+    await answer(await double.slash_command(general, world.ann, "corpus learn", {"channel": ideas}))
+    for n in range(3):
+        await double.send_message(general, world.bob, f"the ferry is late again, {n}")
+    await double.wait_for(lambda: chimed(double, general), 20, "a chime-in")
+    await double.send_message(ideas, world.bob, "a kite over the harbour")
+    await double.wait_for(lambda: chimed(double, ideas), 20, "a chime-in in another channel")
+    await asyncio.sleep(1.0)
+    assert len(chimed(double, general)) == 1 and len(chimed(double, ideas)) == 1
+
+
+async def test_chime_in_never_without_a_model_of_its_own_after_a_bot_or_outside_learned_channels(world, make_bot):
+    bot = await make_bot(chime_in_cooldown_s=0)
+    double, general, ideas = world.double, world.general, world.alpha.channel("ideas")
+    shown = await answer(await double.slash_command(general, world.ann, "settings"))
+    assert "Chime in: off" in shown.content  # 0 by default
+    await answer(await double.slash_command(general, world.ann, "corpus learn", {"channel": general}))
+    await answer(await double.slash_command(general, world.ann, "settings", {"chime_in": 100}))
+    await double.send_message(general, world.bob, "anyone seen the harbour master")
+    await asyncio.sleep(1.0)
+    assert chimed(double, general) == []  # the bundled model is no one's voice here
+    assert await bot.models.bundle_for(world.alpha.id) == bot.models.default_model
+
+    await own_voice(double, general, world.ann)
+    await double.send_message(general, world.spam, "another bot posts its news")
+    await double.send_message(ideas, world.bob, "ideas is not learned")
+    await asyncio.sleep(1.0)
+    assert chimed(double, general) == [] and chimed(double, ideas) == []
+    await double.send_message(general, world.bob, "the lamps are lit along the quay")
+    await double.wait_for(lambda: chimed(double, general), 20, "a chime-in")
+    await asyncio.sleep(1.0)
+    assert len(chimed(double, general)) == 1  # its own message is not followed by another, even without a cooldown
