@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 EXTENSIONS = (
     "bot.exts.errors",
     "bot.exts.continue_text",
+    "bot.exts.conversations",
     "bot.exts.corpus",
     "bot.exts.training",
     "bot.exts.server_settings",

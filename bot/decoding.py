@@ -1,4 +1,4 @@
-"""The bot's decoding options, in one place: /continue, replies to mentions and training samples all use them."""
+"""The bot's decoding options in one place: /continue, replies to mentions, conversations' turns, training samples."""
 
 from __future__ import annotations
 
@@ -29,3 +29,13 @@ def decoding(
         no_repeat_ngram_size=settings.no_repeat_ngram_size,
         **chosen,
     )
+
+
+def turn_options(settings: BotSettings, server: GuildSettings) -> dict:
+    """A conversation's next turn: the server's temperature and the bot's sampling limits; its length and where it
+    stops are the corpus's turn, which core's Conversation chooses."""
+    return {
+        "temperature": server.temperature,
+        "top_k": settings.top_k,
+        "no_repeat_ngram_size": settings.no_repeat_ngram_size,
+    }

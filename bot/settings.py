@@ -40,6 +40,12 @@ class BotSettings(BaseSettings):
     max_backfill: int = 5000  # most messages read from a channel's history by /corpus learn
     progress_interval_s: float = 2.0  # progress messages are edited at most this often
 
+    # conversations: a reply to the bot, or a mention in a thread, is answered with the next turn
+    conversation_messages: int = Field(default=12, ge=1, le=100)  # messages of the reply chain or thread read, at most
+    conversation_tokens: int = Field(default=400, ge=1)  # and their tokens at most, newest first (the model reads 500)
+    chime_in_cooldown_s: float = Field(default=300.0, ge=0)  # after chiming in, a channel waits this long for the next
+    chime_in_seed: int | None = None  # seeds the chime-in draws (tests); None: a fresh random seed
+
     database_url: str | None = None  # sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB (default: bot.sqlite3)
     database_busy_timeout_s: float = 5.0  # SQLite: one try waits this long for another process's lock
     database_write_retry_s: float = 600.0  # SQLite: a locked write is retried for this long before it is reported

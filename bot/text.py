@@ -45,6 +45,20 @@ def corpus_text(content: str, bot_id: int | None = None) -> str | None:
     return text or None
 
 
+_BOLD = re.compile(r"(?<!\\)\*\*")  # the bold marks around a continuation's seed (a generated "**" is escaped)
+_ESCAPE = re.compile(r"\\(?=[*`_~|>\[#\s-])")  # the backslashes escape_markdown adds, as `safe` does
+
+
+def turn_text(content: str, own: bool = False) -> str:
+    """What a message says as a turn of a conversation: mentions (the bot's own included) and custom emoji ids
+    taken out; in the bot's own messages (`own`) the bold seed marks and what `safe` added undone."""
+    text = content
+    if own:
+        text = _ESCAPE.sub("", _BOLD.sub("", text.replace(ZWSP, "")))
+    text = _CUSTOM_EMOJI.sub(r"\1", _ANY_MENTION.sub("", text))
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
 def shorten(text: str, limit: int) -> str:
     """`text` cut to at most `limit` characters, at a word boundary where one is near, with an ellipsis."""
     if len(text) <= limit:

@@ -207,6 +207,23 @@ class Conversation:
             pass
         return stream.turn
 
+    # --- the next turn decoded by the caller (the bot decodes many conversations' turns in one batch)
+    retries = RETRIES  # an empty turn (it ended before its first word) is worth drawing again this many times
+
+    def request(
+        self, config: GenerationConfig | None = None, speaker: str | None = None, **options
+    ) -> tuple[str, GenerationConfig]:
+        """What to decode for the next turn, where the caller decodes it: the prompt and the options (as `stream`)."""
+        return self.prompt(speaker), self.generation_config(config, **options)
+
+    def turn_from(self, continuation: str, speaker: str | None = None) -> Turn:
+        """The next turn from `continuation`, the text decoded after `prompt(speaker)`: as `reply` would give it,
+        its boundary left out and the speaker's label, where the model wrote one, taken off into its speaker."""
+        stream = TurnStream(self, self.generation_config(), speaker, decoded=continuation)
+        for _ in stream:
+            pass
+        return stream.turn
+
     def turn_log_probs(self, turn: Turn, context: bool = True) -> np.ndarray:
         """log P of each token of `turn` (as the corpus writes it, its boundary included) after the turns so far,
         or with `context` False from the start of a text, as if nothing came before it."""
@@ -224,11 +241,17 @@ class TurnStream:
     is the whole turn once iterated.
     """
 
-    def __init__(self, conversation: Conversation, config: GenerationConfig, speaker: str | None = None):
+    def __init__(
+        self,
+        conversation: Conversation,
+        config: GenerationConfig,
+        speaker: str | None = None,
+        decoded: str | None = None,  # the turn's text decoded elsewhere (Conversation.turn_from): read, not decoded
+    ):
         self.conversation, self.config = conversation, config
         self.speaker = speaker
         self.text = ""
-        self._pieces = self._decode()
+        self._pieces = self._decode() if decoded is None else self._read(decoded)
 
     def __iter__(self) -> Iterator[str]:
         return self
@@ -257,6 +280,13 @@ class TurnStream:
             yield from self._text(pieces)
             if self.text.strip() or not cfg.do_sample:
                 return
+
+    def _read(self, decoded: str) -> Generator[str, None, None]:
+        fmt = self.conversation.shape
+        pieces: Iterable[str] = [decoded]
+        if fmt.speakers != "none" and self.speaker is None:
+            pieces = self._labelled(pieces, fmt)
+        yield from self._text(pieces)
 
     def _labelled(self, pieces: Iterable[str], fmt: TurnFormat) -> Iterator[str]:
         """`pieces` with a leading speaker's label taken off into `speaker`."""

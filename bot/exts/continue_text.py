@@ -15,6 +15,7 @@ from core import ContinuoError
 from .. import metrics
 from ..bot import ContinuoBot
 from ..checks import cooldown, guild_id
+from ..conversations import addressed
 from ..decoding import decoding
 from ..replies import RESTARTING, answer
 from ..text import format_continuations
@@ -97,6 +98,8 @@ class ContinueText(commands.Cog):
         me = self.bot.user
         if message.guild is None or message.author.bot or me is None or me.id not in message.raw_mentions:
             return
+        if addressed(message, me.id):
+            return  # a turn of a conversation: exts/conversations.py answers it
         if not (await self.bot.store.guild_settings(message.guild.id)).reply_on_mention:
             return
         if self.bot.cooldowns.hit(message.guild.id, message.author.id) is not None:

@@ -1,4 +1,4 @@
-"""/settings: a server's defaults for /continue, replies to mentions, and automatic retraining."""
+"""/settings: a server's defaults for /continue, replies to mentions, automatic retraining and chiming in."""
 
 from __future__ import annotations
 
@@ -18,12 +18,16 @@ def describe(settings: GuildSettings) -> str:
         if settings.retrain_growth > 0
         else "off"
     )
+    chime_in = (
+        f"after {settings.chime_in:g}% of members' messages in learned channels" if settings.chime_in > 0 else "off"
+    )
     return "\n".join(
         [
             f"Temperature: {settings.temperature:g}",
             f"Length: {settings.words} words",
-            f"Reply when mentioned: {'on' if settings.reply_on_mention else 'off'}",
+            f"Answer mentions and replies: {'on' if settings.reply_on_mention else 'off'}",
             f"Automatic retraining: {retrain}",
+            f"Chime in: {chime_in}",
         ]
     )
 
@@ -36,8 +40,9 @@ class ServerSettings(commands.Cog):
     @app_commands.describe(
         temperature="/continue's default temperature (lower is safer, higher is wilder)",
         words="/continue's default length in words",
-        reply_on_mention="continue the text of messages that mention me",
+        reply_on_mention="answer messages that mention me or reply to mine",
         retrain_growth_percent="retrain automatically once the corpus grew by this much (0: never)",
+        chime_in="percent of members' messages in learned channels after which I add the next turn (0: never)",
     )
     @app_commands.guild_only()
     @app_commands.default_permissions(manage_guild=True)
@@ -49,6 +54,7 @@ class ServerSettings(commands.Cog):
         words: app_commands.Range[int, 1, 200] | None = None,
         reply_on_mention: bool | None = None,
         retrain_growth_percent: app_commands.Range[int, 0, 1000] | None = None,
+        chime_in: app_commands.Range[float, 0.0, 100.0] | None = None,
     ) -> None:
         changes = {
             name: value
@@ -57,6 +63,7 @@ class ServerSettings(commands.Cog):
                 ("words", words),
                 ("reply_on_mention", reply_on_mention),
                 ("retrain_growth", None if retrain_growth_percent is None else retrain_growth_percent / 100),
+                ("chime_in", chime_in),
             )
             if value is not None
         }

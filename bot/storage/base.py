@@ -22,6 +22,7 @@ class GuildSettings:
     words: int = 30  # tokens /continue adds when no length is given
     reply_on_mention: bool = True  # continue the text of messages that mention the bot
     retrain_growth: float = 0.0  # retrain once the corpus grew by this share since the last training (0: never)
+    chime_in: float = 0.0  # percent chance of adding the next turn after a member's message in a learned channel
 
 
 @dataclass(frozen=True)

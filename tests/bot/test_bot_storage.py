@@ -157,8 +157,8 @@ async def test_channels_learned_unlearned_and_forgotten(store):
 
 async def test_settings_default_then_stored_per_server(store):
     assert await store.guild_settings(A) == GuildSettings()
-    updated = await store.update_guild_settings(A, temperature=1.2, reply_on_mention=False)
-    assert updated == GuildSettings(temperature=1.2, reply_on_mention=False)
+    updated = await store.update_guild_settings(A, temperature=1.2, reply_on_mention=False, chime_in=2.5)
+    assert updated == GuildSettings(temperature=1.2, reply_on_mention=False, chime_in=2.5)
     assert await store.guild_settings(A) == updated
     assert await store.guild_settings(B) == GuildSettings()
     with pytest.raises(ValueError):

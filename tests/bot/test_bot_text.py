@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.text import MESSAGE_LIMIT, corpus_text, defang, format_continuations, shorten
+from bot.text import MESSAGE_LIMIT, corpus_text, defang, format_continuations, safe, shorten, turn_text
 
 PINGS = ["@everyone", "@here", "<@123456789012345678>", "<@!123456789012345678>", "<@&123456789012345678>"]
 
@@ -46,3 +48,15 @@ def test_corpus_text_skips_commands_and_strips_mentions():
     assert corpus_text("hey <@99> look at <#5> @everyone") == "hey look at"
     assert corpus_text("nice <:blob:1234567>") == "nice :blob:"
     assert corpus_text("...well okay") == "...well okay"
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab c\n*_`~|>#-[]()")), max_size=60))
+def test_the_bots_own_message_reads_back_as_the_turn_it_wrote(text):
+    """A turn is posted with `safe` (markdown escaped, mentions broken) and read back from the chain with turn_text."""
+    expected = re.sub(r"[ \t]{2,}", " ", text).strip()
+    assert turn_text(safe(text), own=True) == expected
+
+
+def test_a_members_message_as_a_turn_drops_mentions_and_emoji_ids():
+    assert turn_text("<@123> the ferry <:boat:456> leaves <@&7> at <#8> seven") == "the ferry :boat: leaves at seven"
+    assert turn_text("**The tide**comes in \\*slowly\\*", own=True) == "The tidecomes in *slowly*"

@@ -197,6 +197,25 @@ def test_the_model_names_the_next_speaker_where_the_corpus_does(tmp_path):
     assert asked.speaker == "TESS" and asked.text and ":" not in asked.text
 
 
+def test_a_turn_decoded_by_the_caller_in_a_batch_reads_back_as_the_streamed_one(tmp_path, chat_model):
+    """The bot decodes many conversations' turns together (generate_batch) and reads each back with turn_from."""
+    from core import load
+
+    play = "".join(f"{name}:\nThe wind is against her, {n}.\n\n" for n in range(150) for name in ("MARLOW", "TESS"))
+    labelled = Conversation(load(build_instant(play, tmp_path / "play").path), [Turn("Is the ship in yet?", "TESS")])
+    chat = Conversation(chat_model, [Turn("anyone baking this weekend?"), Turn("i might try a sourdough")])
+    for conversation in (chat, labelled):
+        for seed in range(3):
+            prompt, config = conversation.request(seed=seed)
+            assert config.stop_at == conversation.shape.boundary and prompt == conversation.prompt()
+            (decoded,) = conversation.model.generate_batch([prompt], config)[0]
+            assert conversation.turn_from(decoded) == conversation.reply(seed=seed)
+    read = labelled.turn_from("MARLOW:\nThen we wait.\n\n")
+    assert read == Turn("Then we wait.", "MARLOW")  # the label the model wrote is the turn's speaker
+    assert labelled.turn_from("Then we wait.\n\n", speaker="TESS") == Turn("Then we wait.", "TESS")
+    assert chat.turn_from("\n") == Turn("") and chat.retries >= 1  # an empty turn: the caller draws again
+
+
 def test_chat_command_answers_each_line(monkeypatch, capsys, chat_model):
     monkeypatch.setattr("sys.stdin", io.StringIO("anyone baking this weekend?\n\nwhat are you making?\n"))
     assert main(["chat", "-m", str(chat_model.path), "--seed", "3"]) == 0

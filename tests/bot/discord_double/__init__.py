@@ -44,6 +44,9 @@ Events to the connected client (each returns what it created)::
     msg = await double.send_message(channel, ann, f"{double.bot_user.mention} hi")  # MESSAGE_CREATE
     await double.edit_message(msg, "new text"); await double.delete_message(msg)
     msg = await double.send_message(channel, ann, "old", dispatch=False)  # history only (backfill)
+    msg = await double.send_message(channel, ann, "and then?", reply_to=bots_message)  # a reply (type 19): it
+                                # carries the replied message as Discord does, one link only; older links are
+                                # fetched (GET /channels/C/messages/M, 404 code 10008 once deleted)
     thread = await double.add_thread(ideas, "plans", ann)   # THREAD_CREATE; then send_message(thread, ...)
                                 # posts in it (MESSAGE_CREATE with the thread's channel_id; its history is served)
 
@@ -72,6 +75,8 @@ flags, ephemeral, allowed_mentions, pings (what it would notify), edits (bodies)
 Bookkeeping a test asserts on::
 
     double.sent_messages        # every Message the bot created, on any route, in order
+    double.typing               # (channel, monotonic time) of every typing indicator the bot started
+    channel.deny_bot(read_message_history=True)  # a channel overwrite: the routes that need it answer 403 (50013)
     double.pings                # (message, "@everyone" | "user:ID" | "role:ID" | "reply:ID") it would notify
     double.unknown_routes       # requests to routes the double does not know (answered with a JSON 404)
     double.rejected_requests    # requests Discord would refuse (limits, empty message, late answers...)

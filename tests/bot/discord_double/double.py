@@ -88,6 +88,7 @@ class DiscordDouble(Gateway, RestRoutes, UserActions):
         self.by_token: dict[str, InteractionRecord] = {}
         self.synced_commands: dict[int | None, list[dict]] = {None: []}
         self.sent_messages: list[Message] = []
+        self.typing: list[tuple[Channel, float]] = []  # typing indicators the bot started: (channel, monotonic time)
         self.pings: list[tuple[Message, str]] = []
         self.unknown_routes: list[str] = []
         self.rejected_requests: list[Rejection] = []

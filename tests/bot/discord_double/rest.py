@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+import discord
 from aiohttp import web
 from discord import AppCommandType, InteractionType, MessageType
 from discord import InteractionResponseType as Response
@@ -461,6 +462,14 @@ class RestRoutes:
             raise _Reject(404, 10003, "Unknown Channel")
         return channel
 
+    def _require(self, channel: Channel, needed: discord.Permissions) -> None:
+        """403 (Missing Permissions) unless the bot holds `needed` in the channel (``channel.deny_bot`` takes away)."""
+        if channel.guild is None:
+            return
+        held = self.bot_permissions & ~(channel.parent or channel).bot_denied  # a thread has its channel's
+        if needed.value & ~held:
+            raise _Reject(403, 50013, "Missing Permissions")
+
     def _message(self, channel: Channel, message_id: str) -> Message:
         message = self.messages.get(int(message_id))
         if message is None or message.deleted or message.channel is not channel or message.ephemeral:
@@ -469,7 +478,9 @@ class RestRoutes:
 
     @route("GET", r"/channels/(?P<channel>\d+)/messages")
     async def _history(self, request, body, files, channel):  # history, newest first like Discord
-        history = self._channel(channel).history()
+        target = self._channel(channel)
+        self._require(target, discord.Permissions(read_message_history=True))
+        history = target.history()
         query = request.query
         limit = max(1, min(100, int(query.get("limit", 50))))
         if "after" in query:
@@ -481,6 +492,19 @@ class RestRoutes:
             before = int(query.get("before", 0)) or None
             chosen = [m for m in history if before is None or m.id < before][-limit:]
         return 200, [m.to_json() for m in reversed(chosen)]
+
+    @route("GET", r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)")
+    async def _get_message(self, request, body, files, channel, message):  # channel.fetch_message: a reply chain
+        target = self._channel(channel)
+        self._require(target, discord.Permissions(read_message_history=True))
+        return 200, self._message(target, message).to_json()
+
+    @route("POST", r"/channels/(?P<channel>\d+)/typing")
+    async def _typing(self, request, body, files, channel):  # channel.typing(): "Continuo is typing..." for 10 s
+        target = self._channel(channel)
+        self._require(target, discord.Permissions(send_messages=True))
+        self.typing.append((target, time.monotonic()))
+        return 204, None
 
     @route("POST", r"/channels/(?P<channel>\d+)/messages")
     async def _create_message(self, request, body, files, channel):  # channel.send, message.reply

@@ -185,6 +185,7 @@ class Channel:
     parent: Channel | None = None  # for threads: the text channel they hang under
     owner: User | None = None  # for threads: who started it
     messages: list[Message] = field(default_factory=list)  # history, oldest first, deleted ones included
+    bot_denied: int = 0  # permissions the bot's role loses here (a channel overwrite): see deny_bot
 
     @property
     def mention(self) -> str:
@@ -192,6 +193,10 @@ class Channel:
 
     def __repr__(self) -> str:
         return f"<Channel #{self.name} {self.id}>"
+
+    def deny_bot(self, **permissions: bool) -> None:
+        """An overwrite that takes permissions from the bot here, e.g. ``deny_bot(read_message_history=True)``."""
+        self.bot_denied |= discord.Permissions(**permissions).value
 
     def history(self) -> list[Message]:
         """Visible messages, oldest first."""
@@ -406,8 +411,12 @@ class Message:
     def guild(self) -> Guild | None:
         return self.channel.guild
 
-    def to_json(self, *, blank: bool = False) -> dict:
-        """The message object; ``blank`` drops what the message-content intent guards."""
+    def to_json(self, *, blank: bool = False, linked: bool = True) -> dict:
+        """The message object; ``blank`` drops what the message-content intent guards.
+
+        A reply carries the message it answers (``referenced_message``) but, as on Discord, that one carries
+        only its own ``message_reference``: ``linked=False``. Older links are fetched one by one.
+        """
         guild = self.guild
         data = {
             "id": str(self.id),
@@ -443,7 +452,9 @@ class Message:
                 "channel_id": str(self.channel.id),
                 **({"guild_id": str(guild.id)} if guild else {}),
             }
-            data["referenced_message"] = None if self.reference.deleted else self.reference.to_json(blank=blank)
+            if linked:
+                replied = self.reference
+                data["referenced_message"] = None if replied.deleted else replied.to_json(blank=blank, linked=False)
         return data
 
 
