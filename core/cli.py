@@ -27,9 +27,6 @@ class CommandParser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
 
 
-EXIT_TERMINATED = 143  # stopped by SIGTERM before the end (128 + 15, as a shell reports it); 130 for Ctrl-C
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -154,7 +151,7 @@ def run_train(args) -> int:
             raise
         kept = "" if "nothing was saved" in str(e) else "; its last finished epoch is kept: run it again to resume"
         print(f"continuo: stopped by SIGTERM ({e}){kept}", file=sys.stderr)
-        return EXIT_TERMINATED
+        return 0  # a clean stop, as a service manager expects: nothing is lost and a rerun resumes
     finally:
         signal.signal(signal.SIGTERM, previous)
     card = result.card
