@@ -24,6 +24,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)  # batch sizes compiled 
 SENTENCE_ENDS = frozenset({".", "!", "?", "...", "…", "!!", "?!", "!?"})
 VOICE_HELD_OUT = 0.1  # the share of a writer's texts (the newest) on which the weight of their voice is chosen
 VOICE_ORDER = 3  # a writer's texts are few: higher orders only repeat whole messages
+VOICE_MAX_WEIGHT = 0.9  # weighed on a few held-out messages, a voice never replaces the server's model outright
 
 
 @dataclass
@@ -225,7 +226,7 @@ class LanguageModel:
         """This model bent toward one writer's words: `texts` (theirs, oldest first) counted into an n-gram model
         of this model's vocabulary and mixed into what is served, with the weight that scores the newest tenth of
         them best (chosen as training chooses the mixture: mixture_weights on held-out text, the voice counted
-        without it). The returned model shares this one's weights and tables; this one is unchanged.
+        without it; at most VOICE_MAX_WEIGHT). The returned model shares this one's weights and tables; this one is unchanged.
 
         Raises VoiceTooSmall when there are too few texts to count a voice and hold some out.
         """
@@ -242,6 +243,7 @@ class LanguageModel:
         served = np.exp(self.target_log_probs(held_out))
         voice = NGramModel.fit(counted, V, VOICE_ORDER).target_probabilities(held_out)
         (_, voice_weight), _ = mixture_weights(served, voice)
+        voice_weight = min(voice_weight, VOICE_MAX_WEIGHT)
         bent = copy.copy(self)  # shares the network, its compiled passes, its lock and its tables
         bent.voice = NGramModel.fit(self._voice_ids(texts), V, VOICE_ORDER)  # then served from all of them
         bent.weights = {name: w * (1.0 - voice_weight) for name, w in self.weights.items() if name != "voice"}
