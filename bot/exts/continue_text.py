@@ -37,13 +37,18 @@ class ContinueText(commands.Cog):
         self.menu = app_commands.ContextMenu(name="Continue this message", callback=self.continue_message)
         self.menu.guild_only = True
         self.menu.add_check(bot.cooldowns.check)
+        self.voice_menu = app_commands.ContextMenu(name="Continue in their voice", callback=self.continue_in_voice)
+        self.voice_menu.guild_only = True
+        self.voice_menu.add_check(bot.cooldowns.check)
         self.webhooks = Webhooks()  # one per channel, for imitations of members who shared their voice
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.menu)
+        self.bot.tree.add_command(self.voice_menu)
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+        self.bot.tree.remove_command(self.voice_menu.name, type=self.voice_menu.type)
 
     async def continuation(
         self,
@@ -142,6 +147,12 @@ class ContinueText(commands.Cog):
         if not message.content.strip():
             raise NothingToContinue("that message has no text to continue")
         await self.answer(interaction, self.continuation(guild_id(interaction), message.content))
+
+    async def continue_in_voice(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """Apps → Continue in their voice: the message continued in its author's voice, if they shared it here."""
+        if not message.content.strip():
+            raise NothingToContinue("that message has no text to continue")
+        await self.imitate(interaction, message.author, message.content.strip()[-MAX_SEED_CHARS:])
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:

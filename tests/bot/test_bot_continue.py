@@ -24,6 +24,8 @@ async def test_login_syncs_commands_with_the_intents_it_needs(world, make_bot):
         ("model", 1),
         ("settings", 1),
         ("Continue this message", 3),
+        ("Continue in their voice", 3),
+        ("voice", 1),
     }
     for admin_only in ("corpus", "train", "settings"):
         assert int(synced[(admin_only, 1)]["default_member_permissions"]) == 1 << 5  # Manage Server

@@ -161,3 +161,18 @@ async def test_an_imitation_in_a_thread_goes_through_its_channels_webhook(world,
     (hook,) = double.webhooks.values()
     assert hook.channel is general and hook.executed[0].channel is thread
     double.assert_clean()
+
+
+async def test_the_apps_menu_continues_a_message_in_its_authors_voice_only_if_they_shared_it(world, make_bot):
+    double, general, ann, bob = world.double, world.general, world.ann, world.bob
+    bot = await make_bot()
+    await server_with_bobs_messages(world, bot)
+    said = await double.send_message(general, bob, "honestly my zorblax , the quenlit")
+    menu = "Continue in their voice"
+    refused = await answer(await double.message_command(general, ann, menu, said))
+    assert refused.ephemeral and "bob has not shared their voice" in refused.content
+    await answer(await double.slash_command(general, bob, "voice share"))
+    reply = await answer(await double.message_command(general, ann, menu, said))
+    assert reply.content.startswith(MARK) and "**honestly my zorblax , the quenlit**" in reply.content
+    assert reply.pings == []
+    double.assert_clean()
