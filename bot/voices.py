@@ -76,7 +76,11 @@ class Webhooks:
             if hook is None:
                 hooks = await channel.webhooks()
                 hook = next(
-                    (h for h in hooks if h.name == WEBHOOK_NAME and h.user is not None and h.user.id == bot_id and h.token),
+                    (
+                        h
+                        for h in hooks
+                        if h.name == WEBHOOK_NAME and h.user is not None and h.user.id == bot_id and h.token
+                    ),
                     None,
                 )
                 if hook is None:
@@ -95,16 +99,21 @@ class Webhooks:
             raise ValueError("webhooks cannot post here")
         parent, thread = where
         hook = await self.for_channel(parent, bot_id)
-        send = dict(
-            content=marked(member.display_name, text),
-            username=imitation_name(member.display_name),
-            avatar_url=member.display_avatar.url,
-            allowed_mentions=discord.AllowedMentions.none(),
-            wait=True,
-        )
         try:
-            return await (hook.send(**send, thread=thread) if thread is not None else hook.send(**send))
+            return await _send(hook, member, text, thread)
         except discord.NotFound:  # deleted since: make another once
             self.drop(parent.id)
-            hook = await self.for_channel(parent, bot_id)
-            return await (hook.send(**send, thread=thread) if thread is not None else hook.send(**send))
+            return await _send(await self.for_channel(parent, bot_id), member, text, thread)
+
+
+async def _send(
+    hook: discord.Webhook, member: discord.abc.User, text: str, thread: discord.Thread | None
+) -> discord.WebhookMessage:
+    return await hook.send(
+        marked(member.display_name, text),
+        username=imitation_name(member.display_name),
+        avatar_url=member.display_avatar.url,
+        allowed_mentions=discord.AllowedMentions.none(),
+        thread=thread if thread is not None else discord.utils.MISSING,
+        wait=True,
+    )

@@ -226,7 +226,8 @@ class LanguageModel:
         """This model bent toward one writer's words: `texts` (theirs, oldest first) counted into an n-gram model
         of this model's vocabulary and mixed into what is served, with the weight that scores the newest tenth of
         them best (chosen as training chooses the mixture: mixture_weights on held-out text, the voice counted
-        without it; at most VOICE_MAX_WEIGHT). The returned model shares this one's weights and tables; this one is unchanged.
+        without it; at most VOICE_MAX_WEIGHT). The returned model shares this one's weights and tables; this one
+        is unchanged.
 
         Raises VoiceTooSmall when there are too few texts to count a voice and hold some out.
         """

@@ -526,7 +526,9 @@ class SQLStore:
             moment(guild[0]["text_removed_at"]),
             [
                 (r["member_id"], moment(r["shared_at"]))
-                for r in await rows("SELECT member_id, shared_at FROM shared_voices WHERE guild_id = ? ORDER BY member_id")
+                for r in await rows(
+                    "SELECT member_id, shared_at FROM shared_voices WHERE guild_id = ? ORDER BY member_id"
+                )
             ],
         )
 

@@ -41,7 +41,9 @@ async def server_with_bobs_messages(world, bot) -> None:
 
 
 async def imitate(double, channel, user, member, seed: str = "the zorblax"):
-    return await answer(await double.slash_command(channel, user, "continue", {"seed": seed, "words": 10, "as": member}))
+    return await answer(
+        await double.slash_command(channel, user, "continue", {"seed": seed, "words": 10, "as": member})
+    )
 
 
 def posted_by_webhooks(double) -> list:

@@ -1,4 +1,4 @@
-"""A member's voice: their own words counted into an n-gram mixed into what is served, weighed on their held-out texts."""
+"""A member's voice: their words counted into an n-gram mixed into what is served, weighed on their held-out texts."""
 
 from __future__ import annotations
 

@@ -133,7 +133,8 @@ Webhooks (members' voices): ``POST``/``GET /channels/{id}/webhooks`` need Manage
 the default does not), names are 1-80 characters without "clyde"; executing one (``POST /webhooks/{id}/{token}``,
 ``thread_id`` for a thread) posts a message whose author is the webhook under the ``username`` sent, with
 ``avatar_url`` and ``allowed_mentions`` recorded; ``double.webhooks`` holds them, each with what it ``executed``.
-An interaction's ``app_permissions`` are the bot's in that channel. Only what the bot uses is served (no reactions, modals, selects, member or role routes): anything
+An interaction's ``app_permissions`` are the bot's in that channel.
+Only what the bot uses is served (no reactions, modals, selects, member or role routes): anything
 else is an unknown route, which fails the test.
 """
 

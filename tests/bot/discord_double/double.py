@@ -32,8 +32,8 @@ from .world import (
     Channel,
     Guild,
     Message,
-    Webhook,
     User,
+    Webhook,
     _Ids,
     permission_value,
 )
