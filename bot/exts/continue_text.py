@@ -69,7 +69,7 @@ class ContinueText(commands.Cog):
         config = decoding(
             self.bot.settings, server, words=words, temperature=temperature, top_p=top_p, variants=variants
         )
-        return format_continuations(seed, await self.bot.models.generate(guild_id, seed, config, voice))
+        return format_continuations(seed, await self.bot.models.generate(guild_id, seed, config, voice=voice))
 
     async def answer(self, interaction: discord.Interaction, reply) -> None:
         await answer(interaction, reply, self.bot.settings.defer_after_s)

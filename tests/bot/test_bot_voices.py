@@ -178,3 +178,24 @@ async def test_the_apps_menu_continues_a_message_in_its_authors_voice_only_if_th
     assert reply.content.startswith(MARK) and "**honestly my zorblax , the quenlit**" in reply.content
     assert reply.pings == []
     double.assert_clean()
+
+
+async def test_an_imitation_holding_mention_syntax_pings_nobody_through_the_webhook(world, make_bot):
+    double, general, ann, bob = world.double, world.general, world.ann, world.bob
+    double.bot_permissions |= MANAGE_WEBHOOKS
+    bot = await make_bot()
+    await server_with_bobs_messages(world, bot)
+    await answer(await double.slash_command(general, bob, "voice share"))
+    role = world.alpha.roles[-1].mention
+
+    async def generate(guild_id, seed, config, voice=None):  # the real tokenizer cannot emit mention syntax: force it
+        assert voice is not None and voice.member_id == bob.id and voice.guild_id == world.alpha.id
+        return [f" @everyone and @here meet {ann.mention} {role}"]
+
+    bot.models.generate = generate
+    await imitate(double, general, ann, bob)
+    (hook,) = double.webhooks.values()
+    posted = hook.executed[-1]
+    assert "everyone" in posted.content and "@everyone" not in posted.content and ann.mention not in posted.content
+    assert posted.pings == [] and double.pings == [] and posted.allowed_mentions == {"parse": []}
+    double.assert_clean()
