@@ -231,13 +231,13 @@ class LanguageModel:
 
         Raises VoiceTooSmall when there are too few texts to count a voice and hold some out.
         """
-        from .training import mixture_weights  # training imports this module
+        from .training import MIX_TOKENS, mixture_weights  # training imports this module
 
         texts = [t.strip() for t in texts if t.strip()]
         held = max(1, round(len(texts) * VOICE_HELD_OUT))
         if len(texts) < 2 or len(texts) - held < 1:
             raise VoiceTooSmall(f"{len(texts)} message(s) are too few to imitate: at least 2 are needed")
-        counted, held_out = self._voice_ids(texts[:-held]), self._voice_ids(texts[-held:])
+        counted, held_out = self._voice_ids(texts[:-held]), self._voice_ids(texts[-held:])[-MIX_TOKENS:]
         if len(counted) == 0 or len(held_out) == 0:
             raise VoiceTooSmall("those messages have no words to imitate")
         V = len(self.tokenizer)
