@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from core import ContinuoError
+from core import ContinuoError, VoiceTooSmall
 
 from .. import metrics
 from ..bot import ContinuoBot
@@ -24,6 +24,7 @@ from ..voices import Webhooks, check_shared, marked, webhook_channel
 
 log = logging.getLogger(__name__)
 
+MIN_VOICE_MESSAGES = 2  # one counted and one held out to weigh it (core's with_voice)
 MAX_SEED_CHARS = 500  # longer seeds gain nothing: the model reads only its last few words
 
 
@@ -118,6 +119,11 @@ class ContinueText(commands.Cog):
         server = guild_id(interaction)
         await check_shared(self.bot.store, server, member)  # before anything is decoded or deferred
         voice = Voice(server, member.id, tuple(await self.bot.store.member_texts(server, member.id)))
+        if len(voice.texts) < MIN_VOICE_MESSAGES:
+            raise VoiceTooSmall(
+                f"{member.display_name} has {len(voice.texts)} recorded message(s) in this server: at least "
+                f"{MIN_VOICE_MESSAGES} are needed to imitate them (messages in channels learned with /corpus learn)."
+            )
         by_webhook = interaction.app_permissions.manage_webhooks and webhook_channel(interaction.channel) is not None
 
         async def decode() -> str:

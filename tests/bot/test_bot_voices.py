@@ -102,6 +102,9 @@ async def test_only_members_who_shared_their_voice_here_can_be_imitated_until_th
     await answer(await double.slash_command(beta, carol, "voice share"))
     assert "carol has not shared their voice" in (await imitate(double, general, ann, carol)).content
     assert "has not shared their voice" in (await imitate(double, general, ann, world.spam)).content  # a bot
+    await answer(await double.slash_command(general, carol, "voice share"))  # shared in Alpha, but never wrote there
+    quiet = await imitate(double, general, ann, carol)
+    assert quiet.ephemeral and "carol has 0 recorded message(s) in this server" in quiet.content, quiet.content
 
     stopped = await answer(await double.slash_command(general, bob, "voice stop"))
     assert stopped.ephemeral and "no answer imitates you" in stopped.content
