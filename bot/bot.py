@@ -36,6 +36,7 @@ EXTENSIONS = (
     "bot.exts.corpus",
     "bot.exts.training",
     "bot.exts.server_settings",
+    "bot.exts.voices",
 )
 
 

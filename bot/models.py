@@ -9,13 +9,13 @@ import shutil
 from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import astuple
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from core import BundleError, GenerationConfig, LanguageModel, load
+from core import BundleError, ContinuoError, GenerationConfig, LanguageModel, load
 
 from . import metrics
 from .storage.versions import ModelVersions
@@ -25,6 +25,22 @@ log = logging.getLogger(__name__)
 
 class NoModel(BundleError):
     """Neither the server's own model nor the default model can be loaded."""
+
+
+class VoiceWithdrawn(ContinuoError):
+    """The member stopped sharing their voice (or was forgotten) while an answer in it was decoded."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A member who shared their voice in a server, and their own messages there (oldest first)."""
+
+    guild_id: int
+    member_id: int
+    texts: tuple[str, ...]
+
+
+VOICES_KEPT = 16  # members' voices kept built; one is counted again in well under a second
 
 
 NEURAL_OVERHEAD_BYTES = 12 << 20  # a loaded neural model's compiled forward passes and graph, beyond its weights
@@ -91,6 +107,8 @@ class ModelService:
         self._loading: dict[Path, asyncio.Future] = {}
         self._waiting: dict[tuple, list[tuple[str, asyncio.Future]]] = {}  # (model, options) -> seeds to continue
         self._decoders: set[asyncio.Task] = set()  # referenced, so the loop cannot drop them half-way
+        self._voices: OrderedDict[tuple, LanguageModel] = OrderedDict()  # (bundle, server, member, texts) -> model
+        self._voice_epoch: dict[tuple[int, int], int] = {}  # bumped by stop_voice: answers in it are dropped
 
     def bundle_path(self, guild_id: int) -> Path:
         return self.guilds_dir / str(int(guild_id)) / "model"
@@ -219,8 +237,37 @@ class ModelService:
         tmp.replace(path)
         self._forgotten[guild_id] = at
         self._served[guild_id] = self._served.get(guild_id, 0) + 1
+        for key in [k for k in self._voices if k[1] == guild_id]:  # built on a model that saw the text
+            del self._voices[key]
         if self.instant is not None:
             self.instant.discard(guild_id)
+
+    # --- members' voices
+    async def voice_model(self, voice: Voice) -> LanguageModel:
+        """The server's model bent toward the member's own messages (core's with_voice), built off the event loop
+        and kept while the model, the member's messages and their consent stay the same."""
+        path = await self.bundle_for(voice.guild_id)
+        key = (path, voice.guild_id, voice.member_id, len(voice.texts), hash(voice.texts))
+        model = self._voices.get(key)
+        if model is not None:
+            self._voices.move_to_end(key)
+            return model
+        epoch = self._voice_epoch.get((voice.guild_id, voice.member_id), 0)
+        base = await self._get(path)
+        model = await self.run(base.with_voice, list(voice.texts))
+        if self._voice_epoch.get((voice.guild_id, voice.member_id), 0) != epoch:
+            raise VoiceWithdrawn("that member has just stopped sharing their voice")
+        self._voices[key] = model
+        while len(self._voices) > VOICES_KEPT:
+            self._voices.popitem(last=False)
+        return model
+
+    def stop_voice(self, guild_id: int, member_id: int) -> None:
+        """From now on no answer uses the member's voice in that server: built ones are dropped, and answers being
+        decoded in it are not sent."""
+        self._voice_epoch[(guild_id, member_id)] = self._voice_epoch.get((guild_id, member_id), 0) + 1
+        for key in [k for k in self._voices if k[1:3] == (guild_id, member_id)]:
+            del self._voices[key]
 
     async def rebuild_instant(self, guild_id: int) -> Path | None:
         """Count the server's instant model from its corpus now, and load it before it answers."""
@@ -257,16 +304,22 @@ class ModelService:
         """Run CPU-heavy model work on the inference threads."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    async def generate(self, guild_id: int, seed: str, config: GenerationConfig) -> list[str]:
-        """Continuations of `seed` by the server's model.
+    async def generate(
+        self, guild_id: int, seed: str, config: GenerationConfig, voice: Voice | None = None
+    ) -> list[str]:
+        """Continuations of `seed` by the server's model (bent toward a member's `voice`, one of that server's).
 
         Requests for the same model and options that arrive while one is being decoded wait for it,
         then are decoded together: one forward pass per step for all of them, since a row costs little
         next to a pass (bench/results/bot_load.md compares it with one request at a time).
         """
+        if voice is not None and voice.guild_id != guild_id:
+            raise ValueError("a member's voice is only ever used in the server it was shared in")
         while True:
             served = self._served.get(guild_id, 0)
-            model = await self.model_for(guild_id)
+            who = (guild_id, voice.member_id) if voice is not None else None
+            epoch = self._voice_epoch.get(who, 0) if who is not None else 0
+            model = await self.voice_model(voice) if voice is not None else await self.model_for(guild_id)
             key = (id(model), astuple(config))
             done = asyncio.get_running_loop().create_future()
             waiting = self._waiting.setdefault(key, [])
@@ -276,6 +329,8 @@ class ModelService:
                 self._decoders.add(task)
                 task.add_done_callback(self._decoders.discard)
             result = await done
+            if who is not None and self._voice_epoch.get(who, 0) != epoch:
+                raise VoiceWithdrawn("that member has just stopped sharing their voice")
             if self._served.get(guild_id, 0) == served:
                 return result
             # the server's model changed while this was decoded (a forget): decode it again with the new one

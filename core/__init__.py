@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time each name i
         DecodingError,
         InputFileError,
         SeedError,
+        VoiceTooSmall,
     )
     from .generate import Candidate, Evaluation, GenerationConfig, LanguageModel
     from .jobs import Job, JobRunner, LocalProcessRunner, TrainRequest, exit_with_parent, run_request
@@ -50,6 +51,7 @@ _EXPORTS = {
         "DecodingError",
         "InputFileError",
         "SeedError",
+        "VoiceTooSmall",
     ],
     "generate": ["Candidate", "Evaluation", "GenerationConfig", "LanguageModel"],
     "jobs": ["Job", "JobRunner", "LocalProcessRunner", "TrainRequest", "exit_with_parent", "run_request"],

@@ -35,3 +35,7 @@ class DecodingError(ContinuoError, ValueError):
 
 class Cancelled(ContinuoError):
     """Training was cancelled; nothing was saved."""
+
+
+class VoiceTooSmall(ContinuoError):
+    """Too few of a writer's texts to count their voice and hold some out to weigh it."""

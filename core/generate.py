@@ -3,6 +3,7 @@ and bits per character."""
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -13,7 +14,7 @@ import numpy as np
 
 from .bundle import ModelCard, load_bundle
 from .data import context_windows
-from .errors import DecodingError, SeedError
+from .errors import DecodingError, SeedError, VoiceTooSmall
 from .model import ModelConfig
 from .ngram import NGramModel, cache_distribution, cache_target_probabilities
 from .spelling import SpellingModel, cache_log_probs, text_as_read
@@ -21,6 +22,9 @@ from .tokenizer import DEPARTURES, NEWLINE, SPECIALS, Tokenizer
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)  # batch sizes compiled for; others are padded up
 SENTENCE_ENDS = frozenset({".", "!", "?", "...", "…", "!!", "?!", "!?"})
+VOICE_HELD_OUT = 0.1  # the share of a writer's texts (the newest) on which the weight of their voice is chosen
+VOICE_ORDER = 3  # a writer's texts are few: higher orders only repeat whole messages
+VOICE_MAX_WEIGHT = 0.9  # weighed on a few held-out messages, a voice never replaces the server's model outright
 
 
 @dataclass
@@ -186,6 +190,7 @@ class LanguageModel:
         else:
             raise ValueError("a language model needs a neural model with its config, an n-gram model, or both")
         self.cache_shares = tuple(cache_shares)  # within the cache, the share of its orders 1, 2, ...
+        self.voice: NGramModel | None = None  # one writer's words (with_voice), mixed in with weights["voice"]
         self.xla = xla  # see load()
         self._compiled: dict[int, object] = {}
         self._lock = threading.Lock()
@@ -217,6 +222,40 @@ class LanguageModel:
             self._function(1)
         return self
 
+    def with_voice(self, texts: Sequence[str]) -> LanguageModel:
+        """This model bent toward one writer's words: `texts` (theirs, oldest first) counted into an n-gram model
+        of this model's vocabulary and mixed into what is served, with the weight that scores the newest tenth of
+        them best (chosen as training chooses the mixture: mixture_weights on held-out text, the voice counted
+        without it; at most VOICE_MAX_WEIGHT). The returned model shares this one's weights and tables; this one
+        is unchanged.
+
+        Raises VoiceTooSmall when there are too few texts to count a voice and hold some out.
+        """
+        from .training import MIX_TOKENS, mixture_weights  # training imports this module
+
+        texts = [t.strip() for t in texts if t.strip()]
+        held = max(1, round(len(texts) * VOICE_HELD_OUT))
+        if len(texts) < 2 or len(texts) - held < 1:
+            raise VoiceTooSmall(f"{len(texts)} message(s) are too few to imitate: at least 2 are needed")
+        counted, held_out = self._voice_ids(texts[:-held]), self._voice_ids(texts[-held:])[-MIX_TOKENS:]
+        if len(counted) == 0 or len(held_out) == 0:
+            raise VoiceTooSmall("those messages have no words to imitate")
+        V = len(self.tokenizer)
+        served = np.exp(self.target_log_probs(held_out))
+        voice = NGramModel.fit(counted, V, VOICE_ORDER).target_probabilities(held_out)
+        (_, voice_weight), _ = mixture_weights(served, voice)
+        voice_weight = min(voice_weight, VOICE_MAX_WEIGHT)
+        bent = copy.copy(self)  # shares the network, its compiled passes, its lock and its tables
+        bent.voice = NGramModel.fit(self._voice_ids(texts), V, VOICE_ORDER)  # then served from all of them
+        bent.weights = {name: w * (1.0 - voice_weight) for name, w in self.weights.items() if name != "voice"}
+        bent.weights["voice"] = voice_weight
+        return bent
+
+    def _voice_ids(self, texts: Sequence[str]) -> np.ndarray:
+        """Token ids of texts one after another, each ending a line, as a corpus reads its messages."""
+        text = "\n".join(texts) + "\n"
+        return np.array(self.tokenizer.encode(self.tokenizer.split(text)), np.int64)
+
     # --- what is served: the log-probability of every next token
     def next_log_probs(self, rows: Sequence[Sequence[int]], written: Sequence[int] | None = None) -> np.ndarray:
         """log P(next token | row) (rows, vocab) for each row of token ids, from the neural model, the
@@ -228,10 +267,12 @@ class LanguageModel:
         """
         w = self.weights
         neural = _log_softmax(self.logits(self._windows(rows)).astype(np.float64)) if w["neural"] > 0 else None
-        ngram = cache = None
+        ngram = cache = voice = None
         with np.errstate(divide="ignore"):
             if w["ngram"] > 0 and self.ngram is not None:
                 ngram = np.log(self.ngram.distributions([list(r) for r in rows]))
+            if w.get("voice", 0.0) > 0 and self.voice is not None:
+                voice = np.log(self.voice.distributions([list(r) for r in rows]))
             if w["cache"] > 0:
                 counted: Sequence[int | None] = written or [None] * len(rows)
                 V, shares = len(self.tokenizer), self.cache_shares
@@ -239,7 +280,12 @@ class LanguageModel:
                     np.stack([cache_distribution(r, V, shares, counted=n) for r, n in zip(rows, counted, strict=True)])
                 )
         return mix_log_probs(
-            {"neural": (w["neural"], neural), "ngram": (w["ngram"], ngram), "cache": (w["cache"], cache)}
+            {
+                "neural": (w["neural"], neural),
+                "ngram": (w["ngram"], ngram),
+                "cache": (w["cache"], cache),
+                "voice": (w.get("voice", 0.0), voice),
+            }
         )
 
     # --- the forward pass
@@ -524,10 +570,10 @@ class LanguageModel:
     def target_log_probs(self, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """log P(ids[i] | ids[:i]) of what is served, for every position."""
         parts = self.target_log_probs_by_part(ids, batch_size)
-        return mix_log_probs({name: (self.weights[name], log_p) for name, log_p in parts.items()})
+        return mix_log_probs({name: (self.weights.get(name, 0.0), log_p) for name, log_p in parts.items()})
 
     def target_log_probs_by_part(self, ids: np.ndarray, batch_size: int = 512) -> dict[str, np.ndarray]:
-        """log P(ids[i] | ids[:i]) from each part this model has: "neural", "ngram", "cache"."""
+        """log P(ids[i] | ids[:i]) from each part this model has: "neural", "ngram", "cache" (and "voice")."""
         parts = {}
         if self.model is not None:
             parts["neural"] = self.neural_target_log_probs(ids, batch_size)
@@ -535,6 +581,8 @@ class LanguageModel:
             if self.ngram is not None:
                 parts["ngram"] = np.log(self.ngram.target_probabilities(ids))
             parts["cache"] = np.log(cache_target_probabilities(ids, len(self.tokenizer), self.cache_shares))
+            if self.voice is not None:
+                parts["voice"] = np.log(self.voice.target_probabilities(ids))
         return parts
 
     def neural_target_log_probs(self, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:

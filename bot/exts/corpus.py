@@ -283,6 +283,7 @@ class Corpus(commands.Cog):
     async def forget_me(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # the instant model is counted again
         messages, files = await self.bot.store.forget_author(guild_id(interaction), interaction.user.id)
+        self.bot.models.stop_voice(guild_id(interaction), interaction.user.id)  # forgetting implies /voice stop
         removed = f"{messages:,} of your messages" + (f" and {files:,} files you uploaded" if files else "")
         after = await self.after_removal(interaction, "them")
         await interaction.followup.send(f"Removed {removed} from this server's corpus. {after}", ephemeral=True)

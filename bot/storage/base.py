@@ -123,6 +123,7 @@ class GuildData:
     models: list[ModelVersion]  # oldest first
     current_model: str | None  # the version its pointer names
     text_removed_at: datetime | None = None  # the last forget (see Store.text_removed_at)
+    voices: list[tuple[int, datetime]] = field(default_factory=list)  # members who shared their voice, and when
 
 
 class Store(Protocol):
@@ -147,7 +148,7 @@ class Store(Protocol):
     async def record(self, entries: Sequence[CorpusEntry]) -> int: ...
     async def edit_message(self, guild_id: int, message_id: int, text: str) -> bool: ...
     async def remove_messages(self, guild_id: int, message_ids: Sequence[int]) -> int: ...
-    async def forget_author(self, guild_id: int, author_id: int) -> tuple[int, int]: ...
+    async def forget_author(self, guild_id: int, author_id: int) -> tuple[int, int]: ...  # and stops their voice
     async def forget_channel(self, guild_id: int, channel_id: int) -> int: ...
     async def clear_corpus(self, guild_id: int) -> int: ...
     async def corpus_texts(self, guild_id: int) -> list[str]: ...
@@ -155,6 +156,12 @@ class Store(Protocol):
     # when forget_author, forget_channel or clear_corpus last removed text: versions published before are
     # never rolled back to and are dropped (bot.storage.versions)
     async def text_removed_at(self, guild_id: int) -> datetime | None: ...
+
+    # members' voices: only a member who shared theirs is imitated, from their own messages in that server
+    async def share_voice(self, guild_id: int, member_id: int) -> bool: ...  # False: already shared
+    async def stop_voice(self, guild_id: int, member_id: int) -> bool: ...  # False: was not shared
+    async def voice_shared(self, guild_id: int, member_id: int) -> bool: ...
+    async def member_texts(self, guild_id: int, member_id: int) -> list[str]: ...  # their messages, oldest first
 
     # training jobs
     async def add_job(

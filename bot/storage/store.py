@@ -299,9 +299,10 @@ class SQLStore:
 
     @write
     async def forget_author(self, tx: Tx, guild_id: int, author_id: int) -> tuple[int, int]:
-        """(messages, files) removed."""
+        """(messages, files) removed; the author's voice is no longer shared (/forget-me implies /voice stop)."""
         sql = "DELETE FROM corpus_messages WHERE guild_id = ? AND author_id = ? RETURNING kind"
         kinds = [r["kind"] for r in await tx.rows(sql, (guild_id, author_id))]
+        await tx.execute("DELETE FROM shared_voices WHERE guild_id = ? AND member_id = ?", (guild_id, author_id))
         await self._removed(tx, guild_id, len(kinds))
         return kinds.count("message"), kinds.count("file")
 
@@ -349,6 +350,33 @@ class SQLStore:
         channels = tuple(channel for channel, _ in await self._channels(tx, guild_id))
         base = await self._base_corpus(tx, guild_id)
         return CorpusStats(messages, files, tokens, characters, authors, channels, base)
+
+    # --- members' voices
+    @write
+    async def share_voice(self, tx: Tx, guild_id: int, member_id: int) -> bool:
+        await self._guild(tx, guild_id)
+        sql = "INSERT INTO shared_voices VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+        return await tx.execute(sql, (guild_id, member_id, utcnow())) > 0
+
+    @write
+    async def stop_voice(self, tx: Tx, guild_id: int, member_id: int) -> bool:
+        sql = "DELETE FROM shared_voices WHERE guild_id = ? AND member_id = ?"
+        return await tx.execute(sql, (guild_id, member_id)) > 0
+
+    @read
+    async def voice_shared(self, tx: Tx, guild_id: int, member_id: int) -> bool:
+        sql = "SELECT 1 AS shared FROM shared_voices WHERE guild_id = ? AND member_id = ?"
+        return bool(await tx.rows(sql, (guild_id, member_id)))
+
+    @read
+    async def member_texts(self, tx: Tx, guild_id: int, member_id: int) -> list[str]:
+        """A member's recorded messages in this server (not their uploads: a file may hold anyone's words)."""
+        rows = await tx.rows(
+            "SELECT text FROM corpus_messages WHERE guild_id = ? AND author_id = ? AND kind = 'message'"
+            f" {_CORPUS_ORDER}",
+            (guild_id, member_id),
+        )
+        return [r["text"] for r in rows]
 
     # --- training jobs
     @write
@@ -496,6 +524,12 @@ class SQLStore:
             [_version(r) for r in await rows("SELECT * FROM model_versions WHERE guild_id = ? ORDER BY version")],
             pointer[0]["version"] if pointer else None,
             moment(guild[0]["text_removed_at"]),
+            [
+                (r["member_id"], moment(r["shared_at"]))
+                for r in await rows(
+                    "SELECT member_id, shared_at FROM shared_voices WHERE guild_id = ? ORDER BY member_id"
+                )
+            ],
         )
 
     @write
@@ -515,6 +549,7 @@ class SQLStore:
                 (g, *(data.settings[k] for k in names)),
             )
         await tx.executemany("INSERT INTO learned_channels VALUES (?, ?, ?)", [(g, c, t) for c, t in data.channels])
+        await tx.executemany("INSERT INTO shared_voices VALUES (?, ?, ?)", [(g, m, t) for m, t in data.voices])
         await tx.executemany(
             f"INSERT INTO corpus_messages ({_CORPUS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [e.row(g, _as_is) for e in data.corpus],

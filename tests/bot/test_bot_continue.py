@@ -24,6 +24,8 @@ async def test_login_syncs_commands_with_the_intents_it_needs(world, make_bot):
         ("model", 1),
         ("settings", 1),
         ("Continue this message", 3),
+        ("Continue in their voice", 3),
+        ("voice", 1),
     }
     for admin_only in ("corpus", "train", "settings"):
         assert int(synced[(admin_only, 1)]["default_member_permissions"]) == 1 << 5  # Manage Server
@@ -110,7 +112,7 @@ async def test_mentions_in_seeds_and_generated_text_never_ping(world, make_bot):
     message = await answer(record)
     assert "The" in message.content and everyone not in message.content and role not in message.content
 
-    async def generate(guild_id, seed, config):  # the real tokenizer cannot emit mention syntax: force it
+    async def generate(guild_id, seed, config, voice=None):  # the real tokenizer cannot emit mention syntax: force it
         return [f" {everyone} and @here meet {user} {role} <#{world.general.id}>"]
 
     bot.models.generate = generate

@@ -19,9 +19,9 @@ def record_prompts(bot) -> list[tuple[int, str, object]]:
     prompts: list[tuple[int, str, object]] = []
     real = bot.models.generate
 
-    async def generate(guild_id, seed, config):
+    async def generate(guild_id, seed, config, voice=None):
         prompts.append((guild_id, seed, config))
-        return await real(guild_id, seed, config)
+        return await real(guild_id, seed, config, voice=voice)
 
     bot.models.generate = generate
     return prompts
@@ -167,7 +167,7 @@ async def test_replies_can_be_switched_off_and_generated_turns_never_ping(world,
     continued = await reply_to(double, opening)
     user, role = world.ann.mention, world.alpha.roles[-1].mention
 
-    async def generate(guild_id, seed, config):  # the real tokenizer cannot emit mention syntax: force it
+    async def generate(guild_id, seed, config, voice=None):  # the real tokenizer cannot emit mention syntax: force it
         return [f"@everyone and @here meet {user} {role}\n\n"]
 
     bot.models.generate = generate

@@ -144,6 +144,23 @@ async def test_forget_me_removes_messages_and_uploads_of_that_person(store):
     assert await store.corpus_texts(A) == ["theirs"]
 
 
+async def test_voices_are_shared_per_server_stopped_and_stopped_by_forget_me(store):
+    await store.record([message(A, 1, "mine", author=7), message(A, 2, "theirs", author=8)])
+    await store.record([message(A, 3, "mine later", author=7, minutes=1), message(B, 4, "mine elsewhere", author=7)])
+    await store.record([CorpusEntry(A, 7, "an uploaded file", name="f.txt")])
+    assert not await store.voice_shared(A, 7)
+    assert await store.share_voice(A, 7) and not await store.share_voice(A, 7)  # once
+    assert await store.voice_shared(A, 7) and not await store.voice_shared(B, 7)  # that server only
+    assert await store.member_texts(A, 7) == ["mine", "mine later"]  # their messages there, not uploads
+    exported = await store.export_guild(A)
+    assert [member for member, _ in exported.voices] == [7]
+    assert await store.stop_voice(A, 7) and not await store.stop_voice(A, 7)
+    assert not await store.voice_shared(A, 7)
+    await store.share_voice(A, 7)
+    await store.forget_author(A, 7)  # /forget-me implies /voice stop
+    assert not await store.voice_shared(A, 7) and await store.member_texts(A, 7) == []
+
+
 async def test_channels_learned_unlearned_and_forgotten(store):
     assert await store.learn_channel(A, 70)
     assert not await store.learn_channel(A, 70)

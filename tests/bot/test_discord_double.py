@@ -591,3 +591,34 @@ async def test_threads_through_the_control_routes():
     finally:
         await remote.close()
         await double.stop()
+
+
+async def test_channel_webhooks_are_created_listed_and_executed_as_discord_does(discord_double, start_client, world):
+    guild, general, ann = world
+    bot = await start_client(EchoBot())
+    channel = bot.get_channel(general.id)
+    with pytest.raises(discord.Forbidden):  # Manage Webhooks is not among the bot's permissions by default
+        await channel.create_webhook(name="voices")
+    discord_double.bot_permissions |= discord.Permissions(manage_webhooks=True).value
+    with pytest.raises(discord.HTTPException, match="clyde"):
+        await channel.create_webhook(name="Clyde's voice")
+    hook = await channel.create_webhook(name="voices")
+    assert [h.id for h in await channel.webhooks()] == [hook.id]
+    sent = await hook.send(
+        f"hello {ann.mention} @everyone",
+        username="ann (imitation)",
+        avatar_url="https://cdn.example/a.png",
+        allowed_mentions=discord.AllowedMentions.none(),
+        wait=True,
+    )
+    (posted,) = discord_double.webhooks[hook.id].executed
+    assert sent.id == posted.id and sent.webhook_id == hook.id and sent.author.name == "ann (imitation)"
+    assert posted.avatar_url == "https://cdn.example/a.png" and posted.pings == []
+    with pytest.raises(discord.HTTPException):
+        await hook.send("x", username="clyde", wait=True)
+    general.deny_bot(manage_webhooks=True)  # an overwrite in the channel takes it away again
+    with pytest.raises(discord.Forbidden):
+        await channel.webhooks()
+    codes = [r.code for r in discord_double.rejected_requests]
+    assert codes == [50013, 50035, 50035, 50013], codes
+    discord_double.rejected_requests.clear(), discord_double.client_errors.clear()

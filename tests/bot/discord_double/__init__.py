@@ -128,6 +128,12 @@ get "Unknown interaction", a second callback gets "already acknowledged", messag
 limits (2000 characters, 10 embeds, 6000 embed characters, 25 MiB of files) get 400 like Discord,
 and the first followup after a defer fills the deferred message and keeps the defer's ephemerality, as
 on Discord (so ``defer(ephemeral=True)`` decides whether an error sent as that followup is private).
+Webhooks (members' voices): ``POST``/``GET /channels/{id}/webhooks`` need Manage Webhooks in the channel
+(``channel.deny_bot(manage_webhooks=True)`` takes it away; the double's ``bot_permissions`` must hold it, which
+the default does not), names are 1-80 characters without "clyde"; executing one (``POST /webhooks/{id}/{token}``,
+``thread_id`` for a thread) posts a message whose author is the webhook under the ``username`` sent, with
+``avatar_url`` and ``allowed_mentions`` recorded; ``double.webhooks`` holds them, each with what it ``executed``.
+An interaction's ``app_permissions`` are the bot's in that channel.
 Only what the bot uses is served (no reactions, modals, selects, member or role routes): anything
 else is an unknown route, which fails the test.
 """
@@ -149,6 +155,7 @@ from .world import (
     Message,
     Role,
     User,
+    Webhook,
     would_ping,
 )
 
@@ -170,6 +177,7 @@ __all__ = [
     "RequestRecord",
     "Role",
     "User",
+    "Webhook",
     "command_schema_errors",
     "run_client",
     "would_ping",

@@ -33,6 +33,7 @@ from .world import (
     Guild,
     Message,
     User,
+    Webhook,
     _Ids,
     permission_value,
 )
@@ -85,6 +86,7 @@ class DiscordDouble(Gateway, RestRoutes, UserActions):
         self.messages: dict[int, Message] = {}
         self.attachments: dict[int, Attachment] = {}
         self.interactions: dict[int, InteractionRecord] = {}
+        self.webhooks: dict[int, Webhook] = {}  # channel webhooks the bot made, by id
         self.by_token: dict[str, InteractionRecord] = {}
         self.synced_commands: dict[int | None, list[dict]] = {None: []}
         self.sent_messages: list[Message] = []

@@ -243,7 +243,7 @@ class UserActions:
             "data": data,
             "channel_id": str(channel.id),
             "channel": channel.to_json(),
-            "app_permissions": str(self.bot_permissions),
+            "app_permissions": str(self.bot_permissions & ~((channel.parent or channel).bot_denied)),  # here
             "locale": "en-US",
             "entitlements": [],
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,

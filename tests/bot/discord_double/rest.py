@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import re
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from .world import (
     Attachment,
     Channel,
     Message,
+    User,
+    Webhook,
     would_ping,
 )
 
@@ -409,6 +412,8 @@ class RestRoutes:
 
     @route("POST", r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)")
     async def _followup(self, request, body, files, app, token):
+        if int(app) in self.webhooks:  # a channel webhook the bot made, not an interaction's
+            return await self._execute_webhook(request, body, files, self.webhooks[int(app)], token)
         record = self._interaction_by_token(app, token)
         self._validate(body, files, creating=True)
         original = record.original
@@ -453,6 +458,56 @@ class RestRoutes:
             record.edits.append(body)
             record._mark(done=True)
         return 200, target.to_json()
+
+    # ---- channel webhooks (members' voices)
+
+    @staticmethod
+    def _webhook_name(name: object, field: str) -> str:
+        """Refuse a name Discord refuses: not 1-80 characters, or containing "clyde"."""
+        if not isinstance(name, str) or not 1 <= len(name) <= 80:
+            raise _Reject(400, 50035, "Invalid Form Body", {field: "Must be between 1 and 80 in length."})
+        if "clyde" in name.lower():
+            raise _Reject(400, 50035, "Invalid Form Body", {field: 'Username cannot contain "clyde"'})
+        return name
+
+    @route("POST", r"/channels/(?P<channel>\d+)/webhooks")
+    async def _create_webhook(self, request, body, files, channel):
+        target = self._channel(channel)
+        if target.parent is not None or target.guild is None:
+            raise _Reject(400, 50024, "Cannot execute action on this channel type")
+        self._require(target, discord.Permissions(manage_webhooks=True))
+        name = self._webhook_name((body or {}).get("name"), "name")
+        hook = Webhook(self.ids(), secrets.token_urlsafe(32), target, name, self.bot_user)
+        self.webhooks[hook.id] = hook
+        return 200, hook.to_json()
+
+    @route("GET", r"/channels/(?P<channel>\d+)/webhooks")
+    async def _channel_webhooks(self, request, body, files, channel):
+        target = self._channel(channel)
+        self._require(target, discord.Permissions(manage_webhooks=True))
+        return 200, [h.to_json() for h in self.webhooks.values() if h.channel is target]
+
+    async def _execute_webhook(self, request, body, files, hook: Webhook, token: str):
+        if token != hook.token:
+            raise _Reject(401, 50027, "Invalid Webhook Token")
+        target = hook.channel
+        if "thread_id" in request.query:
+            thread = self._channel(request.query["thread_id"])
+            if thread.parent is not hook.channel:
+                raise _Reject(400, 220001, "Target thread is not in the webhook's channel")
+            target = thread
+        self._validate(body, files, creating=True)
+        name = self._webhook_name(body.get("username") or hook.name, "username")
+        author = User(hook.id, name, bot=True)  # as on Discord: the webhook, under the name it was given
+        message = Message(self.ids(), target, author, webhook_id=hook.id, avatar_url=body.get("avatar_url"))
+        self._fill(message, body, files, creating=True)
+        self._store(message)
+        self.sent_messages.append(message)
+        hook.executed.append(message)
+        await self._dispatch_message("MESSAGE_CREATE", message)
+        if request.query.get("wait") not in ("1", "true", "True"):
+            return 204, None
+        return 200, message.to_json()
 
     # ---- channels and messages
 

@@ -386,6 +386,7 @@ class Message:
     reference: Message | None = None
     interaction: InteractionRecord | None = None  # set on interaction responses and followups
     webhook_id: int | None = None
+    avatar_url: str | None = None  # a webhook message's avatar override
     pings: list[str] = field(default_factory=list)  # every notification its bodies would have caused
     edits: list[dict] = field(default_factory=list)  # bodies of edits, in order
     edited: str | None = None
@@ -456,6 +457,34 @@ class Message:
                 replied = self.reference
                 data["referenced_message"] = None if replied.deleted else replied.to_json(blank=blank, linked=False)
         return data
+
+
+@dataclass(eq=False)
+class Webhook:
+    """A channel's incoming webhook, made by the bot (POST /channels/{id}/webhooks) and executed with its token."""
+
+    id: int
+    token: str
+    channel: Channel
+    name: str
+    user: User  # who made it
+    executed: list[Message] = field(default_factory=list)  # what was posted through it, in order
+
+    def __repr__(self) -> str:
+        return f"<Webhook {self.name!r} {self.id} in #{self.channel.name}>"
+
+    def to_json(self) -> dict:
+        return {
+            "id": str(self.id),
+            "type": 1,  # incoming
+            "token": self.token,
+            "channel_id": str(self.channel.id),
+            "guild_id": str(self.channel.guild.id) if self.channel.guild else None,
+            "name": self.name,
+            "avatar": None,
+            "user": self.user.to_json(),
+            "application_id": None,
+        }
 
 
 def would_ping(content: str, allowed_mentions: dict | None, replied_to: User | None = None) -> list[str]:

@@ -1,0 +1,7 @@
+-- members who shared their voice in a server: only they can be imitated there (/voice share, /voice stop)
+CREATE TABLE shared_voices (
+    guild_id BIGINT NOT NULL REFERENCES guilds(id) ON DELETE CASCADE,
+    member_id BIGINT NOT NULL,
+    shared_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (guild_id, member_id)
+);
