@@ -17,6 +17,7 @@ from core import JobRunner, ModelStore, open_bundle_storage
 from . import logs, metrics
 from .cluster import ClusterTraining, job_runner
 from .cooldowns import Cooldowns
+from .forgetting import migrate_forget_markers
 from .health import HealthServer, NotReady, storage_check, store_check
 from .instant import InstantModels
 from .models import ModelService
@@ -164,6 +165,7 @@ class ContinuoBot(commands.Bot):
         self._watcher = asyncio.create_task(self._watch(), name="continuo-watch")
         await self.models.warm_up()  # before connecting: importing TensorFlow later would stall the event loop
         await self.store.open()
+        await migrate_forget_markers(self.settings.guilds_dir, self.store)  # data folders from before the store held it
         await self.versions.start()  # follow model switches made by other processes
         if self.settings.job_runner != "coordinator":  # a cluster's jobs outlive its bot processes
             # a stop hands running jobs back as queued: those start again (and resume from their checkpoint);

@@ -17,12 +17,14 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from core import ContinuoError, JobRunner, TrainRequest, TrainResult
 
 from . import metrics
 from .cluster import progress_json
+from .forgetting import may_answer
 from .server_corpus import ServerCorpus
 from .settings import BotSettings
 from .storage import Store, TrainingJobRecord
@@ -30,7 +32,7 @@ from .storage.base import utcnow
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[int, TrainResult], Awaitable[None]]  # (server, trained bundle) -> the server serves it
+Publish = Callable[[int, TrainResult, datetime], Awaitable[None]]  # (server, trained bundle, corpus read at)
 
 
 class Coordinator:
@@ -164,7 +166,12 @@ class Coordinator:
             await asyncio.gather(relay, return_exceptions=True)
             if latest[0] is not None:  # the last report, with when the runner returned (bench/cluster_bench.py)
                 await self.store.set_job_progress(record.id, progress_json(latest[0], ended_at=ended_at))
-            await self.publish(record.guild_id, result)
+            guild = record.guild_id
+            if not may_answer(started_at, await self.store.text_removed_at(guild)):
+                log.info("job %s of guild %s: text left its corpus while it trained; queued again", record.id, guild)
+                await self.store.update_job(record.id, status="queued")  # the next poll trains it without that text
+                return
+            await self.publish(record.guild_id, result, started_at)
             await self.store.update_job(
                 record.id, status="succeeded", finished_at=utcnow(), val_perplexity=result.card.val_perplexity
             )
@@ -217,8 +224,8 @@ def make_runner(settings: BotSettings) -> JobRunner:
 def publisher(versions) -> Publish:
     """Each trained bundle becomes a new version of its server's model; serving processes switch to it."""
 
-    async def publish(guild_id: int, result: TrainResult) -> None:
-        await versions.publish(guild_id, result.path)
+    async def publish(guild_id: int, result: TrainResult, corpus_read_at: datetime) -> None:
+        await versions.publish(guild_id, result.path, corpus_read_at)
 
     return publish
 

@@ -71,7 +71,6 @@ class Corpus(commands.Cog):
         self._learned: dict[int, set[int]] = {}  # guild -> learned channels, read once from the store
         self._full: set[int] = set()  # servers told that their corpus is full (told again after it had room)
         self._recording: dict[int, asyncio.Lock] = {}  # one check-then-record at a time per server, so the cap holds
-        self._retrains: set[asyncio.Task] = set()  # retrainings that wait for a stopped run to end
 
     async def learned(self, guild_id: int) -> set[int]:
         if guild_id not in self._learned:
@@ -112,7 +111,7 @@ class Corpus(commands.Cog):
     async def instant_after_adding(self, guild_id: int) -> str:
         """Count the server's instant model again when it is what the server is answered from; a line saying so."""
         models = self.bot.models
-        if models.has_own_model(guild_id) and models.forgotten_at(guild_id) is None:
+        if models.has_own_model(guild_id) and await models.trained_may_answer(guild_id):
             return ""  # its trained model answers; /train or automatic retraining learns the new text
         try:
             path = await models.rebuild_instant(guild_id)
@@ -291,7 +290,7 @@ class Corpus(commands.Cog):
     async def after_removal(self, interaction: discord.Interaction, them: str) -> str:
         """Serve the server from a model that never saw the removed text, queue a retraining without it; say so."""
         server_id, models = guild_id(interaction), self.bot.models
-        models.mark_forgotten(server_id)  # from now on: the instant model counted without it, or the default one
+        await models.forgot(server_id)  # from now on: the instant model counted without it, or the default one
         try:
             instant = await models.rebuild_instant(server_id)
         except Exception:  # noqa: BLE001 - the default model, which holds no server's text, answers meanwhile
@@ -309,16 +308,10 @@ class Corpus(commands.Cog):
         ticket = training.ticket(server_id)
         if ticket is not None and training.place(ticket) > 0:
             return f"the retraining already queued (place {training.place(ticket)}) reads the corpus without {it}."
-        if ticket is not None:  # it read the corpus before: its model will not be served; a new run follows it
-            job = getattr(ticket, "job", None)
-            if job is not None:
-                job.cancel()
-            task = asyncio.create_task(
-                self._submit_when_free(server_id, guild(interaction).name, interaction.channel_id)
-            )
-            self._retrains.add(task)
-            task.add_done_callback(self._retrains.discard)
-            return f"the training that was running had read {it}, so it was stopped; a retraining without {it} follows."
+        if ticket is not None:  # it read the corpus before: its model is not served, and it trains again
+            if ticket.job is not None:
+                ticket.job.cancel()  # this machine's job stops now; a cluster's finds out when it ends
+            return f"the training that was running had read {it}, so it starts again without {it}."
         try:
             ticket = await training.submit(server_id, guild(interaction).name, 0, interaction.channel_id)
         except CorpusTooSmall:
@@ -331,17 +324,6 @@ class Corpus(commands.Cog):
             if place == 0
             else f"a retraining without {it} is queued (place {place})."
         )
-
-    async def _submit_when_free(self, guild_id: int, guild_name: str, channel_id: int | None) -> None:
-        training = self.bot.training
-        for _ in range(7200):  # the stopped run ends within seconds; a cluster's within its poll
-            if not training.busy(guild_id):
-                break
-            await asyncio.sleep(0.5)
-        try:
-            await training.submit(guild_id, guild_name, 0, channel_id)
-        except ContinuoError as e:
-            log.info("guild %s: retraining after a forget not queued: %s", guild_id, e)
 
     # --- recording channels
     def entry(self, message: discord.Message, bot_id: int | None) -> CorpusEntry | None:

@@ -12,6 +12,7 @@ from core import ContinuoError, Job, JobRunner, Progress, TrainRequest, check_co
 
 from .. import metrics
 from ..decoding import SAMPLE_WORDS, decoding
+from ..forgetting import may_answer
 from ..models import ModelService
 from ..server_corpus import ServerCorpus
 from ..settings import BotSettings
@@ -152,15 +153,25 @@ class TrainingQueue:
             metrics.TRAINING_JOB_SECONDS.labels(outcome).observe(time.monotonic() - started)
 
         try:
-            read_at = utcnow()  # a model trained from text read after a forget may be served again
-            text, name = await self.corpus.text(ticket.guild_id)
-            await self.store.update_job(ticket.record.id, status="running", started_at=utcnow())
-            await self._show(ticket, messages.starting(ticket.guild_name, automatic=not ticket.record.requested_by))
-            job = await self._start_job(ticket, text, name)
-            relay = asyncio.create_task(self._relay(ticket))
-            result = await asyncio.to_thread(job.result)
-            relay.cancel()
-            await asyncio.gather(relay, return_exceptions=True)  # no progress edit may land after the result
+            while True:
+                read_at = utcnow()  # before the corpus is read: what was removed by then is not in the text
+                text, name = await self.corpus.text(ticket.guild_id)
+                await self.store.update_job(ticket.record.id, status="running", started_at=read_at)
+                await self._show(ticket, messages.starting(ticket.guild_name, automatic=not ticket.record.requested_by))
+                job = await self._start_job(ticket, text, name)
+                relay = asyncio.create_task(self._relay(ticket))
+                try:
+                    result = await asyncio.to_thread(job.result)
+                except ContinuoError:
+                    if await self._read_removed_text(ticket.guild_id, read_at):
+                        continue  # stopped by a forget (bot.exts.corpus): train again without that text
+                    raise
+                finally:
+                    relay.cancel()
+                    await asyncio.gather(relay, return_exceptions=True)  # no progress edit may land after the result
+                if not await self._read_removed_text(ticket.guild_id, read_at):
+                    break
+                log.info("guild %s: text was removed while it trained; training again without it", ticket.guild_id)
             await self.models.reload(ticket.guild_id, trained_from=read_at)
             card = result.card
             await self.store.update_job(
@@ -197,6 +208,10 @@ class TrainingQueue:
             self._count()
             if not self._closing:
                 await self._show_places()
+
+    async def _read_removed_text(self, guild_id: int, read_at) -> bool:
+        """Whether text left the server's corpus after this training read it (the forget rule, bot.forgetting)."""
+        return not may_answer(read_at, await self.store.text_removed_at(guild_id))
 
     async def _start_job(self, ticket: Ticket, text: str, corpus_name: str) -> Job:
         """Hand the job to the runner; once it exists, a cancellation reaches it."""
