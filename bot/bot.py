@@ -35,6 +35,7 @@ EXTENSIONS = (
     "bot.exts.continue_text",
     "bot.exts.conversations",
     "bot.exts.corpus",
+    "bot.exts.recording",
     "bot.exts.training",
     "bot.exts.server_settings",
 )
