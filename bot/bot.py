@@ -26,7 +26,7 @@ from .server_corpus import ServerCorpus
 from .settings import BotSettings
 from .storage import Store, TrainingJobRecord, open_store
 from .storage.versions import ModelVersions
-from .training import RetrainPolicy, TrainingQueue
+from .training import RetrainPolicy, TrainingQueue, Trainings
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class ContinuoBot(commands.Bot):
         def channel_display(channel_id: int) -> ChannelDisplay:
             return ChannelDisplay(self.get_partial_messageable(channel_id))
 
-        self.training: TrainingQueue | ClusterTraining
+        self.training: Trainings
         if self.settings.job_runner == "coordinator":  # one of a cluster's processes: the coordinator trains
             self.training = ClusterTraining(
                 self.store, self.models, self.settings, self.corpus, channel_display, lambda: self.guilds

@@ -20,15 +20,15 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from core import ContinuoError, JobRunner, TrainRequest, TrainResult
+from core import ContinuoError, Job, JobRunner, Progress, TrainRequest, TrainResult
 
 from . import metrics
 from .cluster import progress_json
-from .forgetting import may_answer
 from .server_corpus import ServerCorpus
 from .settings import BotSettings
 from .storage import Store, TrainingJobRecord
 from .storage.base import utcnow
+from .training.trainings import TrainingFailed, run_job
 
 log = logging.getLogger(__name__)
 
@@ -123,27 +123,17 @@ class Coordinator:
 
     # --- one job
     async def _train(self, record: TrainingJobRecord) -> None:
-        started = time.monotonic()
-
-        def finished(outcome: str) -> None:
-            metrics.TRAINING_JOBS_FINISHED.labels(outcome).inc()
-            metrics.TRAINING_JOB_SECONDS.labels(outcome).observe(time.monotonic() - started)
-
         loop = asyncio.get_running_loop()
         staging = self.staging_dir / f"job-{record.id}"
-        job, relay = None, None
         latest: list = [None]
         changed = asyncio.Event()
 
-        def note(progress) -> None:  # on the runner's thread
+        def note(progress: Progress) -> None:  # on the runner's thread
             latest[0] = progress
             loop.call_soon_threadsafe(changed.set)
 
-        try:
-            started_at = utcnow()  # before the corpus is read: what was forgotten by then is not in the text
-            text, name = await self.corpus.text(record.guild_id)
-            await self.store.update_job(record.id, status="running", started_at=started_at)
-            request = TrainRequest(
+        async def prepare(text: str, name: str) -> TrainRequest:
+            return TrainRequest(
                 out=staging / "model",
                 text=text,
                 corpus_name=name,
@@ -151,55 +141,43 @@ class Coordinator:
                 train=replace(self.settings.train_options, epochs=record.epochs),
                 checkpoint_dir=self.settings.home / "checkpoints" / str(record.guild_id),
             )  # a rerun resumes
-            # submitting sends the whole corpus: not on the event loop
-            submitting = asyncio.ensure_future(asyncio.to_thread(self.runner.submit, request, note))
-            try:
-                job = await asyncio.shield(submitting)
-            except asyncio.CancelledError:
-                job = await submitting  # it exists now: it must be told to stop
-                raise
+
+        async def follow(job: Job) -> None:
             log.info("job %s of guild %s: started as %s", record.id, record.guild_id, job.id)
-            relay = asyncio.create_task(self._relay(record.id, latest, changed))
-            result = await asyncio.to_thread(job.result)
-            ended_at = time.time()
-            relay.cancel()
-            await asyncio.gather(relay, return_exceptions=True)
+            await self._relay(record.id, latest, changed)
+
+        async def publish(result: TrainResult, read_at: datetime) -> None:
             if latest[0] is not None:  # the last report, with when the runner returned (bench/cluster_bench.py)
-                await self.store.set_job_progress(record.id, progress_json(latest[0], ended_at=ended_at))
-            guild = record.guild_id
-            if not may_answer(started_at, await self.store.text_removed_at(guild)):
-                log.info("job %s of guild %s: text left its corpus while it trained; queued again", record.id, guild)
-                await self.store.update_job(record.id, status="queued")  # the next poll trains it without that text
-                return
-            await self.publish(record.guild_id, result, started_at)
-            await self.store.update_job(
-                record.id, status="succeeded", finished_at=utcnow(), val_perplexity=result.card.val_perplexity
-            )
-            finished("succeeded")
+                await self.store.set_job_progress(record.id, progress_json(latest[0], ended_at=time.time()))
+            await self.publish(record.guild_id, result, read_at)
             log.info(
                 "job %s of guild %s: new model published (validation perplexity %.1f)",
                 record.id,
                 record.guild_id,
                 result.card.val_perplexity,
             )
+
+        try:
+            await run_job(
+                record,
+                self.store,
+                self.corpus,
+                self.runner,
+                prepare=prepare,
+                on_progress=note,
+                follow=follow,
+                publish=publish,
+                cancelled_as=lambda: "handed_back",
+            )
         except asyncio.CancelledError:
-            finished("handed_back")
-            if job is not None:
-                job.cancel()
             try:
                 await asyncio.shield(self.store.update_job(record.id, status="queued"))
             except Exception:  # noqa: BLE001 - the store may be gone; the next coordinator requeues it anyway
                 pass
             raise
-        except Exception as e:  # noqa: BLE001 - any failure keeps the old model and is reported to the server
-            reason = str(e) if isinstance(e, ContinuoError) else f"{type(e).__name__}: {e}"
-            if not isinstance(e, ContinuoError):
-                log.exception("job %s of guild %s failed", record.id, record.guild_id)
-            finished("failed")
-            await self.store.update_job(record.id, status="failed", finished_at=utcnow(), error=reason[:500])
+        except TrainingFailed:
+            pass  # recorded as failed by run_job; the server keeps its model
         finally:
-            if relay is not None:
-                relay.cancel()
             await asyncio.to_thread(shutil.rmtree, staging, True)
 
     async def _relay(self, job_id: int, latest: list, changed: asyncio.Event) -> None:
