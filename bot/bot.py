@@ -17,6 +17,7 @@ from core import JobRunner, ModelStore, open_bundle_storage
 from . import logs, metrics
 from .cluster import ClusterTraining, job_runner
 from .cooldowns import Cooldowns
+from .forgetting import migrate_forget_markers
 from .health import HealthServer, NotReady, storage_check, store_check
 from .instant import InstantModels
 from .models import ModelService
@@ -25,7 +26,7 @@ from .server_corpus import ServerCorpus
 from .settings import BotSettings
 from .storage import Store, TrainingJobRecord, open_store
 from .storage.versions import ModelVersions
-from .training import RetrainPolicy, TrainingQueue
+from .training import RetrainPolicy, TrainingQueue, Trainings
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ EXTENSIONS = (
     "bot.exts.continue_text",
     "bot.exts.conversations",
     "bot.exts.corpus",
+    "bot.exts.recording",
     "bot.exts.training",
     "bot.exts.server_settings",
     "bot.exts.voices",
@@ -125,7 +127,7 @@ class ContinuoBot(commands.Bot):
         def channel_display(channel_id: int) -> ChannelDisplay:
             return ChannelDisplay(self.get_partial_messageable(channel_id))
 
-        self.training: TrainingQueue | ClusterTraining
+        self.training: Trainings
         if self.settings.job_runner == "coordinator":  # one of a cluster's processes: the coordinator trains
             self.training = ClusterTraining(
                 self.store, self.models, self.settings, self.corpus, channel_display, lambda: self.guilds
@@ -165,6 +167,7 @@ class ContinuoBot(commands.Bot):
         self._watcher = asyncio.create_task(self._watch(), name="continuo-watch")
         await self.models.warm_up()  # before connecting: importing TensorFlow later would stall the event loop
         await self.store.open()
+        await migrate_forget_markers(self.settings.guilds_dir, self.store)  # data folders from before the store held it
         await self.versions.start()  # follow model switches made by other processes
         if self.settings.job_runner != "coordinator":  # a cluster's jobs outlive its bot processes
             # a stop hands running jobs back as queued: those start again (and resume from their checkpoint);

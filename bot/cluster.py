@@ -13,7 +13,7 @@ from core import Progress
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from .training.queue import Ticket
+    from .training.trainings import Display, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,9 @@ def progress_from_json(text: str | None) -> Progress | None:
 class ClusterTraining:
     """/train in cluster mode: the job is queued in the store for the coordinator and followed from there.
 
-    It offers what the training queue offers the extensions (submit, ticket, place, busy, close), but
-    starts nothing itself: the coordinator trains and publishes; this process shows the place in line
-    and the progress it reads back, and, when the job ends, swaps in the new model and reports it. A
+    It is the cogs' bot.training.trainings.Trainings, like the training queue, but starts nothing itself:
+    the coordinator trains and publishes; this process shows the place in line and the progress it reads
+    back, and, when the job ends, swaps in the new model and reports it. A
     restarted process follows its servers' unfinished jobs again (`follow_unfinished`), so a bot
     process that dies loses no training.
     """
@@ -65,10 +65,10 @@ class ClusterTraining:
         self._tasks: set[asyncio.Task] = set()
 
     # --- asking
-    def ticket(self, guild_id: int):
+    def ticket(self, guild_id: int) -> Ticket | None:
         return self._tickets.get(guild_id)
 
-    def place(self, ticket) -> int:
+    def place(self, ticket: Ticket) -> int:
         return self._places.get(ticket.record.id, 0)
 
     def busy(self, guild_id: int) -> bool:
@@ -82,15 +82,16 @@ class ClusterTraining:
         requested_by: int,
         channel_id: int | None,
         epochs: int | None = None,
-        display=None,
-    ):
+        display: Display | None = None,
+    ) -> Ticket:
         """Queue a training for the coordinator; refuses a second one and a corpus too small."""
         from core import check_corpus_size
 
         from .storage.base import UNFINISHED
         from .text import safe
         from .training import messages
-        from .training.queue import HOW_TO_ADD_TEXT, AlreadyTraining, Ticket
+        from .training.messages import HOW_TO_ADD_TEXT
+        from .training.trainings import AlreadyTraining, Ticket
 
         if self.busy(guild_id):
             raise AlreadyTraining("this server's model is already queued or training; wait for that run to finish")
@@ -117,7 +118,7 @@ class ClusterTraining:
     async def follow_unfinished(self) -> int:
         """Follow the unfinished jobs of the servers this process holds that it does not follow yet (on_ready)."""
         from .text import safe
-        from .training.queue import Ticket
+        from .training.trainings import Ticket
 
         names = {guild.id: guild.name for guild in self.served_guilds()}
         found = 0
@@ -198,7 +199,7 @@ class ClusterTraining:
 
     async def _serve_new_model(self, guild_id: int, read_from: datetime):
         """Load the version the coordinator published, once this process has learned of the switch."""
-        versions = getattr(self.models, "versions", None)
+        versions = self.models.versions
         current = await self.store.current_model(guild_id) if versions is not None else None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + NEW_VERSION_WAIT_S

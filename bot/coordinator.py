@@ -17,9 +17,10 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
-from core import ContinuoError, JobRunner, TrainRequest, TrainResult
+from core import ContinuoError, Job, JobRunner, Progress, TrainRequest, TrainResult
 
 from . import metrics
 from .cluster import progress_json
@@ -27,10 +28,11 @@ from .server_corpus import ServerCorpus
 from .settings import BotSettings
 from .storage import Store, TrainingJobRecord
 from .storage.base import utcnow
+from .training.trainings import TrainingFailed, run_job
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[int, TrainResult], Awaitable[None]]  # (server, trained bundle) -> the server serves it
+Publish = Callable[[int, TrainResult, datetime], Awaitable[None]]  # (server, trained bundle, corpus read at)
 
 
 class Coordinator:
@@ -121,27 +123,17 @@ class Coordinator:
 
     # --- one job
     async def _train(self, record: TrainingJobRecord) -> None:
-        started = time.monotonic()
-
-        def finished(outcome: str) -> None:
-            metrics.TRAINING_JOBS_FINISHED.labels(outcome).inc()
-            metrics.TRAINING_JOB_SECONDS.labels(outcome).observe(time.monotonic() - started)
-
         loop = asyncio.get_running_loop()
         staging = self.staging_dir / f"job-{record.id}"
-        job, relay = None, None
         latest: list = [None]
         changed = asyncio.Event()
 
-        def note(progress) -> None:  # on the runner's thread
+        def note(progress: Progress) -> None:  # on the runner's thread
             latest[0] = progress
             loop.call_soon_threadsafe(changed.set)
 
-        try:
-            started_at = utcnow()  # before the corpus is read: what was forgotten by then is not in the text
-            text, name = await self.corpus.text(record.guild_id)
-            await self.store.update_job(record.id, status="running", started_at=started_at)
-            request = TrainRequest(
+        async def prepare(text: str, name: str) -> TrainRequest:
+            return TrainRequest(
                 out=staging / "model",
                 text=text,
                 corpus_name=name,
@@ -149,50 +141,43 @@ class Coordinator:
                 train=replace(self.settings.train_options, epochs=record.epochs),
                 checkpoint_dir=self.settings.home / "checkpoints" / str(record.guild_id),
             )  # a rerun resumes
-            # submitting sends the whole corpus: not on the event loop
-            submitting = asyncio.ensure_future(asyncio.to_thread(self.runner.submit, request, note))
-            try:
-                job = await asyncio.shield(submitting)
-            except asyncio.CancelledError:
-                job = await submitting  # it exists now: it must be told to stop
-                raise
+
+        async def follow(job: Job) -> None:
             log.info("job %s of guild %s: started as %s", record.id, record.guild_id, job.id)
-            relay = asyncio.create_task(self._relay(record.id, latest, changed))
-            result = await asyncio.to_thread(job.result)
-            ended_at = time.time()
-            relay.cancel()
-            await asyncio.gather(relay, return_exceptions=True)
+            await self._relay(record.id, latest, changed)
+
+        async def publish(result: TrainResult, read_at: datetime) -> None:
             if latest[0] is not None:  # the last report, with when the runner returned (bench/cluster_bench.py)
-                await self.store.set_job_progress(record.id, progress_json(latest[0], ended_at=ended_at))
-            await self.publish(record.guild_id, result)
-            await self.store.update_job(
-                record.id, status="succeeded", finished_at=utcnow(), val_perplexity=result.card.val_perplexity
-            )
-            finished("succeeded")
+                await self.store.set_job_progress(record.id, progress_json(latest[0], ended_at=time.time()))
+            await self.publish(record.guild_id, result, read_at)
             log.info(
                 "job %s of guild %s: new model published (validation perplexity %.1f)",
                 record.id,
                 record.guild_id,
                 result.card.val_perplexity,
             )
+
+        try:
+            await run_job(
+                record,
+                self.store,
+                self.corpus,
+                self.runner,
+                prepare=prepare,
+                on_progress=note,
+                follow=follow,
+                publish=publish,
+                cancelled_as=lambda: "handed_back",
+            )
         except asyncio.CancelledError:
-            finished("handed_back")
-            if job is not None:
-                job.cancel()
             try:
                 await asyncio.shield(self.store.update_job(record.id, status="queued"))
             except Exception:  # noqa: BLE001 - the store may be gone; the next coordinator requeues it anyway
                 pass
             raise
-        except Exception as e:  # noqa: BLE001 - any failure keeps the old model and is reported to the server
-            reason = str(e) if isinstance(e, ContinuoError) else f"{type(e).__name__}: {e}"
-            if not isinstance(e, ContinuoError):
-                log.exception("job %s of guild %s failed", record.id, record.guild_id)
-            finished("failed")
-            await self.store.update_job(record.id, status="failed", finished_at=utcnow(), error=reason[:500])
+        except TrainingFailed:
+            pass  # recorded as failed by run_job; the server keeps its model
         finally:
-            if relay is not None:
-                relay.cancel()
             await asyncio.to_thread(shutil.rmtree, staging, True)
 
     async def _relay(self, job_id: int, latest: list, changed: asyncio.Event) -> None:
@@ -217,8 +202,8 @@ def make_runner(settings: BotSettings) -> JobRunner:
 def publisher(versions) -> Publish:
     """Each trained bundle becomes a new version of its server's model; serving processes switch to it."""
 
-    async def publish(guild_id: int, result: TrainResult) -> None:
-        await versions.publish(guild_id, result.path)
+    async def publish(guild_id: int, result: TrainResult, corpus_read_at: datetime) -> None:
+        await versions.publish(guild_id, result.path, corpus_read_at)
 
     return publish
 

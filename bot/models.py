@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import shutil
 from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import numpy as np
 from core import BundleError, ContinuoError, GenerationConfig, LanguageModel, load
 
 from . import metrics
+from .forgetting import may_answer
 from .storage.versions import ModelVersions
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,8 @@ class ModelService:
         self.cache_bytes = int(cache_mb * 1e6) if cache_mb is not None else None  # None: bounded by count only
         self.instant = instant  # bot.instant.InstantModels: servers' n-gram models of their own text
         self._sizes: dict[Path, int] = {}  # model_bytes of each cached model
-        self._forgotten: dict[int, datetime | None] = {}  # when text was last removed from a server (read once)
+        self._removed: dict[int, datetime | None] = {}  # the store's text_removed_at: read once, and at each forget
+        self._read: dict[int, datetime] = {}  # without versions: when the bundle reload() served read its corpus
         self._served: dict[int, int] = {}  # bumped by a forget: answers decoded by an older model are decoded again
         self.versions = versions  # None: guilds/<id>/model is served as it is (no versions, no rollback)
         self.max_batch_rows = max_batch_rows
@@ -131,25 +132,40 @@ class ModelService:
         While a server has no trained model of its own, its instant model answers in its own voice.
         """
         instant = self.instant.current(guild_id) if self.instant is not None else None
-        if self.forgotten_at(guild_id) is not None:
-            return instant or self.default_model
-        chosen = await self._trained_bundle_for(guild_id)
-        return instant if chosen == self.default_model and instant is not None else chosen
+        trained = await self._trained_bundle_for(guild_id) if await self.trained_may_answer(guild_id) else None
+        return trained or instant or self.default_model
 
-    async def _trained_bundle_for(self, guild_id: int) -> Path:
+    async def _trained_bundle_for(self, guild_id: int) -> Path | None:
         pointer = await self.versions.pointer(guild_id) if self.versions is not None else None
         if self.versions is not None and pointer is not None:  # once published, its pointer decides (None: default)
             if pointer.version is None:
-                return self.default_model
+                return None
             try:
-                local = await self.versions.local_bundle(guild_id)
+                return await self.versions.local_bundle(guild_id)  # None: switched back meanwhile
             except (BundleError, OSError) as e:
                 raise NoModel(
                     f"this server's model cannot be fetched ({e}); an admin can run /model rollback or /train again"
                 ) from None
-            return local if local is not None else self.default_model  # None: switched back meanwhile
         own = self.bundle_path(guild_id)
-        return own if own.is_dir() else self.default_model
+        return own if own.is_dir() else None
+
+    async def trained_may_answer(self, guild_id: int) -> bool:
+        """The forget rule (bot.forgetting) for the server's trained model: whether it read the corpus after
+        text last left it. While it may not, the server's instant model counted without that text answers."""
+        removed = await self.text_removed_at(guild_id)
+        return removed is None or may_answer(await self._corpus_read_at(guild_id), removed)
+
+    async def text_removed_at(self, guild_id: int) -> datetime | None:
+        if guild_id not in self._removed:
+            store = self.versions.store if self.versions is not None else None
+            self._removed[guild_id] = await store.text_removed_at(guild_id) if store is not None else None
+        return self._removed[guild_id]
+
+    async def _corpus_read_at(self, guild_id: int) -> datetime | None:
+        if self.versions is not None and await self.versions.pointer(guild_id) is not None:
+            current = await self.versions.current(guild_id)
+            return current.created_at if current is not None else None
+        return self._read.get(guild_id)  # None: a bundle this process did not train, of unknown reading
 
     async def model_for(self, guild_id: int) -> LanguageModel:
         return await self._get(await self.bundle_for(guild_id))
@@ -210,32 +226,11 @@ class ModelService:
         return sum(self._sizes.values())
 
     # --- forgetting
-    def _forgotten_file(self, guild_id: int) -> Path:
-        return self.guilds_dir / str(int(guild_id)) / "forgotten.json"
-
-    def forgotten_at(self, guild_id: int) -> datetime | None:
-        """When text was removed from the server's corpus, while no model trained without it is in use."""
-        if guild_id not in self._forgotten:
-            try:
-                at = json.loads(self._forgotten_file(guild_id).read_text())["at"]
-                self._forgotten[guild_id] = datetime.fromisoformat(at)
-            except (OSError, ValueError, KeyError):
-                self._forgotten[guild_id] = None
-        return self._forgotten[guild_id]
-
-    def mark_forgotten(self, guild_id: int) -> None:
-        """From now on the server is never answered by a model that saw its corpus before this moment.
-
-        Kept in a file, so a restart does not bring the old model back; cleared by reload() of a model
-        trained from a corpus read after it.
-        """
-        at = datetime.now(UTC)
-        path = self._forgotten_file(guild_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"at": at.isoformat()}))
-        tmp.replace(path)
-        self._forgotten[guild_id] = at
+    async def forgot(self, guild_id: int) -> None:
+        """Text left the server's corpus (the store recorded when): from now on no model that read it answers,
+        and answers being decoded by one are decoded again. A restart reads the same record."""
+        self._removed.pop(guild_id, None)
+        await self.text_removed_at(guild_id)
         self._served[guild_id] = self._served.get(guild_id, 0) + 1
         for key in [k for k in self._voices if k[1] == guild_id]:  # built on a model that saw the text
             del self._voices[key]
@@ -282,19 +277,15 @@ class ModelService:
         """Make the server's newly trained bundle (at bundle_path) its model: published as a new version when
         versioned, then loaded and swapped in. Requests never see a half-loaded model.
 
-        `trained_from`: when the training read its corpus; only a model trained from a corpus read after the
-        server's last forget is served again (without it, the forget's fallback stays).
+        `trained_from`: when the training read its corpus; the forget rule serves it only if that was after
+        the server's last forget (bot.forgetting).
         """
         staged = self.bundle_path(guild_id)
         if self.versions is not None and staged.is_dir():
-            await self.versions.publish(guild_id, staged)
+            await self.versions.publish(guild_id, staged, corpus_read_at=trained_from)
             await asyncio.to_thread(shutil.rmtree, staged, True)  # the published version is the model now
-        forgotten = self.forgotten_at(guild_id)
-        if trained_from is not None and trained_from.tzinfo is None:
-            trained_from = trained_from.replace(tzinfo=UTC)  # the store's times are UTC
-        if forgotten is not None and trained_from is not None and trained_from > forgotten:
-            self._forgotten_file(guild_id).unlink(missing_ok=True)
-            self._forgotten[guild_id] = None
+        elif trained_from is not None:
+            self._read[guild_id] = trained_from
         path = await self.bundle_for(guild_id)
         model = await self.run(_load_warm, path)
         self._put(path, model)

@@ -99,7 +99,7 @@ def save_bundle(
     """Write the bundle atomically at `path`, replacing any bundle there. `model` may be None if `ngram` is not."""
     if model is None and ngram is None:
         raise ValueError("a bundle needs a neural model, an n-gram model or both")
-    from .locks import storage_error
+    from .storage_errors import storage_error
 
     path = Path(path)
     try:

@@ -33,7 +33,7 @@ class EpochCheckpoint:
     """One file in a folder keyed by a fingerprint of the data and settings; replaced atomically each epoch."""
 
     def __init__(self, folder: Path, fingerprint: str):
-        from .locks import storage_error
+        from .storage_errors import storage_error
 
         self.folder = folder
         self.notice = ""  # one line on what restore() found: resumed from an epoch, or a checkpoint unreadable
@@ -69,7 +69,7 @@ class EpochCheckpoint:
             os.replace(tmp, self.folder / STATE_FILE)
         except OSError as e:  # a full disk, say: the half-written file must not keep it full
             tmp.unlink(missing_ok=True)
-            from .locks import storage_error
+            from .storage_errors import storage_error
 
             raise storage_error(e, "save the training checkpoint", self.folder) from None
         except BaseException:

@@ -20,6 +20,10 @@ from .errors import Cancelled, ConfigError
 from .model import UNROLL_MAX_WINDOW, ModelConfig, build_model, settings_for_size
 from .ngram import NGramModel, cache_targets_by_order
 from .spelling import SpellingModel, spelling_weights
+from .training_budget import TimeBudget
+from .training_progress import Progress, ProgressCallback, ProgressReporter
+
+__all__ = ["Progress", "ProgressCallback", "TrainConfig", "TrainResult", "build_instant", "prepare", "train"]
 
 if TYPE_CHECKING:
     from .tokenizer import Mode
@@ -85,31 +89,6 @@ class TrainConfig:
         return settings_for_size(self, SCHEDULE_BY_TOKENS, tokens)
 
 
-@dataclass
-class Progress:
-    """One progress report; front-ends draw bars, charts and logs from these."""
-
-    phase: str  # "instant" (the n-gram model is ready), "start", "batch", "epoch" or "done"
-    epoch: int  # 1-based epoch being trained
-    epochs: int  # upper bound on epochs
-    batch: int = 0  # batches done in this epoch
-    batches: int = 0  # batches per epoch
-    loss: float | None = None  # training loss (cross-entropy, nats per token)
-    val_perplexity: float | None = None  # after each epoch
-    elapsed_s: float = 0.0
-    eta_s: float | None = None  # time left if training runs all epochs (or to its time budget)
-    message: str = ""  # a line for logs
-    path: str = ""  # with phase "instant": the n-gram model's bundle, usable at once
-
-    @property
-    def fraction(self) -> float:
-        if self.phase == "done":
-            return 1.0
-        done = (self.epoch - 1) * self.batches + self.batch
-        return min(1.0, done / max(1, self.epochs * self.batches))
-
-
-ProgressCallback = Callable[[Progress], None]
 ShouldStop = Callable[[], bool]
 
 
@@ -163,31 +142,19 @@ def train(
     """
     tcfg = (train_config or TrainConfig()).validate()
     mcfg = (model_config or ModelConfig()).validate()
-    report = _Reporter(tcfg, on_progress or (lambda p: None))
+    report = ProgressReporter(tcfg.epochs, tcfg.max_minutes, on_progress or (lambda p: None))
     stop = _canceller(should_stop)
     # 1. text -> vocabulary -> token ids
     tokenizer, train_ids, valid_ids, words = prepare(text, tcfg, valid_text)
     tcfg = tcfg.sized_for(len(train_ids))
     stop()
-    # 2. the instant model: Kneser-Ney counts, their order chosen on the validation text, and the spelling
-    # model that scores words outside the vocabulary letter by letter
+    # 2. the instant model: Kneser-Ney counts, and the spelling model that scores words outside the vocabulary
     spelling = SpellingModel.fit(words.types, spelling_weights(words.counts, words.known))
     del words  # before the n-gram counts peak
     ngram, ngram_ppl = NGramModel.fit_best(train_ids, valid_ids, len(tokenizer))
-    card = ModelCard(
-        name=name or Path(out).name,
-        corpus=corpus_name,
-        tokens=int(len(train_ids)),
-        vocab_size=len(tokenizer),
-        val_perplexity=round(ngram_ppl[ngram.order], 3),
-        ngram_val_perplexity=round(ngram_ppl[ngram.order], 3),
-        ngram_order=ngram.order,
-        spelling_order=spelling.order,
-        neural_weight=0.0,
-        hyperparameters={"train": asdict(tcfg)},
-        train_seconds=round(report.elapsed(), 1),
-        stopped="n-gram model only",
-        turns=TurnFormat.measure(text, tcfg.tokenizer).to_dict(),  # what a conversation's turn is in this text
+    card = _instant_card(ngram, ngram_ppl[ngram.order], spelling, len(tokenizer), len(train_ids), tcfg, report)
+    card = replace(
+        card, name=name or Path(out).name, corpus=corpus_name, turns=TurnFormat.measure(text, tcfg.tokenizer).to_dict()
     )
     if instant_out is not None or not neural:
         path = save_bundle(
@@ -202,33 +169,17 @@ def train(
             report("done", message=f"saved {path.name}: validation perplexity {card.val_perplexity:.2f}")
             return TrainResult(path, card, {})
     stop()
-    # 3. the neural model, epoch by epoch, with early stopping on the validation text
+    # 3. the neural model, epoch by epoch, with early stopping on the validation text, within the time budget
     mcfg = replace(mcfg.sized_for(len(train_ids)), vocab_size=len(tokenizer))
-    window = _window(mcfg)
-    budget = _Budget(
-        tcfg.max_minutes, report.elapsed, len(valid_ids), tcfg.batch_size, window if mcfg.every_position else 1
+    targets_per_window = _window(mcfg) if mcfg.every_position else 1
+    budget = TimeBudget(
+        tcfg.max_minutes, report.elapsed, len(valid_ids), tcfg.batch_size, targets_per_window, MIX_TOKENS
     )
     inference, state, stopped = _train_neural(train_ids, valid_ids, mcfg, tcfg, report, stop, checkpoint_dir, budget)
-    # 4. the mixture: the weights of the neural model and the cache's orders that do best on the validation text
-    from .generate import LanguageModel
-
-    mix_ids = valid_ids[:MIX_TOKENS]  # scored window by window, as served: the costliest reading of all
-    scorer = LanguageModel(inference, tokenizer, mcfg, card, xla=False)  # used once: not worth compiling by XLA
-    neural_log_p = scorer.neural_target_log_probs(mix_ids)
-    ngram_p = ngram.target_probabilities(mix_ids)
-    caches = cache_targets_by_order(mix_ids, len(tokenizer))
-    (weight, _, *by_order), mixed_ppl = mixture_weights(np.exp(neural_log_p), ngram_p, *caches)
-    cache_weight = round(sum(by_order), 3)
-    cache_shares = tuple(round(w / cache_weight, 3) for w in by_order) if cache_weight > 0 else (1.0,)
-    # 5. the card and the bundle
+    # 4. the mixture of the neural model, the n-gram model and the cache that does best on the validation text
+    card = _mixed_card(card, inference, tokenizer, mcfg, ngram, valid_ids[:MIX_TOKENS])
     card = replace(
         card,
-        val_perplexity=round(mixed_ppl, 3),
-        neural_weight=weight,
-        cache_weight=cache_weight,
-        cache_shares=cache_shares,
-        neural_val_perplexity=round(math.exp(-float(neural_log_p.mean())), 3),  # all three on the same tokens
-        ngram_val_perplexity=round(math.exp(-float(np.log(ngram_p).mean())), 3),
         epochs=state.epochs_done,
         examples=state.examples,
         stopped=stopped,
@@ -236,6 +187,7 @@ def train(
         hyperparameters={"model": mcfg.to_dict(), "train": asdict(tcfg)},
         history=state.history,
     )
+    # 5. the bundle
     path = save_bundle(out, inference, tokenizer, mcfg, card, ngram, spelling)
     report(
         "done",
@@ -246,6 +198,43 @@ def train(
         f"serving {card.serves})",
     )
     return TrainResult(path, card, state.history)
+
+
+def _instant_card(ngram, ngram_ppl: float, spelling, vocab_size: int, tokens: int, tcfg, report) -> ModelCard:
+    """The card of the n-gram model alone: what answers until the neural model is trained."""
+    return ModelCard(
+        tokens=int(tokens),
+        vocab_size=vocab_size,
+        val_perplexity=round(ngram_ppl, 3),
+        ngram_val_perplexity=round(ngram_ppl, 3),
+        ngram_order=ngram.order,
+        spelling_order=spelling.order,
+        neural_weight=0.0,
+        hyperparameters={"train": asdict(tcfg)},
+        train_seconds=round(report.elapsed(), 1),
+        stopped="n-gram model only",
+    )
+
+
+def _mixed_card(card: ModelCard, inference, tokenizer, mcfg: ModelConfig, ngram, mix_ids: np.ndarray) -> ModelCard:
+    """The card with the weights of the neural model and of the cache's orders that score `mix_ids` best."""
+    from .generate import LanguageModel
+
+    scorer = LanguageModel(inference, tokenizer, mcfg, card, xla=False)  # used once: not worth compiling by XLA
+    neural_log_p = scorer.neural_target_log_probs(mix_ids)  # window by window, as served: the costliest reading
+    ngram_p = ngram.target_probabilities(mix_ids)
+    caches = cache_targets_by_order(mix_ids, len(tokenizer))
+    (weight, _, *by_order), mixed_ppl = mixture_weights(np.exp(neural_log_p), ngram_p, *caches)
+    cache_weight = round(sum(by_order), 3)
+    return replace(
+        card,
+        val_perplexity=round(mixed_ppl, 3),
+        neural_weight=weight,
+        cache_weight=cache_weight,
+        cache_shares=tuple(round(w / cache_weight, 3) for w in by_order) if cache_weight > 0 else (1.0,),
+        neural_val_perplexity=round(math.exp(-float(neural_log_p.mean())), 3),  # all three on the same tokens
+        ngram_val_perplexity=round(math.exp(-float(np.log(ngram_p).mean())), 3),
+    )
 
 
 def build_instant(
@@ -290,10 +279,10 @@ def _train_neural(
     valid_ids: np.ndarray,
     mcfg: ModelConfig,
     tcfg: TrainConfig,
-    report: _Reporter,
+    report: ProgressReporter,
     stop: Callable[[], None],
     checkpoint_dir: str | Path | None,
-    budget: _Budget,
+    budget: TimeBudget,
 ):
     """(inference model with the best weights, the training state, why training ended)."""
     keras = load_keras()
@@ -319,34 +308,13 @@ def _train_neural(
     if checkpoint is not None and checkpoint.notice:
         report("start", message=checkpoint.notice)
 
-    out_of_time = False
     last_epoch = state.epochs_done if state.stopped_early else tcfg.epochs  # a resumed run may be done already
+    out_of_time = False
     for epoch in range(state.epochs_done + 1, last_epoch + 1):
-        # an epoch: one update per batch, polling the cancel hook and the time budget in between
-        steps.reset_mean_loss()
         epoch_start = time.monotonic()
-        for batch, (x, y) in enumerate(train_ds, 1):
-            steps.set_learning_rate(learning_rate * _lr_factor(tcfg, state, report.elapsed()))
-            steps.train(x, y)
-            state.examples += int(np.prod(y.shape))  # tokens predicted
-            stop()
-            out_of_time = budget.spent(batch, time.monotonic() - epoch_start)
-            if report.due() or out_of_time:
-                report("batch", epoch, batch, steps.mean_loss())
-            if out_of_time:
-                break  # a part-epoch still counts: it is validated below
-        # then score it on the validation windows and keep the best weights for early stopping
+        out_of_time = _train_epoch(steps, train_ds, epoch, learning_rate, tcfg, state, report, stop, budget)
         loss, val_loss = steps.mean_loss(), steps.evaluate(valid_ds, deadline=budget.deadline())
-        perplexity = math.exp(min(val_loss, 50.0))
-        state.epochs_done = epoch
-        state.history["loss"].append(round(loss, 4))
-        state.history["val_perplexity"].append(round(perplexity, 3))
-        state.history["epoch_seconds"].append(round(time.monotonic() - epoch_start, 2))
-        if val_loss < state.best_loss:
-            state.best_loss, state.best_weights, state.epochs_since_best = val_loss, model.get_weights(), 0
-        else:
-            state.epochs_since_best += 1
-            state.stopped_early = state.epochs_since_best >= patience
+        perplexity = _end_epoch(state, epoch, loss, val_loss, time.monotonic() - epoch_start, patience, model)
         if checkpoint is not None:  # with the time of this run so far, so a resumed run's card counts it
             checkpoint.save(
                 replace(state, train_seconds=state.train_seconds + report.elapsed()), model, steps.optimizer
@@ -377,6 +345,39 @@ def _train_neural(
         else "completed all epochs"
     )
     return inference, state, stopped
+
+
+def _train_epoch(steps, train_ds, epoch, learning_rate, tcfg, state, report, stop, budget: TimeBudget) -> bool:
+    """One update per batch, polling the cancel hook and the time budget in between; whether the budget ran out
+    (a part-epoch still counts: it is validated next)."""
+    steps.reset_mean_loss()
+    epoch_start = time.monotonic()
+    for batch, (x, y) in enumerate(train_ds, 1):
+        steps.set_learning_rate(learning_rate * _lr_factor(tcfg, state, report.elapsed()))
+        steps.train(x, y)
+        state.examples += int(np.prod(y.shape))  # tokens predicted
+        stop()
+        out_of_time = budget.spent(batch, time.monotonic() - epoch_start)
+        if report.due() or out_of_time:
+            report("batch", epoch, batch, steps.mean_loss())
+        if out_of_time:
+            return True
+    return False
+
+
+def _end_epoch(state: TrainingState, epoch: int, loss, val_loss, seconds: float, patience: int, model) -> float:
+    """Record the epoch's scores, keep the best weights for early stopping; its validation perplexity."""
+    perplexity = math.exp(min(val_loss, 50.0))
+    state.epochs_done = epoch
+    state.history["loss"].append(round(loss, 4))
+    state.history["val_perplexity"].append(round(perplexity, 3))
+    state.history["epoch_seconds"].append(round(seconds, 2))
+    if val_loss < state.best_loss:
+        state.best_loss, state.best_weights, state.epochs_since_best = val_loss, model.get_weights(), 0
+    else:
+        state.epochs_since_best += 1
+        state.stopped_early = state.epochs_since_best >= patience
+    return perplexity
 
 
 def _training_matmuls(cfg: TrainConfig, model: ModelConfig) -> str | None:
@@ -494,107 +495,6 @@ def _add_gradients(a, b):
     if isinstance(a, tf.IndexedSlices) and isinstance(b, tf.IndexedSlices):  # embedding rows stay sparse
         return tf.IndexedSlices(tf.concat([a.values, b.values], 0), tf.concat([a.indices, b.indices], 0), a.dense_shape)
     return tf.convert_to_tensor(a) + tf.convert_to_tensor(b)
-
-
-class _Reporter:
-    """Turns the loop's position into Progress reports, with an ETA, at most five batch reports a second."""
-
-    REPORT_EVERY_S = 0.2
-
-    def __init__(self, cfg: TrainConfig, on_progress: ProgressCallback, start: float | None = None):
-        self.cfg, self.on_progress = cfg, on_progress
-        self.batches, self.first_epoch = 0, 1  # set once the neural model's epochs are known
-        self.start = start if start is not None else time.monotonic()
-        self.last = time.monotonic()
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.start
-
-    def due(self) -> bool:
-        return time.monotonic() - self.last >= self.REPORT_EVERY_S
-
-    def __call__(
-        self,
-        phase: str,
-        epoch: int = 1,
-        batch: int = 0,
-        loss: float | None = None,
-        val_perplexity: float | None = None,
-        message: str = "",
-        path: str = "",
-    ) -> None:
-        self.last, elapsed = time.monotonic(), self.elapsed()
-        done = (epoch - self.first_epoch) * self.batches + batch
-        left = (self.cfg.epochs - epoch + 1) * self.batches - batch
-        eta = elapsed / done * left if done > 0 else None
-        if eta is not None and self.cfg.max_minutes:
-            eta = min(eta, max(0.0, self.cfg.max_minutes * 60 - elapsed))
-        self.on_progress(
-            Progress(
-                phase,
-                epoch,
-                self.cfg.epochs,
-                batch,
-                self.batches,
-                loss,
-                val_perplexity,
-                elapsed,
-                0.0 if phase == "done" else eta,
-                message,
-                path,
-            )
-        )
-
-
-class _Budget:
-    """When training must stop so that validating, mixing and saving still end within `--max-minutes`."""
-
-    SAVE_RESERVE_S = 2.0  # writing the bundle and the checkpoint of a model of the sizes a budget is used with
-    EVAL_COST = 0.5  # a validation batch (forward pass only) against a training batch (forward and backward)
-
-    def __init__(
-        self,
-        minutes: float | None,
-        elapsed: Callable[[], float],
-        valid_tokens: int,
-        batch_size: int,
-        targets_per_window: int = 1,
-    ):
-        self.seconds, self.elapsed = (minutes * 60 if minutes else None), elapsed
-        self.valid_tokens, self.batch_size = valid_tokens, batch_size
-        self.targets_per_window = targets_per_window  # validation scores this many tokens per window it reads
-        self.batch_s = 0.0  # this epoch's mean seconds per training batch
-        self.compile_s: float | None = None  # the first batch, compiling included: validation's first costs as much
-        self._first_batch_s = 0.0  # this epoch's first batch
-        self.validated = False
-
-    def _scoring_s(self, tokens: int) -> float:
-        return math.ceil(tokens / self.batch_size) * self.batch_s * self.EVAL_COST
-
-    def spent(self, batch: int = 0, epoch_seconds: float = 0.0) -> bool:
-        """Whether training must stop now; `batch` and `epoch_seconds` tell how long its batches take."""
-        if self.seconds is None:
-            return False
-        if batch == 1:  # an epoch's first batch waits for the data pipeline (and, once, for compiling)
-            self._first_batch_s = epoch_seconds
-            self.compile_s = epoch_seconds if self.compile_s is None else self.compile_s
-            if self.batch_s <= 0:
-                return self.elapsed() > self.seconds  # nothing measured yet to plan with
-        elif batch:
-            self.batch_s = (epoch_seconds - self._first_batch_s) / (batch - 1)
-        compiling = 0.0 if self.validated else self.compile_s or 0.0
-        validating = self._scoring_s(self.valid_tokens // self.targets_per_window)
-        mixing = self._scoring_s(min(self.valid_tokens, MIX_TOKENS))  # one window read per token
-        reserve = self.SAVE_RESERVE_S + compiling + (self.compile_s or 0.0) + validating + mixing
-        return self.elapsed() + reserve > self.seconds
-
-    def deadline(self) -> float | None:
-        """The monotonic time validation must end by, leaving time to choose the mixture and save."""
-        self.validated = True
-        if self.seconds is None:
-            return None
-        mixing = (self.compile_s or 0.0) + self._scoring_s(min(self.valid_tokens, MIX_TOKENS))  # compiles anew
-        return time.monotonic() + self.seconds - self.elapsed() - self.SAVE_RESERVE_S - mixing
 
 
 def _window(mcfg: ModelConfig) -> int:

@@ -75,7 +75,7 @@ class Conversations(commands.Cog):
         if corpus_text(message.content, self.bot.user.id if self.bot.user else None) is None:
             return  # what the corpus skips (a command, a bare mention) is no one's turn either
         chance = (await self.bot.store.guild_settings(guild.id)).chime_in
-        is_learned = getattr(self.bot.get_cog("Corpus"), "is_learned", None)  # exts/corpus.py keeps them
+        is_learned = getattr(self.bot.get_cog("Recording"), "is_learned", None)  # exts/recording.py keeps them
         if chance <= 0 or is_learned is None or not await is_learned(message):
             return
         if await self.bot.models.bundle_for(guild.id) == self.bot.models.default_model:

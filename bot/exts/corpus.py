@@ -1,4 +1,4 @@
-"""A server's corpus: uploads, learned channels (with edits and deletions), stats, export, clear, /forget-me."""
+"""The /corpus commands (uploads, bundled corpora, learned channels, stats, export, clear) and /forget-me."""
 
 from __future__ import annotations
 
@@ -13,24 +13,19 @@ from discord.ext import commands
 
 from core import ContinuoError, CorpusTooSmall, bundled_corpora, check_corpus_size, decode_text, find_corpus
 
+from ..after_forget import after_removal
 from ..bot import ContinuoBot
 from ..checks import guild, guild_id, manage_server
+from ..corpus_cap import CorpusFull, check_room, megabytes
 from ..replies import InteractionDisplay, answer
 from ..storage import CorpusEntry
-from ..text import corpus_text, safe
+from ..text import safe
 from ..training.messages import HOW_TO_ADD_TEXT
+from .recording import corpus_entry, recording
 
 log = logging.getLogger(__name__)
 
 NO_BASE = "none"
-
-
-class CorpusFull(ContinuoError):
-    """The server's corpus reached its size limit."""
-
-
-def megabytes(n: int | float) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} KB"
 
 
 class ConfirmClear(discord.ui.View):
@@ -47,7 +42,7 @@ class ConfirmClear(discord.ui.View):
     async def confirm(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
         self.stop()
         removed = await self.cog.bot.store.clear_corpus(guild_id(interaction))
-        after = await self.cog.after_removal(interaction, "it")  # an empty corpus has no instant model: quick
+        after = await after_removal(self.cog.bot, interaction, "it")  # an empty corpus has no instant model: quick
         await interaction.response.edit_message(
             content=f"Deleted {removed:,} texts: this server's corpus is empty. {after}", view=None
         )
@@ -68,24 +63,9 @@ class Corpus(commands.Cog):
 
     def __init__(self, bot: ContinuoBot):
         self.bot = bot
-        self._learned: dict[int, set[int]] = {}  # guild -> learned channels, read once from the store
-        self._full: set[int] = set()  # servers told that their corpus is full (told again after it had room)
-        self._recording: dict[int, asyncio.Lock] = {}  # one check-then-record at a time per server, so the cap holds
-        self._retrains: set[asyncio.Task] = set()  # retrainings that wait for a stopped run to end
 
     async def learned(self, guild_id: int) -> set[int]:
-        if guild_id not in self._learned:
-            self._learned[guild_id] = set(await self.bot.store.learned_channels(guild_id))
-        return self._learned[guild_id]
-
-    async def check_room(self, guild_id: int, adding: int) -> None:
-        limit = self.bot.settings.max_corpus_mb * 1e6
-        size = (await self.bot.store.corpus_stats(guild_id)).characters
-        if size + adding > limit:
-            raise CorpusFull(
-                f"the corpus would grow to {megabytes(size + adding)}, over this bot's "
-                f"{megabytes(limit)} limit; remove text with /corpus clear or /corpus unlearn first"
-            )
+        return await recording(self.bot).learned(guild_id)
 
     # --- uploads and bundled corpora
     @corpus.command(name="add", description="Add a UTF-8 text file to this server's corpus")
@@ -103,7 +83,7 @@ class Corpus(commands.Cog):
     async def add_file(self, interaction: discord.Interaction, file: discord.Attachment) -> str:
         data = await file.read()
         text = await asyncio.to_thread(decode_text, data, file.filename)
-        await self.check_room(guild_id(interaction), len(text))
+        await check_room(self.bot, guild_id(interaction), len(text))
         await self.bot.store.record([CorpusEntry(guild_id(interaction), interaction.user.id, text, name=file.filename)])
         tokens = await self.bot.corpus.tokens(guild_id(interaction))
         voice = await self.instant_after_adding(guild_id(interaction))
@@ -112,7 +92,7 @@ class Corpus(commands.Cog):
     async def instant_after_adding(self, guild_id: int) -> str:
         """Count the server's instant model again when it is what the server is answered from; a line saying so."""
         models = self.bot.models
-        if models.has_own_model(guild_id) and models.forgotten_at(guild_id) is None:
+        if models.has_own_model(guild_id) and await models.trained_may_answer(guild_id):
             return ""  # its trained model answers; /train or automatic retraining learns the new text
         try:
             path = await models.rebuild_instant(guild_id)
@@ -184,7 +164,7 @@ class Corpus(commands.Cog):
         try:
             async for message in channel.history(limit=limit):
                 read += 1
-                entry = self.entry(message, bot_id)
+                entry = corpus_entry(message, bot_id)
                 if entry is not None:
                     batch.append(entry)
                 if len(batch) >= 200:
@@ -219,7 +199,7 @@ class Corpus(commands.Cog):
         removed = 0
         for recorded_in in {channel.id, *self.threads_of(channel)}:  # threads recorded before they were filed
             removed += await self.bot.store.forget_channel(guild_id(interaction), recorded_in)  # under the channel
-        after = await self.after_removal(interaction, "them")
+        after = await after_removal(self.bot, interaction, "them")
         await interaction.followup.send(
             f"{text} Deleted the {removed:,} messages recorded from it and its threads. {after}"
         )
@@ -285,149 +265,8 @@ class Corpus(commands.Cog):
         messages, files = await self.bot.store.forget_author(guild_id(interaction), interaction.user.id)
         self.bot.models.stop_voice(guild_id(interaction), interaction.user.id)  # forgetting implies /voice stop
         removed = f"{messages:,} of your messages" + (f" and {files:,} files you uploaded" if files else "")
-        after = await self.after_removal(interaction, "them")
+        after = await after_removal(self.bot, interaction, "them")
         await interaction.followup.send(f"Removed {removed} from this server's corpus. {after}", ephemeral=True)
-
-    # --- after text was removed: no answer from a model that saw it
-    async def after_removal(self, interaction: discord.Interaction, them: str) -> str:
-        """Serve the server from a model that never saw the removed text, queue a retraining without it; say so."""
-        server_id, models = guild_id(interaction), self.bot.models
-        models.mark_forgotten(server_id)  # from now on: the instant model counted without it, or the default one
-        try:
-            instant = await models.rebuild_instant(server_id)
-        except Exception:  # noqa: BLE001 - the default model, which holds no server's text, answers meanwhile
-            log.exception("guild %s: the instant model could not be counted again", server_id)
-            instant = None
-        serving = (
-            "its instant model, counted again without " + them
-            if instant is not None
-            else "the bundled default model, which holds no server's text"
-        )
-        return f"This server now answers from {serving}; {await self.retrain_without(interaction, them)}"
-
-    async def retrain_without(self, interaction: discord.Interaction, it: str) -> str:
-        training, server_id = self.bot.training, guild_id(interaction)
-        ticket = training.ticket(server_id)
-        if ticket is not None and training.place(ticket) > 0:
-            return f"the retraining already queued (place {training.place(ticket)}) reads the corpus without {it}."
-        if ticket is not None:  # it read the corpus before: its model will not be served; a new run follows it
-            job = getattr(ticket, "job", None)
-            if job is not None:
-                job.cancel()
-            task = asyncio.create_task(
-                self._submit_when_free(server_id, guild(interaction).name, interaction.channel_id)
-            )
-            self._retrains.add(task)
-            task.add_done_callback(self._retrains.discard)
-            return f"the training that was running had read {it}, so it was stopped; a retraining without {it} follows."
-        try:
-            ticket = await training.submit(server_id, guild(interaction).name, 0, interaction.channel_id)
-        except CorpusTooSmall:
-            return "the corpus is now too small to train a model on; add text and run /train."
-        except ContinuoError as e:
-            return f"a retraining was not queued ({e})."
-        place = training.place(ticket)
-        return (
-            f"a retraining without {it} has started."
-            if place == 0
-            else f"a retraining without {it} is queued (place {place})."
-        )
-
-    async def _submit_when_free(self, guild_id: int, guild_name: str, channel_id: int | None) -> None:
-        training = self.bot.training
-        for _ in range(7200):  # the stopped run ends within seconds; a cluster's within its poll
-            if not training.busy(guild_id):
-                break
-            await asyncio.sleep(0.5)
-        try:
-            await training.submit(guild_id, guild_name, 0, channel_id)
-        except ContinuoError as e:
-            log.info("guild %s: retraining after a forget not queued: %s", guild_id, e)
-
-    # --- recording channels
-    def entry(self, message: discord.Message, bot_id: int | None) -> CorpusEntry | None:
-        """The corpus entry of a message, or None for bots, system messages, commands and bare mentions."""
-        if message.author.bot or message.webhook_id or message.guild is None:
-            return None
-        if message.type not in (discord.MessageType.default, discord.MessageType.reply):
-            return None
-        text = corpus_text(message.content, bot_id)
-        if text is None:
-            return None
-        # a thread's messages are filed under its channel, so unlearning the channel forgets them too
-        channel_id = message.channel.parent_id if isinstance(message.channel, discord.Thread) else message.channel.id
-        return CorpusEntry(
-            message.guild.id, message.author.id, text, message.id, channel_id, created_at=message.created_at
-        )
-
-    async def is_learned(self, message: discord.Message) -> bool:
-        if message.guild is None:
-            return False
-        learned = await self.learned(message.guild.id)
-        return message.channel.id in learned or getattr(message.channel, "parent_id", None) in learned
-
-    @commands.Cog.listener()
-    async def on_message(self, message: discord.Message) -> None:
-        if message.guild is None or self.bot.user is None or message.author.bot:
-            return
-        if not await self.is_learned(message):
-            return
-        entry = self.entry(message, self.bot.user.id)
-        if entry is None:
-            return
-        async with self._recording.setdefault(message.guild.id, asyncio.Lock()):  # messages come in concurrently
-            if not await self.room_for(message, len(entry.text)):
-                return
-            await self.bot.store.record([entry])
-        if not self.bot.stopping:  # a stop starts no training
-            await self.bot.retraining.corpus_grew(message.guild.id, message.guild.name)
-
-    async def room_for(self, message: discord.Message, adding: int) -> bool:
-        """At the size cap, recording pauses (nothing is dropped) and the channel is told once."""
-        if message.guild is None:
-            return False
-        guild_id = message.guild.id
-        try:
-            await self.check_room(guild_id, adding)
-        except CorpusFull:
-            if guild_id not in self._full:
-                self._full.add(guild_id)
-                limit = megabytes(self.bot.settings.max_corpus_mb * 1e6)
-                try:
-                    await message.channel.send(
-                        f"⚠️ This server's corpus is full ({limit}): new messages are no longer recorded. An admin "
-                        "can make room with /corpus unlearn forget:true or /corpus clear; recording resumes then."
-                    )
-                except discord.HTTPException:
-                    log.warning("guild %s: could not say that its corpus is full", guild_id)
-            return False
-        self._full.discard(guild_id)
-        return True
-
-    @commands.Cog.listener()
-    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
-        if payload.guild_id is None or self.bot.user is None:
-            return
-        entry = self.entry(payload.message, self.bot.user.id)
-        if entry is None:  # edited into a command or nothing: it leaves the corpus
-            await self.bot.store.remove_messages(payload.guild_id, [payload.message_id])
-        else:  # only messages recorded before are updated
-            await self.bot.store.edit_message(payload.guild_id, payload.message_id, entry.text)
-
-    @commands.Cog.listener()
-    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
-        if payload.guild_id is not None:
-            await self.bot.store.remove_messages(payload.guild_id, [payload.message_id])
-
-    @commands.Cog.listener()
-    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
-        if payload.guild_id is not None:
-            await self.bot.store.remove_messages(payload.guild_id, list(payload.message_ids))
-
-    @commands.Cog.listener()
-    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
-        if await self.bot.store.unlearn_channel(channel.guild.id, channel.id):
-            (await self.learned(channel.guild.id)).discard(channel.id)
 
 
 def readiness(tokens: int) -> str:

@@ -95,7 +95,7 @@ class ModelVersion:
 
     guild_id: int
     version: str  # the id model storage gave it; ids sort by publication time
-    created_at: datetime = field(default_factory=utcnow)
+    created_at: datetime = field(default_factory=utcnow)  # when its training read the corpus (bot.forgetting)
     val_perplexity: float | None = None
     tokens: int = 0  # corpus size it was trained on
 
@@ -153,9 +153,10 @@ class Store(Protocol):
     async def clear_corpus(self, guild_id: int) -> int: ...
     async def corpus_texts(self, guild_id: int) -> list[str]: ...
     async def corpus_stats(self, guild_id: int) -> CorpusStats: ...
-    # when forget_author, forget_channel or clear_corpus last removed text: versions published before are
-    # never rolled back to and are dropped (bot.storage.versions)
+    # when forget_author, forget_channel or clear_corpus last removed text: no model that read the corpus
+    # before answers any more (bot.forgetting.may_answer)
     async def text_removed_at(self, guild_id: int) -> datetime | None: ...
+    async def mark_text_removed(self, guild_id: int, at: datetime) -> None: ...
 
     # members' voices: only a member who shared theirs is imitated, from their own messages in that server
     async def share_voice(self, guild_id: int, member_id: int) -> bool: ...  # False: already shared

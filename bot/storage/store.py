@@ -328,6 +328,12 @@ class SQLStore:
         found = await tx.rows("SELECT text_removed_at FROM guilds WHERE id = ?", (guild_id,))
         return moment(found[0]["text_removed_at"]) if found else None
 
+    @write
+    async def mark_text_removed(self, tx: Tx, guild_id: int, at: datetime) -> None:
+        """Record a forget made elsewhere (bot.forgetting.migrate_forget_markers)."""
+        await self._guild(tx, guild_id)
+        await tx.execute("UPDATE guilds SET text_removed_at = ? WHERE id = ?", (at, guild_id))
+
     @read
     async def corpus_texts(self, tx: Tx, guild_id: int) -> list[str]:
         """The server's texts, oldest first (uploads where they were added)."""

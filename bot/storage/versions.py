@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 
 from core import BundleError, BundleStorage, ContinuoError, read_card
 
+from ..forgetting import may_answer
 from .base import ModelPointer, ModelVersion, Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ class ModelVersions:
         self._local: dict[
             tuple[int, str], Path
         ] = {}  # versions fetched into the local cache: no thread hop per request
+        self._records: dict[tuple[int, str], ModelVersion] = {}  # as published or read: immutable
         self._listeners: list[Listener] = []
         self._watcher: asyncio.Task | None = None
 
@@ -56,6 +59,16 @@ class ModelVersions:
     def known(self, guild_id: int) -> ModelPointer | None:
         """The pointer as this process last read or was told of it, without asking the store."""
         return self._pointers.get(guild_id)
+
+    async def current(self, guild_id: int) -> ModelVersion | None:
+        """The record of the server's current version (None: it serves no version of its own)."""
+        pointer = await self.pointer(guild_id)
+        if pointer is None or pointer.version is None:
+            return None
+        if (guild_id, pointer.version) not in self._records:
+            for record in await self.store.model_versions(guild_id):
+                self._records[(guild_id, record.version)] = record
+        return self._records.get((guild_id, pointer.version))
 
     async def local_bundle(self, guild_id: int) -> Path | None:
         """A local folder holding the server's current version; None when it has no current version."""
@@ -71,12 +84,16 @@ class ModelVersions:
         return self._local[key]
 
     # --- writing
-    async def publish(self, guild_id: int, bundle: str | Path) -> ModelVersion:
-        """Upload a trained bundle as a new version and make it the server's current model."""
+    async def publish(self, guild_id: int, bundle: str | Path, corpus_read_at: datetime | None = None) -> ModelVersion:
+        """Upload a trained bundle as a new version and make it the server's current model.
+
+        `corpus_read_at`: when its training read the corpus (default: now); the forget rule reads it.
+        """
         card = await asyncio.to_thread(read_card, bundle)
         version = await asyncio.to_thread(self.storage.publish, bundle, str(guild_id))
-        record = ModelVersion(guild_id, version, utcnow(), card.val_perplexity, card.tokens)
+        record = ModelVersion(guild_id, version, corpus_read_at or utcnow(), card.val_perplexity, card.tokens)
         await self.store.add_model_version(record)
+        self._records[(guild_id, version)] = record
         await self._switch(guild_id, version)
         await self.prune(guild_id)
         return record
@@ -89,7 +106,7 @@ class ModelVersions:
         earlier = [
             v for v in versions if current is not None and current.version is not None and v.version < current.version
         ]
-        allowed = [v for v in earlier if removed is None or v.created_at > removed]
+        allowed = [v for v in earlier if may_answer(v.created_at, removed)]
         if not allowed:
             raise NoEarlierVersion(
                 "the earlier model versions learned from text that was removed since; /train makes a new one"
@@ -109,8 +126,8 @@ class ModelVersions:
         await self._remove(guild_id, versions)
 
     async def prune(self, guild_id: int) -> None:
-        """Keep the newest `keep` versions and the current one; delete the rest, versions published before text
-        was removed from the corpus (they learned it), and leftovers of failed uploads."""
+        """Keep the newest `keep` versions and the current one; delete the rest, versions that read the corpus
+        before text was removed from it (they learned it), and leftovers of failed uploads."""
         records = await self.store.model_versions(guild_id)
         versions = [v.version for v in records]
         current = await self.store.current_model(guild_id)
@@ -118,7 +135,7 @@ class ModelVersions:
         old = [
             v.version
             for i, v in enumerate(records)
-            if (i < len(records) - self.keep or (removed is not None and v.created_at <= removed))
+            if (i < len(records) - self.keep or not may_answer(v.created_at, removed))
             and (current is None or v.version != current.version)
         ]
         await self._remove(guild_id, old)
@@ -135,6 +152,7 @@ class ModelVersions:
         await self.store.remove_model_versions(guild_id, versions)  # first: nobody switches to them any more
         for version in versions:
             self._local.pop((guild_id, version), None)
+            self._records.pop((guild_id, version), None)
             await asyncio.to_thread(self.storage.delete, str(guild_id), version)
 
     async def _switch(self, guild_id: int, version: str | None) -> None:

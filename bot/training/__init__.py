@@ -1,7 +1,8 @@
 """Training servers' models: the queue that runs jobs, the policy that retrains, the messages that report them."""
 
 from . import messages
-from .queue import AlreadyTraining, Display, Ticket, TrainingQueue
+from .queue import TrainingQueue
 from .retrain import RetrainPolicy
+from .trainings import AlreadyTraining, Display, Ticket, Trainings
 
-__all__ = ["AlreadyTraining", "Display", "RetrainPolicy", "Ticket", "TrainingQueue", "messages"]
+__all__ = ["AlreadyTraining", "Display", "RetrainPolicy", "Ticket", "TrainingQueue", "Trainings", "messages"]

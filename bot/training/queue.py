@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from dataclasses import dataclass, field, replace
-from typing import Protocol
+from dataclasses import replace
 
 from core import ContinuoError, Job, JobRunner, Progress, TrainRequest, check_corpus_size
 
@@ -15,40 +13,16 @@ from ..decoding import SAMPLE_WORDS, decoding
 from ..models import ModelService
 from ..server_corpus import ServerCorpus
 from ..settings import BotSettings
-from ..storage import Store, TrainingJobRecord
+from ..storage import Store
 from ..storage.base import utcnow
 from ..text import safe
 from . import messages
 from .messages import HOW_TO_ADD_TEXT
+from .trainings import AlreadyTraining, Display, Ticket, run_job
+
+__all__ = ["HOW_TO_ADD_TEXT", "AlreadyTraining", "Display", "Ticket", "TrainingQueue"]
 
 log = logging.getLogger(__name__)
-
-
-class AlreadyTraining(ContinuoError):
-    """The server already has a job queued or running."""
-
-
-class Display(Protocol):
-    """Where a job shows how it is doing (a Discord message that gets edited)."""
-
-    async def show(self, text: str) -> None: ...
-
-
-@dataclass
-class Ticket:
-    """A job in the queue or in training."""
-
-    record: TrainingJobRecord
-    guild_name: str  # already made safe to show
-    display: Display | None
-    latest: Progress | None = None  # the last progress report from the training process
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    job: Job | None = None  # the runner's job once it started
-    notice: str = ""  # what the training found at its start, e.g. that it resumes from a checkpoint
-
-    @property
-    def guild_id(self) -> int:
-        return self.record.guild_id
 
 
 class TrainingQueue:
@@ -144,64 +118,51 @@ class TrainingQueue:
 
     # --- training
     async def _train(self, ticket: Ticket) -> None:
-        relay = None
-        started = time.monotonic()
+        loop = asyncio.get_running_loop()
 
-        def finished(outcome: str) -> None:
-            metrics.TRAINING_JOBS_FINISHED.labels(outcome).inc()
-            metrics.TRAINING_JOB_SECONDS.labels(outcome).observe(time.monotonic() - started)
+        def on_progress(p: Progress) -> None:  # called from the runner's reader thread
+            loop.call_soon_threadsafe(self._progress, ticket, p)
+
+        async def follow(job: Job) -> None:
+            ticket.job = job  # a forget stops it (bot.after_forget)
+            await self._relay(ticket)
 
         try:
-            read_at = utcnow()  # a model trained from text read after a forget may be served again
-            text, name = await self.corpus.text(ticket.guild_id)
-            await self.store.update_job(ticket.record.id, status="running", started_at=utcnow())
-            await self._show(ticket, messages.starting(ticket.guild_name, automatic=not ticket.record.requested_by))
-            job = await self._start_job(ticket, text, name)
-            relay = asyncio.create_task(self._relay(ticket))
-            result = await asyncio.to_thread(job.result)
-            relay.cancel()
-            await asyncio.gather(relay, return_exceptions=True)  # no progress edit may land after the result
-            await self.models.reload(ticket.guild_id, trained_from=read_at)
-            card = result.card
-            await self.store.update_job(
-                ticket.record.id, status="succeeded", finished_at=utcnow(), val_perplexity=card.val_perplexity
+            trained = await run_job(
+                ticket.record,
+                self.store,
+                self.corpus,
+                self.runner,
+                prepare=lambda text, name: self._prepare(ticket, text, name),
+                on_progress=on_progress,
+                follow=follow,
+                publish=lambda _result, read_at: self._reload(ticket.guild_id, read_at),
+                cancelled_as=lambda: "handed_back" if self._hand_back else "interrupted",
             )
-            finished("succeeded")
             server = await self.store.guild_settings(ticket.guild_id)
             sample = await messages.sample(
-                self.models, ticket.guild_id, text, decoding(self.settings, server, words=SAMPLE_WORDS)
+                self.models, ticket.guild_id, trained.text, decoding(self.settings, server, words=SAMPLE_WORDS)
             )
-            await self._show(ticket, messages.succeeded(ticket.guild_name, card, sample))
+            await self._show(ticket, messages.succeeded(ticket.guild_name, trained.result.card, sample))
         except asyncio.CancelledError:
-            if ticket.job is not None:
-                ticket.job.cancel()  # its last finished epoch is in its checkpoint
             if self._hand_back:
-                finished("handed_back")
                 await self._hand_back_job(ticket)
             else:
-                finished("interrupted")
                 await self._finish_interrupted(ticket)
             raise
-        except Exception as e:  # noqa: BLE001 - any failure keeps the old model and is reported
-            reason = str(e) if isinstance(e, ContinuoError) else f"{type(e).__name__}: {e}"
-            if not isinstance(e, ContinuoError):
-                log.exception("training for guild %s failed", ticket.guild_id)
-            finished("failed")
-            await self.store.update_job(ticket.record.id, status="failed", finished_at=utcnow(), error=reason[:500])
-            await self._show(ticket, messages.failed(ticket.guild_name, reason))
+        except ContinuoError as e:  # recorded as failed by run_job; the old model stays
+            await self._show(ticket, messages.failed(ticket.guild_name, str(e)))
         finally:
-            if relay is not None:
-                relay.cancel()
             self._running.pop(ticket.guild_id, None)
             self._start_waiting()
             self._count()
             if not self._closing:
                 await self._show_places()
 
-    async def _start_job(self, ticket: Ticket, text: str, corpus_name: str) -> Job:
-        """Hand the job to the runner; once it exists, a cancellation reaches it."""
-        loop = asyncio.get_running_loop()
-        request = TrainRequest(
+    async def _prepare(self, ticket: Ticket, text: str, corpus_name: str) -> TrainRequest:
+        ticket.job, ticket.latest, ticket.notice = None, None, ""  # a run again after a forget starts afresh
+        await self._show(ticket, messages.starting(ticket.guild_name, automatic=not ticket.record.requested_by))
+        return TrainRequest(
             out=self.models.bundle_path(ticket.guild_id),
             text=text,
             corpus_name=corpus_name,
@@ -210,17 +171,8 @@ class TrainingQueue:
             checkpoint_dir=self.models.checkpoint_path(ticket.guild_id),
         )  # a rerun after a restart resumes
 
-        def on_progress(p: Progress) -> None:  # called from the runner's reader thread
-            loop.call_soon_threadsafe(self._progress, ticket, p)
-
-        # starting a process sends it the whole corpus: not on the event loop
-        submitting = asyncio.ensure_future(asyncio.to_thread(self.runner.submit, request, on_progress))
-        try:
-            ticket.job = await asyncio.shield(submitting)
-        except asyncio.CancelledError:
-            ticket.job = await submitting  # the process exists now: it must be told to stop
-            raise
-        return ticket.job
+    async def _reload(self, guild_id: int, read_at) -> None:
+        await self.models.reload(guild_id, trained_from=read_at)
 
     async def _finish_interrupted(self, ticket: Ticket) -> None:
         try:

@@ -5,31 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 from core import ContinuoError
 
 from ..server_corpus import ServerCorpus
 from ..storage import Store
-from .queue import Display, Ticket
+from .trainings import Display, Ticket, Trainings
 
 log = logging.getLogger(__name__)
-
-
-class Trainings(Protocol):
-    """What retraining needs of the training queue: this machine's, or a cluster's (bot.cluster)."""
-
-    def busy(self, guild_id: int) -> bool: ...
-
-    async def submit(
-        self,
-        guild_id: int,
-        guild_name: str,
-        requested_by: int,
-        channel_id: int | None,
-        epochs: int | None = None,
-        display: Display | None = None,
-    ) -> Ticket: ...
 
 
 class RetrainPolicy:

@@ -91,9 +91,46 @@ async def test_forget_me_reaches_the_served_model_at_once_and_a_retraining_witho
     assert job.status == "succeeded" and job.requested_by == 0, job
     retrained = await served(bot, alpha)
     assert retrained.model is not None and "quixotrel" not in retrained.tokenizer.vocab
-    assert bot.models.forgotten_at(alpha.id) is None  # a model trained without the text is served again
+    assert await bot.models.trained_may_answer(alpha.id)  # a model trained without the text is served again
     replies = await continuations(double, general, ann, "the zorblax", n=2)
     assert all("quixotrel" not in r for r in replies), replies
+
+
+async def test_a_forget_while_a_training_runs_stops_it_and_it_trains_again_without_the_text(world, make_bot):
+    bot = await make_bot()
+    double, alpha, general, ann, bob = world.double, world.alpha, world.general, world.ann, world.bob
+    await answer(await double.slash_command(general, ann, "corpus learn", {"channel": general}))
+    for i in range(6):
+        await double.send_message(general, bob, f"the quixotrel {INVENTED[i]} over the zorblax .")
+    for _ in range(100):
+        if sum("quixotrel" in t for t in await bot.store.corpus_texts(alpha.id)) == 6:
+            break
+        await asyncio.sleep(0.05)
+    await answer(await double.slash_command(general, ann, "corpus add", {"file": ("voice.txt", voice().encode())}))
+    trained = await double.slash_command(general, ann, "train", {"epochs": 1})
+    for _ in range(600):  # its process started: it has read the corpus with bob's messages
+        ticket = bot.training.ticket(alpha.id)
+        if ticket is not None and ticket.job is not None:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the training did not start")
+
+    forgot = await answer(await double.slash_command(general, bob, "forget-me"))
+    assert "so it starts again without them" in forgot.content, forgot.content
+    await double.wait_for(
+        lambda: "new model is in use" in (trained.content or "") or "failed" in (trained.content or ""),
+        TRAINING_TIMEOUT,
+        "the training to finish",
+    )
+    assert "new model is in use" in trained.content, trained.content
+    jobs = [j for j in await bot.store.unfinished_jobs() if j.guild_id == alpha.id]
+    last = await bot.store.last_job(alpha.id)
+    assert jobs == [] and last.status == "succeeded" and last.requested_by == ann.id  # the same job, run again
+    assert last.started_at > await bot.store.text_removed_at(alpha.id)  # its corpus was read after the forget
+    model = await served(bot, alpha)
+    assert model.model is not None and "quixotrel" not in model.tokenizer.vocab
+    assert await bot.models.trained_may_answer(alpha.id)
 
 
 async def test_unlearn_with_forget_removes_the_channel_and_its_threads_from_corpus_and_model(world, make_bot):

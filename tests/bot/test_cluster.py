@@ -130,7 +130,7 @@ async def test_a_training_queued_before_a_forget_but_run_after_it_lifts_the_fall
     await double.wait_for(lambda: "queued: place 1" in (record.content or ""), 30, "the place in line")
     forgot = await answer(await double.slash_command(general, bob, "forget-me"))
     assert "Removed 3 of your messages" in forgot.content, forgot.content
-    assert bot.models.forgotten_at(alpha.id) is not None  # served from a model counted without them
+    assert not await bot.models.trained_may_answer(alpha.id)  # served from a model counted without them
 
     await coordinator()  # the job queued before the forget reads the corpus now, after it
     await double.wait_for(
@@ -139,7 +139,7 @@ async def test_a_training_queued_before_a_forget_but_run_after_it_lifts_the_fall
         "the training to finish",
     )
     assert "new model is in use" in record.content, record.content
-    assert bot.models.forgotten_at(alpha.id) is None  # its model never saw the text: the fallback is lifted
+    assert await bot.models.trained_may_answer(alpha.id)  # its model never saw the text: the fallback is lifted
     trained = await bot.models.model_for(alpha.id)
     assert trained.model is not None and "quixotrel" not in trained.tokenizer.vocab
 

@@ -132,3 +132,31 @@ async def test_a_failing_job_is_recorded_with_its_reason_and_the_stop_requeues_r
 async def _status(store, guild, status):
     job = await store.last_job(guild)
     return job is not None and job.status == status
+
+
+async def test_a_job_whose_text_left_the_corpus_while_it_trained_trains_again_before_it_publishes(cluster):
+    from bot.forgetting import may_answer
+    from bot.storage import CorpusEntry
+
+    store, coordinator, versions = cluster
+    await store.set_base_corpus(A, "verse")
+    await store.record([CorpusEntry(A, 5, "only ann wrote zyzzyva here", 1, 70)])
+    job = await store.add_job(A, requested_by=5, channel_id=7, epochs=1, corpus_tokens=3000)
+    assert await coordinator.start_queued() == [job.id]
+
+    async def running():
+        return (await store.last_job(A)).status == "running"
+
+    await until(running, what="the job to read its corpus")
+    first_read = (await store.last_job(A)).started_at
+    assert await store.forget_author(A, 5) == (1, 0)  # while it trains on ann's words
+
+    async def ended():
+        return (await store.last_job(A)).status in ("succeeded", "failed")
+
+    await until(ended, what="the job to end")
+    done, removed = await store.last_job(A), await store.text_removed_at(A)
+    assert done.status == "succeeded", done.error
+    assert first_read < removed < done.started_at  # it read the corpus again after the forget
+    published = await store.model_versions(A)
+    assert len(published) == 1 and may_answer(published[0].created_at, removed)  # only the rerun was published

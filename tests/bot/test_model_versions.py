@@ -198,3 +198,52 @@ async def test_versions_that_learned_forgotten_text_are_never_rolled_back_to(pro
     assert process.storage.versions(str(A)) == [retrained.version]
     with pytest.raises(NoEarlierVersion):
         await process.versions.rollback(A)
+
+
+@pytest.mark.parametrize("storage_url", ["memory"], indirect=True)
+async def test_a_version_that_read_the_corpus_before_a_forget_never_answers_even_published_after_it(
+    process, bundles, tmp_path, tiny_model_path
+):
+    from bot.storage import CorpusEntry
+    from bot.storage.base import utcnow
+
+    await process.store.record([CorpusEntry(A, 5, "only ann wrote zyzzyva", 1, 70), CorpusEntry(A, 6, "bob", 2, 70)])
+    read_before = utcnow()  # a training reads the corpus, then ann forgets herself while it trains
+    await process.store.forget_author(A, 5)
+    await process.versions.publish(A, bundles(50.0), corpus_read_at=read_before)
+    service = ModelService(tmp_path / "guilds", tiny_model_path, versions=process.versions)
+    try:
+        assert not await service.trained_may_answer(A) and await service.bundle_for(A) == tiny_model_path
+        retrained = await process.versions.publish(A, bundles(45.0), corpus_read_at=utcnow())  # read after it
+        assert await service.trained_may_answer(A)
+        assert retrained.version in str(await service.bundle_for(A))
+    finally:
+        service.close()
+
+
+@pytest.mark.parametrize("storage_url", ["memory"], indirect=True)
+async def test_an_old_forget_marker_file_moves_into_the_store_and_keeps_the_trained_model_away(
+    process, bundles, tmp_path, tiny_model_path
+):
+    from bot.forgetting import migrate_forget_markers
+    from bot.storage.base import utcnow
+
+    guilds = tmp_path / "guilds"
+    await process.versions.publish(A, bundles(50.0))  # trained before the forget that the marker file recorded
+    marker = guilds / str(A) / "forgotten.json"
+    marker.parent.mkdir(parents=True)
+    marker.write_text(json.dumps({"at": utcnow().isoformat()}))
+    (guilds / "not-a-server").mkdir()
+    assert await process.store.text_removed_at(A) is None  # from before the store's record was kept with it
+
+    assert await migrate_forget_markers(guilds, process.store) == [A]
+    assert not marker.exists() and await process.store.text_removed_at(A) is not None
+    assert await process.store.text_removed_at(B) is None
+    assert await migrate_forget_markers(guilds, process.store) == []  # the next start finds nothing to move
+    service = ModelService(guilds, tiny_model_path, versions=process.versions)  # a restart
+    try:
+        assert await service.bundle_for(A) == tiny_model_path  # still not the model that saw the text
+        await process.versions.publish(A, bundles(45.0), corpus_read_at=utcnow())
+        assert await service.trained_may_answer(A)
+    finally:
+        service.close()
