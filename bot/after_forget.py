@@ -15,9 +15,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def after_removal(bot: ContinuoBot, interaction: discord.Interaction, them: str) -> str:
-    """Serve the server from a model that never saw the removed text, queue a retraining without it; say so."""
+async def after_removal(bot: ContinuoBot, interaction: discord.Interaction, them: str, removed: int) -> str:
+    """Serve the server from a model that never saw the removed text, queue a retraining without it; say so.
+    Where nothing was removed, nothing changes: the store records no removal, so the model in use stays."""
     assert interaction.guild is not None  # the commands that remove text are guild_only
+    if not removed:
+        return "Nothing was removed, so the model answering this server is unchanged."
     server_id, models = interaction.guild.id, bot.models
     await models.forgot(server_id)  # from now on: the instant model counted without it, or the default one
     try:

@@ -42,7 +42,7 @@ class ConfirmClear(discord.ui.View):
     async def confirm(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
         self.stop()
         removed = await self.cog.bot.store.clear_corpus(guild_id(interaction))
-        after = await after_removal(self.cog.bot, interaction, "it")  # an empty corpus has no instant model: quick
+        after = await after_removal(self.cog.bot, interaction, "it", removed)  # an empty corpus: no instant model
         await interaction.response.edit_message(
             content=f"Deleted {removed:,} texts: this server's corpus is empty. {after}", view=None
         )
@@ -199,7 +199,7 @@ class Corpus(commands.Cog):
         removed = 0
         for recorded_in in {channel.id, *self.threads_of(channel)}:  # threads recorded before they were filed
             removed += await self.bot.store.forget_channel(guild_id(interaction), recorded_in)  # under the channel
-        after = await after_removal(self.bot, interaction, "them")
+        after = await after_removal(self.bot, interaction, "them", removed)
         await interaction.followup.send(
             f"{text} Deleted the {removed:,} messages recorded from it and its threads. {after}"
         )
@@ -265,7 +265,7 @@ class Corpus(commands.Cog):
         messages, files = await self.bot.store.forget_author(guild_id(interaction), interaction.user.id)
         self.bot.models.stop_voice(guild_id(interaction), interaction.user.id)  # forgetting implies /voice stop
         removed = f"{messages:,} of your messages" + (f" and {files:,} files you uploaded" if files else "")
-        after = await after_removal(self.bot, interaction, "them")
+        after = await after_removal(self.bot, interaction, "them", messages + files)
         await interaction.followup.send(f"Removed {removed} from this server's corpus. {after}", ephemeral=True)
 
 

@@ -196,3 +196,12 @@ async def test_live_messages_stop_being_recorded_at_the_size_cap_with_one_notice
     assert stats.characters <= 200 and stats.messages == 4  # the first four fit; nothing was dropped for later ones
     notices = [m for m in double.sent_messages if "corpus is full" in m.content]
     assert len(notices) == 1 and "/corpus clear" in notices[0].content
+
+
+async def test_forget_me_with_nothing_recorded_changes_nothing(world, make_bot):
+    bot = await make_bot()
+    double, alpha, general, ann, bob = world.double, world.alpha, world.general, world.ann, world.bob
+    await answer(await double.slash_command(general, ann, "corpus add", {"file": ("voice.txt", voice().encode())}))
+    forgot = await answer(await double.slash_command(general, bob, "forget-me"))  # bob wrote nothing here
+    assert "Removed 0 of your messages" in forgot.content and "unchanged" in forgot.content, forgot.content
+    assert await bot.store.text_removed_at(alpha.id) is None and bot.training.ticket(alpha.id) is None
