@@ -174,26 +174,34 @@ class NGramModel:
     # --- saving
     def save(self, file: str | Path | BinaryIO) -> None:
         """Write the counts as an .npz straight to `file` (no copy of them in memory on the way)."""
-        arrays: dict[str, Any] = {
-            "order": np.array(self.order),
-            "vocab_size": np.array(self.vocab_size),
-            "unigram_counts": self.unigram_counts,
-            "unigram_discounts": self.unigram_discounts,
-        }
-        for n, level in enumerate(self.levels, 2):
-            arrays |= {f"keys{n}": level.keys, f"counts{n}": level.counts, f"discounts{n}": level.discounts}
+        arrays = level_arrays(self.order, self.unigram_counts, self.unigram_discounts, self.levels)
+        arrays["vocab_size"] = np.array(self.vocab_size)
         np.savez(file, **arrays)
 
     @classmethod
     def load(cls, file: str | Path | BinaryIO) -> NGramModel:
         with np.load(file, allow_pickle=False) as f:
             order, V = int(f["order"]), int(f["vocab_size"])
-            levels, previous = [], V
-            for n in range(2, order + 1):
-                level = _Level(f[f"keys{n}"], f[f"counts{n}"], f[f"discounts{n}"]).finish(previous, V)
-                levels.append(level)
-                previous = len(level.keys)
-            return cls(order, V, f["unigram_counts"], f["unigram_discounts"], levels)
+            return cls(order, V, f["unigram_counts"], f["unigram_discounts"], read_levels(f, order, V))
+
+
+def level_arrays(order: int, unigram_counts, unigram_discounts, levels: Sequence[_Level]) -> dict[str, Any]:
+    """The arrays that save a Kneser-Ney model's counts, by name (read back by read_levels)."""
+    arrays = {"order": np.array(order), "unigram_counts": unigram_counts, "unigram_discounts": unigram_discounts}
+    for n, level in enumerate(levels, 2):
+        arrays |= {f"keys{n}": level.keys, f"counts{n}": level.counts, f"discounts{n}": level.discounts}
+    return arrays
+
+
+def read_levels(arrays: Any, order: int, vocab_size: int) -> list[_Level]:
+    """The levels of orders 2..`order` saved by level_arrays, finished for lookups."""
+    levels: list[_Level] = []
+    previous = vocab_size
+    for n in range(2, order + 1):
+        level = _Level(arrays[f"keys{n}"], arrays[f"counts{n}"], arrays[f"discounts{n}"])
+        levels.append(level.finish(previous, vocab_size))
+        previous = len(level.keys)
+    return levels
 
 
 class _Tables:

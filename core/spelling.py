@@ -22,11 +22,11 @@ import copy
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 
-from .ngram import _discounts, _Level
+from .ngram import _discounts, _Level, level_arrays, read_levels
 from .tokenizer import Tokenizer, normalize
 
 UNICODE = 0x110000  # code points a string may hold; the base distribution is uniform over them and the end
@@ -221,14 +221,8 @@ class SpellingModel:
 
     # --- saving
     def save(self, file: str | Path | BinaryIO) -> None:
-        arrays: dict[str, Any] = {
-            "order": np.array(self.order),
-            "alphabet": np.frombuffer(self.alphabet.encode("utf-32-le", "surrogatepass"), np.uint32),
-            "unigram_counts": self.unigram_counts,
-            "unigram_discounts": self.unigram_discounts,
-        }
-        for n, level in enumerate(self.levels, 2):
-            arrays |= {f"keys{n}": level.keys, f"counts{n}": level.counts, f"discounts{n}": level.discounts}
+        arrays = level_arrays(self.order, self.unigram_counts, self.unigram_discounts, self.levels)
+        arrays["alphabet"] = np.frombuffer(self.alphabet.encode("utf-32-le", "surrogatepass"), np.uint32)
         np.savez(file, **arrays)
 
     @classmethod
@@ -236,12 +230,7 @@ class SpellingModel:
         with np.load(file, allow_pickle=False) as f:
             order = int(f["order"])
             alphabet = f["alphabet"].astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
-            V = len(alphabet) + 2
-            levels, previous = [], V
-            for n in range(2, order + 1):
-                level = _Level(f[f"keys{n}"], f[f"counts{n}"], f[f"discounts{n}"]).finish(previous, V)
-                levels.append(level)
-                previous = len(level.keys)
+            levels = read_levels(f, order, len(alphabet) + 2)
             return cls(alphabet, order, f["unigram_counts"], f["unigram_discounts"], levels)
 
 
