@@ -4,12 +4,13 @@ The real bot (discord.py, unpatched but for the two URL constants) connects to t
 tests/bot; the double sends INTERACTION_CREATE events and records each answer. Measures answered
 count, latency percentiles and event-loop lag, first idle, then while another server's model trains
 in its own process. The double runs in the bot's event loop, so the lag includes its own work.
-A third server with its own (instant) model takes the same burst twice in a row: plain, then with chime-in at
-100% in its learned channel (short cooldown) while every user posts one message there, and a share of the
+A third server with its own (instant) model takes the same burst in alternated rounds: plain, then with chime-in
+at 100% in its learned channel (short cooldown) while every user posts one message there, and a share of the
 requests in members' shared voices (`as:`), to show what conversations and voices add to /continue.
 Writes bench/results/bot_load.{json,md}.
 Usage: python bench/bot_load.py [--requests 200] [--users 50] [--words 20] [--model PATH] [--quick]
-       [--voice-share 0.25] [--voices 10] [--chime-in-cooldown 0.1] [--post-interval 0.02]
+       [--rounds 5] [--chime-in 100] [--voice-share 0.25] [--voices 10] [--chime-in-cooldown 0.1]
+       [--post-interval 0.02] [--results bot_load]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -156,7 +158,8 @@ async def burst(double: DiscordDouble, channel, users, requests: int, words: int
 
 async def chatter_server(double: DiscordDouble, bot: ContinuoBot, gamma, users, args) -> dict:
     """Gamma: its own instant model from the chat corpus, #general learned, `args.voices` members who wrote there
-    and shared their voice. The same burst twice: plain, then with chime-in at 100% while every user posts once."""
+    and shared their voice. The same burst, alternated for `args.rounds` rounds: plain, then with chime-in at
+    `args.chime_in`% while every user posts once and a share of the requests is in a member's voice."""
     general = gamma.channel("general")
     admin = double.user("gamma-admin")
     gamma.add_member(admin, [gamma.add_role("mods", discord.Permissions(manage_guild=True))])
@@ -192,29 +195,53 @@ async def chatter_server(double: DiscordDouble, bot: ContinuoBot, gamma, users, 
         return voices[(i // every) % len(voices)] if every and voices and i % every == 0 else None
 
     await burst(double, general, users, args.requests, args.words, voice_of)  # load models, build the voices
-    double.rejected_requests.clear()
-    plain = await burst(double, general, users, args.requests, args.words)
+    plains, busies = [], []
+    for round_ in range(args.rounds):  # alternated, so that the machine's other load falls on both alike
+        double.rejected_requests.clear()
+        plains.append(await burst(double, general, users, args.requests, args.words))
 
-    await done(await double.slash_command(general, admin, "settings", {"chime_in": 100}))
-    before = len(chimed(double, general))
-    posted: list[float] = []
+        await done(await double.slash_command(general, admin, "settings", {"chime_in": args.chime_in}))
+        before = len(chimed(double, general))
+        posted: list[float] = []
 
-    async def post():  # one message per user, spread over the burst
-        for n, member in enumerate(users):
-            await double.send_message(general, member, lines[(13 * n + 5) % len(lines)])
-            posted.append(time.perf_counter())
-            await asyncio.sleep(args.post_interval)
+        async def post(round_: int = round_, posted: list[float] = posted):  # one message per user, over the burst
+            for n, member in enumerate(users):
+                await double.send_message(general, member, lines[(13 * n + 101 * round_ + 5) % len(lines)])
+                posted.append(time.perf_counter())
+                await asyncio.sleep(args.post_interval)
 
-    double.rejected_requests.clear()
-    start = time.perf_counter()
-    busy = await burst(double, general, users, args.requests, args.words, voice_of, post)
-    busy["posts"] = len(posted)
-    busy["chime_ins"] = len(chimed(double, general)) - before  # sent by the end of the burst
-    await asyncio.sleep(2.0)
-    busy["chime_ins_after_2s"] = len(chimed(double, general)) - before
-    busy["posting_s"] = round(posted[-1] - start, 2) if posted else 0.0
-    await done(await double.slash_command(general, admin, "settings", {"chime_in": 0}))
-    return {"own_model": plain, "chatter": busy}
+        double.rejected_requests.clear()
+        start = time.perf_counter()
+        busy = await burst(double, general, users, args.requests, args.words, voice_of, post)
+        busy["posts"] = len(posted)
+        busy["chime_ins"] = len(chimed(double, general)) - before  # sent by the end of the burst
+        await asyncio.sleep(2.0)
+        busy["chime_ins_after_2s"] = len(chimed(double, general)) - before
+        busy["posting_s"] = round(posted[-1] - start, 2) if posted else 0.0
+        busies.append(busy)
+        await done(await double.slash_command(general, admin, "settings", {"chime_in": 0}))
+    paired = {  # each busy burst over the plain one just before it: the machine's other load changes slowly
+        key: [round(b[key] / p[key], 3) if p[key] else float("nan") for p, b in zip(plains, busies, strict=True)]
+        for key in ("latency_p50_ms", "latency_p95_ms", "answers_per_s")
+    }
+    return {
+        "own_model": summary(plains),
+        "chatter": summary(busies),
+        "paired_ratios": paired,
+        "rounds": {"plain": plains, "chatter": busies},
+    }
+
+
+COUNTS = {"requests", "answered", "failed", "errors", "deferred", "late_refused", "voice_requests", "voice_answered"}
+COUNTS |= {"posts", "chime_ins", "chime_ins_after_2s"}
+
+
+def summary(runs: list[dict]) -> dict:
+    """Rounds in one: counts summed, every other measure the median of the rounds'."""
+    return {
+        key: sum(r[key] for r in runs) if key in COUNTS else round(statistics.median(r[key] for r in runs), 2)
+        for key in runs[0]
+    }
 
 
 def chimed(double: DiscordDouble, channel) -> list:
@@ -342,12 +369,14 @@ def chatter_table(results: dict, args) -> list[str]:
             ),
         ),
     ]
+    voiced = f"every {round(1 / args.voice_share)}th request" if args.voice_share else "no request"
     lines = [
         f"A third server with its own (instant) model, the same {args.requests} /continue in its learned "
-        f"#general, right after the ones above: plain, then with chime-in at 100% (cooldown "
+        f"#general, right after the ones above: plain, then with chime-in at {args.chime_in:g}% (cooldown "
         f"{args.chime_in_cooldown} s) while each of the {args.users} users posts one message there (one every "
-        f"{args.post_interval} s) and every {round(1 / args.voice_share) if args.voice_share else 0}th request "
-        f"asks for one of {args.voices} members' shared voices (`as:`, a marked reply).",
+        f"{args.post_interval} s) and {voiced} asks for one of {args.voices} members' shared voices (`as:`, a "
+        f"marked reply). {args.rounds} rounds of the two, alternated: counts summed over them, every other measure "
+        "the median over the rounds.",
         "",
         "| measure | own model, decoded together | own model, with chime-in and voices |",
         "|---|---|---|",
@@ -356,12 +385,16 @@ def chatter_table(results: dict, args) -> list[str]:
         "| with chime-in and voices, ratio to | latency p50 | latency p95 | answers per second |",
         "|---|---|---|---|",
     ]
+    keys = ("latency_p50_ms", "latency_p95_ms", "answers_per_s")
     for name, base in (("idle, decoded together (default model, first table)", plain), ("own model, plain", own)):
-        ratios = [
-            busy[k] / base[k] if base[k] else float("nan")
-            for k in ("latency_p50_ms", "latency_p95_ms", "answers_per_s")
-        ]
+        ratios = [busy[k] / base[k] if base[k] else float("nan") for k in keys]
         lines.append(f"| {name} | {' | '.join(f'{x:.2f}' for x in ratios)} |")
+    paired = results["paired_ratios"]
+    lines.append(
+        f"| own model, plain, round by round (median; lowest-highest of {args.rounds}) | "
+        + " | ".join(f"{statistics.median(paired[k]):.2f} ({min(paired[k]):.2f}-{max(paired[k]):.2f})" for k in keys)
+        + " |"
+    )
     return lines
 
 
@@ -377,6 +410,9 @@ def main() -> None:
         "--voice-share", type=float, default=0.25, help="share of the third server's requests in a member's voice"
     )
     parser.add_argument("--voices", type=int, default=10, help="members who shared their voice there")
+    parser.add_argument("--chime-in", type=float, default=100.0, help="the third server's chime-in chance (%%)")
+    parser.add_argument("--rounds", type=int, default=5, help="the third server's plain and busy bursts, alternated")
+    parser.add_argument("--results", default="bot_load", help="name of the files under bench/results/")
     parser.add_argument("--chime-in-cooldown", type=float, default=0.1, help="seconds between chime-ins per channel")
     parser.add_argument("--post-interval", type=float, default=0.02, help="seconds between members' posts")
     args = parser.parse_args()
@@ -385,10 +421,14 @@ def main() -> None:
     args.model = args.model or ModelStore().resolve(None)
     if not 0 <= args.voice_share <= 1 or args.voices < 1 or args.voices > args.users:
         parser.error("--voice-share must lie in 0..1 and --voices in 1..--users")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    if not 0 <= args.chime_in <= 100:
+        parser.error("--chime-in must lie in 0..100 (a percentage)")
     results = {"machine": machine(), "model": str(args.model), **vars(args), **asyncio.run(run(args))}
     results["load_average_end"] = round(os.getloadavg()[0], 2)
     results["model"] = str(args.model)
-    write_results("bot_load", results, table(results, args))
+    write_results(args.results, results, table(results, args))
 
 
 if __name__ == "__main__":
