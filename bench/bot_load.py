@@ -4,14 +4,21 @@ The real bot (discord.py, unpatched but for the two URL constants) connects to t
 tests/bot; the double sends INTERACTION_CREATE events and records each answer. Measures answered
 count, latency percentiles and event-loop lag, first idle, then while another server's model trains
 in its own process. The double runs in the bot's event loop, so the lag includes its own work.
+A third server with its own (instant) model takes the same burst in alternated rounds: plain, then with chime-in
+at 100% in its learned channel (short cooldown) while every user posts one message there, and a share of the
+requests in members' shared voices (`as:`), to show what conversations and voices add to /continue.
 Writes bench/results/bot_load.{json,md}.
 Usage: python bench/bot_load.py [--requests 200] [--users 50] [--words 20] [--model PATH] [--quick]
+       [--rounds 5] [--chime-in 100] [--voice-share 0.25] [--voices 10] [--chime-in-cooldown 0.1]
+       [--post-interval 0.02] [--results bot_load]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import statistics
 import sys
 import tempfile
 import time
@@ -41,6 +48,7 @@ SEEDS = [
 ]  # words both bundled corpora know
 TRAIN_MODEL = ModelConfig(window=16, embedding_dim=64, units=64)  # a real, if small, server model
 ANSWER_TIMEOUT_S = 120.0
+MARK = "-# an imitation of "  # how an answer in a member's voice opens (bot/voices.py)
 
 
 class LoopLag:
@@ -80,33 +88,58 @@ def ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
 
-async def burst(double: DiscordDouble, channel, users, requests: int, words: int) -> dict:
-    """`requests` /continue interactions sent at once; each latency runs from the event to the finished answer."""
+async def burst(double: DiscordDouble, channel, users, requests: int, words: int, voice_of=None, during=None) -> dict:
+    """`requests` /continue interactions sent at once; each latency runs from the event to the finished answer.
+
+    `voice_of(i)`: the member whose shared voice request i asks for (`as:`), or None; `during`: a coroutine run
+    alongside the burst (members posting), awaited before the burst counts as done.
+    """
     latencies: list[float] = []
+    voiced: list[float] = []
     deferred = failed = errors = 0
 
     async def one(i: int):
         nonlocal deferred, failed, errors
+        member = voice_of(i) if voice_of is not None else None
+        options = {"seed": SEEDS[i % len(SEEDS)], "words": words} | ({"as": member} if member is not None else {})
         start = time.perf_counter()
-        record = await double.slash_command(
-            channel, users[i % len(users)], "continue", {"seed": SEEDS[i % len(SEEDS)], "words": words}
-        )
+        record = await double.slash_command(channel, users[i % len(users)], "continue", options)
         try:
             message = await record.wait_done(ANSWER_TIMEOUT_S)
         except (TimeoutError, AssertionError):
             failed += 1
             return
-        if message.ephemeral or not message.content.startswith("**"):
+        content = message.content or ""
+        if member is not None and content.startswith(MARK):  # a marked reply: the mark, then the seed in bold
+            content = content.partition("\n")[2]
+        if message.ephemeral or not content.startswith("**"):
             errors += 1  # answered, but with an error message
             return
         latencies.append(time.perf_counter() - start)
+        if member is not None:
+            voiced.append(latencies[-1])
         deferred += record.response_type == 5
 
+    async def timed(i: int):
+        await one(i)
+        ends.append(time.perf_counter())
+
+    ends: list[float] = []
     lag = LoopLag()
     lag.start()
     start = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(requests)))
-    wall = time.perf_counter() - start
+    await asyncio.gather(*(timed(i) for i in range(requests)), *([during()] if during is not None else []))
+    wall = max(ends) - start  # until the last answer: posting that goes on after it is not the answers' time
+    extra = (
+        {
+            "voice_requests": sum(voice_of(i) is not None for i in range(requests)),
+            "voice_answered": len(voiced),
+            "voice_latency_p50_ms": ms(percentile(voiced, 50)),
+            "voice_latency_p95_ms": ms(percentile(voiced, 95)),
+        }
+        if voice_of is not None and any(voice_of(i) is not None for i in range(requests))
+        else {}  # no voice asked for: no NaN percentiles in the JSON
+    )
     return {
         "requests": requests,
         "answered": len(latencies),
@@ -118,14 +151,109 @@ async def burst(double: DiscordDouble, channel, users, requests: int, words: int
         "latency_p95_ms": ms(percentile(latencies, 95)),
         "latency_max_ms": ms(max(latencies, default=float("nan"))),
         "answers_per_s": round(len(latencies) / wall, 1),
+        **extra,
         **lag.stop(),
     }
+
+
+async def chatter_server(double: DiscordDouble, bot: ContinuoBot, gamma, users, args) -> dict:
+    """Gamma: its own instant model from the chat corpus, #general learned, `args.voices` members who wrote there
+    and shared their voice. The same burst, alternated for `args.rounds` rounds: plain, then with chime-in at
+    `args.chime_in`% while every user posts once and a share of the requests is in a member's voice."""
+    general = gamma.channel("general")
+    admin = double.user("gamma-admin")
+    gamma.add_member(admin, [gamma.add_role("mods", discord.Permissions(manage_guild=True))])
+    lines = [line for line in CHAT.read_text(encoding="utf-8").splitlines() if len(line.split()) >= 3]
+
+    async def done(record) -> str:
+        message = await record.wait_done(60)
+        return message.content or ""
+
+    added = await done(
+        await double.slash_command(general, admin, "corpus add", {"file": ("chat.txt", CHAT.read_bytes())})
+    )
+    learned = await done(await double.slash_command(general, admin, "corpus learn", {"channel": general}))
+    assert await bot.models.bundle_for(gamma.id) != bot.models.default_model, added  # a model of its own
+    voices = users[: args.voices]
+    for n, member in enumerate(voices):  # each voice's recorded messages
+        for k in range(3):
+            await double.send_message(general, member, lines[(7 * n + k) % len(lines)])
+    for _ in range(400):
+        counts = [len(await bot.store.member_texts(gamma.id, m.id)) for m in voices]
+        if min(counts, default=3) >= 3:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"the voices' messages were not recorded: {counts}; {added}; {learned}")
+    for member in voices:
+        shared = await done(await double.slash_command(general, member, "voice share"))
+        assert "shared your voice" in shared, shared
+
+    every = round(1 / args.voice_share) if args.voice_share > 0 else 0
+
+    def voice_of(i: int):
+        return voices[(i // every) % len(voices)] if every and voices and i % every == 0 else None
+
+    await burst(double, general, users, args.requests, args.words, voice_of)  # load models, build the voices
+    plains, busies = [], []
+    for round_ in range(args.rounds):  # alternated, so that the machine's other load falls on both alike
+        double.rejected_requests.clear()
+        plains.append(await burst(double, general, users, args.requests, args.words))
+
+        await done(await double.slash_command(general, admin, "settings", {"chime_in": args.chime_in}))
+        before = len(chimed(double, general))
+        posted: list[float] = []
+
+        async def post(round_: int = round_, posted: list[float] = posted):  # one message per user, over the burst
+            for n, member in enumerate(users):
+                await double.send_message(general, member, lines[(13 * n + 101 * round_ + 5) % len(lines)])
+                posted.append(time.perf_counter())
+                await asyncio.sleep(args.post_interval)
+
+        double.rejected_requests.clear()
+        start = time.perf_counter()
+        busy = await burst(double, general, users, args.requests, args.words, voice_of, post)
+        busy["posts"] = len(posted)
+        busy["chime_ins"] = len(chimed(double, general)) - before  # sent by the end of the burst
+        await asyncio.sleep(2.0)
+        busy["chime_ins_after_2s"] = len(chimed(double, general)) - before
+        busy["posting_s"] = round(posted[-1] - start, 2) if posted else 0.0
+        busies.append(busy)
+        await done(await double.slash_command(general, admin, "settings", {"chime_in": 0}))
+    paired = {  # each busy burst over the plain one just before it: the machine's other load changes slowly
+        key: [round(b[key] / p[key], 3) if p[key] else float("nan") for p, b in zip(plains, busies, strict=True)]
+        for key in ("latency_p50_ms", "latency_p95_ms", "answers_per_s")
+    }
+    return {
+        "own_model": summary(plains),
+        "chatter": summary(busies),
+        "paired_ratios": paired,
+        "rounds": {"plain": plains, "chatter": busies},
+    }
+
+
+COUNTS = {"requests", "answered", "failed", "errors", "deferred", "late_refused", "voice_requests", "voice_answered"}
+COUNTS |= {"posts", "chime_ins", "chime_ins_after_2s"}
+
+
+def summary(runs: list[dict]) -> dict:
+    """Rounds in one: counts summed, every other measure the median of the rounds'."""
+    return {
+        key: sum(r[key] for r in runs) if key in COUNTS else round(statistics.median(r[key] for r in runs), 2)
+        for key in runs[0]
+    }
+
+
+def chimed(double: DiscordDouble, channel) -> list:
+    """The bot's unasked messages in `channel`: neither replies nor answers to commands."""
+    return [m for m in double.sent_messages if m.channel is channel and m.reference is None and m.interaction is None]
 
 
 async def run(args) -> dict:
     double = DiscordDouble(heartbeat_interval=1.0)
     await double.start()
     alpha, beta = double.add_guild("Alpha"), double.add_guild("Beta")
+    gamma = double.add_guild("Gamma")  # chime-in and voices; the bot sees it from the start, as the others
     admin = double.user("admin")
     beta.add_member(admin, [beta.add_role("mods", discord.Permissions(manage_guild=True))])
     users = [double.user(f"user{i}") for i in range(args.users)]
@@ -137,6 +265,7 @@ async def run(args) -> dict:
             train_model=TRAIN_MODEL,
             train_options=TrainConfig(epochs=args.train_epochs, min_count=2),
             progress_interval_s=2.0,
+            chime_in_cooldown_s=args.chime_in_cooldown,
         )
         bot = ContinuoBot(settings, guild_ready_timeout=0.1)
         async with run_client(bot, double, ready_timeout=120):
@@ -147,6 +276,7 @@ async def run(args) -> dict:
             bot.models.max_batch_rows = settings.max_batch_rows
             double.rejected_requests.clear()
             idle = await burst(double, alpha.channel("general"), users, args.requests, args.words)
+            conversing = await chatter_server(double, bot, gamma, users, args)
 
             upload = await double.slash_command(
                 beta.channel("general"), admin, "corpus add", {"file": ("chat.txt", CHAT.read_bytes())}
@@ -169,7 +299,7 @@ async def run(args) -> dict:
             training["lag_max_ms_until_trained"] = max(training["lag_max_ms"], rest["lag_max_ms"])
             training["trained"] = "new model is in use" in train.content
     await double.stop()
-    return {"idle_one_by_one": one_by_one, "idle": idle, "training": training}
+    return {"idle_one_by_one": one_by_one, "idle": idle, "training": training, **conversing}
 
 
 def table(results: dict, args) -> str:
@@ -204,7 +334,68 @@ def table(results: dict, args) -> str:
         f"| longest heartbeat gap (s, interval 1 s) | - | - | {busy['heartbeat_gap_max_s']} |",
         f"| event-loop lag max until the new model was swapped in (ms) | - | - | {busy['lag_max_ms_until_trained']} |",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + ["", *chatter_table(results, args)])
+
+
+def chatter_table(results: dict, args) -> list[str]:
+    """The third server, plain and with chime-in and voices, and the ratios that say what those add."""
+    plain, own, busy = results["idle"], results["own_model"], results["chatter"]
+    runs = [own, busy]
+    rows = [
+        ("answered", lambda r: f"{r['answered']}/{r['requests']}"),
+        ("answered with an error / not answered in 120 s", lambda r: f"{r['errors']} / {r['failed']}"),
+        ("deferred (took over 1.5 s) / refused as late", lambda r: f"{r['deferred']} / {r['late_refused']}"),
+        (
+            "latency p50 / p95 / max (ms)",
+            lambda r: f"{r['latency_p50_ms']:,} / {r['latency_p95_ms']:,} / {r['latency_max_ms']:,}",
+        ),
+        ("answers per second", lambda r: f"{r['answers_per_s']}"),
+        ("event-loop lag p50 / p99 / max (ms)", lambda r: f"{r['lag_p50_ms']} / {r['lag_p99_ms']} / {r['lag_max_ms']}"),
+        (
+            "in a member's voice: answered, latency p50 / p95 (ms)",
+            lambda r: (
+                "-"
+                if "voice_requests" not in r
+                else f"{r['voice_answered']}/{r['voice_requests']}, "
+                f"{r['voice_latency_p50_ms']:,} / {r['voice_latency_p95_ms']:,}"
+            ),
+        ),
+        (
+            "members' messages posted (over s) / chime-ins sent by the burst's end (2 s later)",
+            lambda r: (
+                "-"
+                if "posts" not in r
+                else f"{r['posts']} ({r['posting_s']}) / {r['chime_ins']} ({r['chime_ins_after_2s']})"
+            ),
+        ),
+    ]
+    voiced = f"every {round(1 / args.voice_share)}th request" if args.voice_share else "no request"
+    lines = [
+        f"A third server with its own (instant) model, the same {args.requests} /continue in its learned "
+        f"#general, right after the ones above: plain, then with chime-in at {args.chime_in:g}% (cooldown "
+        f"{args.chime_in_cooldown} s) while each of the {args.users} users posts one message there (one every "
+        f"{args.post_interval} s) and {voiced} asks for one of {args.voices} members' shared voices (`as:`, a "
+        f"marked reply). {args.rounds} rounds of the two, alternated: counts summed over them, every other measure "
+        "the median over the rounds.",
+        "",
+        "| measure | own model, decoded together | own model, with chime-in and voices |",
+        "|---|---|---|",
+        *(f"| {label} | {' | '.join(cell(r) for r in runs)} |" for label, cell in rows),
+        "",
+        "| with chime-in and voices, ratio to | latency p50 | latency p95 | answers per second |",
+        "|---|---|---|---|",
+    ]
+    keys = ("latency_p50_ms", "latency_p95_ms", "answers_per_s")
+    for name, base in (("idle, decoded together (default model, first table)", plain), ("own model, plain", own)):
+        ratios = [busy[k] / base[k] if base[k] else float("nan") for k in keys]
+        lines.append(f"| {name} | {' | '.join(f'{x:.2f}' for x in ratios)} |")
+    paired = results["paired_ratios"]
+    lines.append(
+        f"| own model, plain, round by round (median; lowest-highest of {args.rounds}) | "
+        + " | ".join(f"{statistics.median(paired[k]):.2f} ({min(paired[k]):.2f}-{max(paired[k]):.2f})" for k in keys)
+        + " |"
+    )
+    return lines
 
 
 def main() -> None:
@@ -215,13 +406,29 @@ def main() -> None:
     parser.add_argument("--train-epochs", type=int, default=3)
     parser.add_argument("--model", type=Path, default=None, help="default model bundle (default: the bundled one)")
     parser.add_argument("--quick", action="store_true", help="50 requests, 1 training epoch")
+    parser.add_argument(
+        "--voice-share", type=float, default=0.25, help="share of the third server's requests in a member's voice"
+    )
+    parser.add_argument("--voices", type=int, default=10, help="members who shared their voice there")
+    parser.add_argument("--chime-in", type=float, default=100.0, help="the third server's chime-in chance (%%)")
+    parser.add_argument("--rounds", type=int, default=5, help="the third server's plain and busy bursts, alternated")
+    parser.add_argument("--results", default="bot_load", help="name of the files under bench/results/")
+    parser.add_argument("--chime-in-cooldown", type=float, default=0.1, help="seconds between chime-ins per channel")
+    parser.add_argument("--post-interval", type=float, default=0.02, help="seconds between members' posts")
     args = parser.parse_args()
     if args.quick:
         args.requests, args.train_epochs = 50, 1
     args.model = args.model or ModelStore().resolve(None)
+    if not 0 <= args.voice_share <= 1 or args.voices < 1 or args.voices > args.users:
+        parser.error("--voice-share must lie in 0..1 and --voices in 1..--users")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    if not 0 <= args.chime_in <= 100:
+        parser.error("--chime-in must lie in 0..100 (a percentage)")
     results = {"machine": machine(), "model": str(args.model), **vars(args), **asyncio.run(run(args))}
+    results["load_average_end"] = round(os.getloadavg()[0], 2)
     results["model"] = str(args.model)
-    write_results("bot_load", results, table(results, args))
+    write_results(args.results, results, table(results, args))
 
 
 if __name__ == "__main__":
