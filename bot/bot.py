@@ -17,6 +17,7 @@ from core import JobRunner, ModelStore, open_bundle_storage
 from . import logs, metrics
 from .cluster import ClusterTraining, job_runner
 from .cooldowns import Cooldowns
+from .corpus_cap import CorpusCap
 from .forgetting import migrate_forget_markers
 from .health import HealthServer, NotReady, storage_check, store_check
 from .instant import InstantModels
@@ -113,6 +114,7 @@ class ContinuoBot(commands.Bot):
             self.settings.model_poll_s,
         )
         self.corpus = ServerCorpus(self.store)
+        self.corpus_cap = CorpusCap(self.store, self.settings.max_corpus_mb)
         self.models = ModelService(
             self.settings.guilds_dir,
             default,

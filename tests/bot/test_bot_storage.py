@@ -490,3 +490,33 @@ async def test_a_database_made_before_the_one_sql_layer_upgrades_in_place(store_
     assert await store.job_progress(job.id) == '{"epoch": 1}'
     await store.close()
     assert await schema_versions(store_url) == [m.version for m in MIGRATIONS]
+
+
+async def test_the_corpus_cap_reads_the_corpus_size_rarely_far_from_it_and_every_time_near_it(tmp_path, monkeypatch):
+    from bot.corpus_cap import CorpusCap, CorpusFull
+
+    store = SQLiteStore(tmp_path / "bot.sqlite3")
+    await store.open()
+    reads = []
+    real_stats = store.corpus_stats
+
+    async def counted(guild_id):
+        reads.append(guild_id)
+        return await real_stats(guild_id)
+
+    monkeypatch.setattr(store, "corpus_stats", counted)
+    cap = CorpusCap(store, limit_mb=0.001)  # 1,000 characters; NEAR from 900
+    for _ in range(8):  # 800 characters let in, far from the cap: the size is read once
+        await cap.check(1, 100)
+        await store.record([CorpusEntry(1, 7, "x" * 100)])
+    assert len(reads) == 1
+    await cap.check(1, 100)  # 900: near the cap, read again
+    await store.record([CorpusEntry(1, 7, "x" * 100)])
+    assert len(reads) == 2
+    with pytest.raises(CorpusFull):  # 1,001 would be over: refused, after reading the true size
+        await cap.check(1, 101)
+    assert len(reads) == 3
+    await store.clear_corpus(1)  # removed text: the kept size is too big, so near the cap it reads again
+    await cap.check(1, 100)
+    assert len(reads) == 4 and (await store.corpus_stats(1)).characters == 0
+    await store.close()
