@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from continuo_world import CHAT, answer
 from discord_double.control import TESTS_BOT, start_standalone
+from probes import free_port, scrape
 
 from bot.replies import RESTARTING
 from bot.storage import open_store
@@ -215,24 +216,6 @@ async def test_a_training_stopped_by_sigterm_resumes_from_its_checkpoint_after_a
     assert any("Resuming from epoch" in text for text in shown), shown
     code, _ = await again.terminate()
     assert code == 0
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def scrape(port: int, path: str) -> tuple[int, str]:
-    import aiohttp
-
-    try:
-        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}{path}") as response:
-            return response.status, await response.text()
-    except aiohttp.ClientConnectionError:
-        return 0, ""
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from continuo_world import CHAT, answer
 from discord_double import run_client
+from probes import free_port, scrape
 
 from bot.coordinator import Coordinator, publisher
 from bot.storage import open_store
@@ -333,24 +334,6 @@ async def test_the_local_cluster_script_runs_the_whole_cluster_against_the_doubl
 
 
 BOTS = ("bot-0", "bot-1")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def scrape(port: int, path: str) -> tuple[int, str]:
-    import aiohttp
-
-    try:
-        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}{path}") as response:
-            return response.status, await response.text()
-    except aiohttp.ClientConnectionError:
-        return 0, ""
 
 
 async def metric(port: int, name: str, **labels: str) -> float:
