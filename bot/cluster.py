@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NEW_VERSION_WAIT_S = 30.0  # longest wait for news of a model switch before the newest known version is loaded
 
 _PROGRESS_FIELDS = {f.name for f in fields(Progress)}
 
@@ -198,16 +197,12 @@ class ClusterTraining:
         return messages.interrupted(ticket.guild_name)
 
     async def _serve_new_model(self, guild_id: int, read_from: datetime):
-        """Load the version the coordinator published, once this process has learned of the switch."""
+        """Load the version the coordinator published: its switch is read from the store now, not awaited from
+        the watcher (which learns it later, by NOTIFY or poll), so the new model answers from the first request."""
         versions = self.models.versions
         current = await self.store.current_model(guild_id) if versions is not None else None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + NEW_VERSION_WAIT_S
-        while versions is not None and current is not None and loop.time() < deadline:
-            known = versions.known(guild_id)
-            if known is None or known.seq >= current.seq:  # None: it will be read from the store afresh
-                break
-            await asyncio.sleep(0.1)  # PostgreSQL notifies at once; SQLite is polled every model_poll_s
+        if versions is not None and current is not None:
+            await versions.catch_up(current)
         return await self.models.reload(guild_id, trained_from=read_from)  # the coordinator read the corpus after it
 
     @staticmethod

@@ -182,6 +182,13 @@ class ModelVersions:
                     )
             await self._learn(pointer)
 
+    async def catch_up(self, pointer: ModelPointer) -> None:
+        """Learn `pointer`, just read from the store, unless a newer one is known: what the watcher does when
+        news of the switch reaches it, at once. A pointer read before any version existed (None) is older."""
+        known = self._pointers.get(pointer.guild_id)
+        if known is None or known.seq < pointer.seq:
+            await self._learn(pointer)
+
     async def _learn(self, pointer: ModelPointer) -> None:
         before = self._pointers.get(pointer.guild_id)
         self._pointers[pointer.guild_id] = pointer

@@ -51,7 +51,7 @@ async def coordinator(bot_settings, tmp_path, continuo_home):
 
 
 def cluster_bot(make_bot, **changes):
-    return make_bot(job_runner="coordinator", model_poll_s=0.2, progress_interval_s=0.2, **changes)
+    return make_bot(**{"job_runner": "coordinator", "model_poll_s": 0.2, "progress_interval_s": 0.2, **changes})
 
 
 async def upload_chat(world, guild) -> None:
@@ -117,7 +117,7 @@ async def test_a_restarted_bot_process_follows_its_servers_jobs_and_reports_them
 
 
 async def test_a_training_queued_before_a_forget_but_run_after_it_lifts_the_fallback(world, make_bot, coordinator):
-    bot = await cluster_bot(make_bot)
+    bot = await cluster_bot(make_bot, model_poll_s=60)  # the new model must answer before the watcher polls
     double, alpha, general, ann, bob = world.double, world.alpha, world.general, world.ann, world.bob
     await answer(await double.slash_command(general, ann, "corpus learn", {"channel": general}))
     for i in range(3):
@@ -141,13 +141,7 @@ async def test_a_training_queued_before_a_forget_but_run_after_it_lifts_the_fall
     )
     assert "new model is in use" in record.content, record.content
     assert await bot.models.trained_may_answer(alpha.id)  # its model never saw the text: the fallback is lifted
-    # Once in a few runs the instant model still answers for a moment after the message (not yet explained),
-    # so this waits a few seconds for the trained one rather than taking the first answer.
-    for _ in range(50):
-        trained = await bot.models.model_for(alpha.id)
-        if trained.model is not None:
-            break
-        await asyncio.sleep(0.1)
+    trained = await bot.models.model_for(alpha.id)
     assert trained.model is not None and "quixotrel" not in trained.tokenizer.vocab
 
 
