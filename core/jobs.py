@@ -99,15 +99,20 @@ def _worker(request: TrainRequest, events: mp.Queue, cancel, parent: int) -> Non
         os.nice(_NICENESS)
     except OSError:
         pass
+    events.put(ended(lambda: run_request(request, lambda p: events.put(("progress", p)), cancel.is_set)))
+
+
+def ended(train: Callable[[], object]) -> tuple[str, object]:
+    """How a job's training ended, as its runner's last event: ("ok", what `train()` returned), ("cancelled",
+    why) or ("error", the one line the client shows; it keeps its old model)."""
     try:
-        result = run_request(request, lambda p: events.put(("progress", p)), cancel.is_set)
-        events.put(("ok", result))
+        return "ok", train()
     except Cancelled as e:
-        events.put(("cancelled", str(e)))
+        return "cancelled", str(e)
     except ContinuoError as e:
-        events.put(("error", str(e)))
+        return "error", str(e)
     except Exception as e:  # noqa: BLE001 - reported to the client, who keeps the old model
-        events.put(("error", f"training failed: {type(e).__name__}: {e}"))
+        return "error", f"training failed: {type(e).__name__}: {e}"
 
 
 class JobOutcome:

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from .bundle import replace_dir
-from .errors import Cancelled, ContinuoError
-from .jobs import JobOutcome, TrainRequest, run_request
-from .training import CANCELLED, ProgressCallback
+from .errors import ContinuoError
+from .jobs import JobOutcome, TrainRequest, ended, run_request
+from .training import CANCELLED, ProgressCallback, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -209,16 +209,12 @@ def _train_task(request: TrainRequest, cpus: int):
         here = [name for name, mine in local.items() if reported and Path(reported) == mine]
         events.put(("progress", replace(progress, path=str(theirs[here[0]])) if here else progress))
 
+    def train() -> tuple[TrainResult, dict[str, bytes]]:
+        result = run_request(replace(request, **local), on_progress, stop.is_set)  # type: ignore[arg-type]  # path fields only
+        return result, _read_bundle(result.path)
+
     def work() -> None:
-        try:
-            result = run_request(replace(request, **local), on_progress, stop.is_set)  # type: ignore[arg-type]  # path fields only
-            events.put(("ok", (result, _read_bundle(result.path))))
-        except Cancelled as e:
-            events.put(("cancelled", str(e)))
-        except ContinuoError as e:
-            events.put(("error", str(e)))
-        except Exception as e:  # noqa: BLE001 - reported to the client, who keeps the old model
-            events.put(("error", f"training failed: {type(e).__name__}: {e}"))
+        events.put(ended(train))
 
     trainer = threading.Thread(target=work, name="continuo-train", daemon=True)
     trainer.start()
