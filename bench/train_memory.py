@@ -1,10 +1,12 @@
 """Peak memory of `continuo train` on a text near the 50 MB file-size cap, and of tokenizing it whole or in pieces.
 
-    .venv/bin/python bench/train_memory.py [MB]      # default 45 MB; writes bench/results/train_memory.{json,md}
+    .venv/bin/python bench/train_memory.py [MB]        # default 45 MB; writes bench/results/train_memory.{json,md}
+    .venv/bin/python bench/train_memory.py [MB] han    # Chinese without a space: train_memory-han.{json,md}
 
-The text is generated (PTB and tiny-shakespeare lines, shuffled, with numbers and rare words mixed in so
-that the vocabulary keeps growing like a real large corpus's); each measure runs in its own process and
-reads that process's peak RSS.
+The text is generated: PTB and tiny-shakespeare lines, shuffled, with numbers and rare words mixed in so
+that the vocabulary keeps growing like a real large corpus's; or with `han`, the Song ci of bench/texts.py
+shuffled line by line and run together without a single space or line break, one token per character.
+Each measure runs in its own process and reads that process's peak RSS.
 """
 
 from __future__ import annotations
@@ -64,6 +66,20 @@ def generate(path: Path, megabytes: float, seed: int = 1) -> None:
             written += len(line) + 1
 
 
+def generate_han(path: Path, megabytes: float, seed: int = 1) -> None:
+    from bench import texts
+
+    rng = random.Random(seed)
+    lines = [line for line in texts.text("song-ci").splitlines() if line.strip()]
+    target = int(megabytes * 1e6)
+    with open(path, "w", encoding="utf-8") as f:
+        written = 0
+        while written < target:
+            line = rng.choice(lines)
+            f.write(line)
+            written += len(line.encode("utf-8"))
+
+
 def peak(script_or_argv, *args: str) -> tuple[str, float, float]:
     """(stdout, peak RSS in MB, seconds) of a child process."""
     argv = [sys.executable, "-c", script_or_argv, *args] if isinstance(script_or_argv, str) else script_or_argv
@@ -77,11 +93,12 @@ def peak(script_or_argv, *args: str) -> tuple[str, float, float]:
 
 def main() -> None:
     megabytes = float(sys.argv[1]) if len(sys.argv) > 1 else 45
+    han = sys.argv[2:] == ["han"]
     with tempfile.TemporaryDirectory() as tmp:
         text = Path(tmp) / "big.txt"
-        generate(text, megabytes)
+        (generate_han if han else generate)(text, megabytes)
         size_mb = text.stat().st_size / 1e6
-        out_whole, whole_mb, whole_s = peak(WHOLE, str(text))
+        out_whole, whole_mb, whole_s = ("", 0.0, 0.0) if han else peak(WHOLE, str(text))  # "before" is English's
         out_pieces, pieces_mb, pieces_s = peak(PIECES, str(text))
         tokens = int(out_pieces.split()[0])
         home = Path(tmp) / "home"
@@ -115,14 +132,16 @@ def main() -> None:
         "vocab_size": card["vocab_size"],
         "command": "continuo train FILE --max-minutes 2 (default sizes)",
     }
+    name = "train_memory-han" if han else "train_memory"
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "train_memory.json").write_text(json.dumps(result, indent=2))
-    (RESULTS / "train_memory.md").write_text(
-        f"# Peak memory training on a {size_mb:.1f} MB text ({tokens:,} tokens)\n\n"
-        f"Machine: {result['machine']}\n\n"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"{name}.md").write_text(
+        f"# Peak memory training on a {size_mb:.1f} MB text ({tokens:,} tokens)"
+        + (", Chinese without a space or line break" if han else "")
+        + f"\n\nMachine: {result['machine']}\n\n"
         "| stage | peak RSS (MB) | seconds |\n|---|---|---|\n"
-        f"| tokenizing the whole text at once (before) | {whole_mb:,.0f} | {whole_s:.1f} |\n"
-        f"| tokenizing in pieces (`core.encoding`, what `prepare` does now) | {pieces_mb:,.0f} | {pieces_s:.1f} |\n"
+        + ("" if han else f"| tokenizing the whole text at once (before) | {whole_mb:,.0f} | {whole_s:.1f} |\n")
+        + f"| tokenizing in pieces (`core.encoding`, what `prepare` does now) | {pieces_mb:,.0f} | {pieces_s:.1f} |\n"
         f"| `continuo train FILE --max-minutes 2`, whole run | {train_mb:,.0f} | {train_s:.1f} |\n\n"
         f"The training card says {card['train_seconds']} s ({card['stopped']}); vocabulary {card['vocab_size']:,}.\n"
     )

@@ -87,14 +87,14 @@ class NGramModel:
     @classmethod
     def fit(cls, ids: np.ndarray, vocab_size: int, order: int = MAX_ORDER) -> NGramModel:
         """Count the n-grams of `ids` (token ids below vocab_size) up to `order`."""
-        return cls._from_tables(_Tables(np.asarray(ids, np.int64), vocab_size, order), order)
+        return cls._from_tables(_Tables(np.asarray(ids, np.int32), vocab_size, order), order)
 
     @classmethod
     def fit_best(
         cls, ids: np.ndarray, valid_ids: np.ndarray, vocab_size: int, orders: tuple[int, ...] = ORDERS_TRIED
     ) -> tuple[NGramModel, dict[int, float]]:
         """The model of the order (among `orders`) with the lowest perplexity on `valid_ids`, and each order's."""
-        tables = _Tables(np.asarray(ids, np.int64), vocab_size, max(orders))
+        tables = _Tables(np.asarray(ids, np.int32), vocab_size, max(orders))
         scores: dict[int, float] = {}
         best: NGramModel | None = None
         for order in orders:
@@ -209,14 +209,14 @@ class _Tables:
 
     def __init__(self, ids: np.ndarray, vocab_size: int, order: int):
         self.vocab_size = V = vocab_size
-        s = np.concatenate([np.zeros(order - 1, np.int64), ids])  # pads are context, never predicted tokens
+        s = np.concatenate([np.zeros(order - 1, np.int32), ids])  # pads are context, never predicted tokens
         self.keys: dict[int, np.ndarray] = {1: np.arange(V)}
         self.raw: dict[int, np.ndarray] = {1: np.bincount(s[order - 1 :], minlength=V).astype(np.int32)}
         self.continuation: dict[int, np.ndarray] = {}
         gram = s  # gram[k]: id of the (n-1)-gram ending at position k + n - 2 (order 1: the word itself)
         for n in range(2, order + 1):
             keys = gram[:-1].astype(np.int64) * V + s[n - 1 :]  # the n-gram ending at each position from n - 1
-            unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            unique, first, inverse = _distinct(keys)
             del keys
             self.keys[n] = unique
             self.raw[n] = np.bincount(inverse[order - n :], minlength=len(unique)).astype(np.int32)
@@ -224,7 +224,23 @@ class _Tables:
             # the (n-1)-gram ending at the same position
             suffix = gram[first + 1][self.raw[n] > 0]
             self.continuation[n - 1] = np.bincount(suffix, minlength=len(self.keys[n - 1])).astype(np.int32)
-            gram = inverse.astype(np.int32)  # ids are below the text's length
+            gram = inverse  # int32: ids are below the text's length
+
+
+def _distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """np.unique(keys, return_index=True, return_inverse=True) with the inverse as int32, at about half its
+    peak memory (the text's n-gram keys are its largest arrays): the distinct keys sorted, where each first
+    occurs, and each position's index among them."""
+    by_key = np.argsort(keys, kind="stable")  # stable: the first of equal keys is where that n-gram first occurs
+    ordered = keys[by_key]
+    starts = np.empty(len(ordered), bool)
+    starts[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    unique = ordered[starts]
+    del ordered
+    inverse = np.empty(len(by_key), np.int32)
+    inverse[by_key] = np.cumsum(starts, dtype=np.int32) - 1
+    return unique, by_key[starts], inverse
 
 
 def _discounts(counts: np.ndarray) -> np.ndarray:
