@@ -44,8 +44,7 @@ async def retrain_without(bot: ContinuoBot, server_id: int, server_name: str, ch
     if ticket is not None and training.place(ticket) > 0:
         return f"the retraining already queued (place {training.place(ticket)}) reads the corpus without {it}."
     if ticket is not None:  # it read the corpus before: its model is not served, and it trains again
-        if ticket.job is not None:
-            ticket.job.cancel()  # this machine's job stops now; a cluster's finds out when it ends
+        training.restart(server_id)  # this machine's job stops now; a cluster's finds out when it ends
         return f"the training that was running had read {it}, so it starts again without {it}."
     try:
         ticket = await training.submit(server_id, server_name, 0, channel_id)

@@ -15,8 +15,8 @@ from discord.ext import commands
 from core import JobRunner, ModelStore, open_bundle_storage
 
 from . import logs, metrics
-from .cluster import ClusterTraining, job_runner
 from .cooldowns import Cooldowns
+from .coordinator import Coordinator, local_publisher, make_runner
 from .corpus_cap import CorpusCap
 from .forgetting import migrate_forget_markers
 from .health import HealthServer, NotReady, storage_check, store_check
@@ -27,7 +27,7 @@ from .server_corpus import ServerCorpus
 from .settings import BotSettings
 from .storage import Store, TrainingJobRecord, open_store
 from .storage.versions import ModelVersions
-from .training import RetrainPolicy, TrainingQueue, Trainings
+from .training import JobFollower, RetrainPolicy, Trainings
 
 log = logging.getLogger(__name__)
 
@@ -129,22 +129,21 @@ class ContinuoBot(commands.Bot):
         def channel_display(channel_id: int) -> ChannelDisplay:
             return ChannelDisplay(self.get_partial_messageable(channel_id))
 
-        self.training: Trainings
-        if self.settings.job_runner == "coordinator":  # one of a cluster's processes: the coordinator trains
-            self.training = ClusterTraining(
-                self.store, self.models, self.settings, self.corpus, channel_display, lambda: self.guilds
-            )
-            self.add_listener(self.training.follow_unfinished, "on_ready")  # after a restart too
-        else:
-            self.training = TrainingQueue(
-                self.store, self.models, self.settings, runner or job_runner(self.settings), self.corpus
-            )
+        coordinator = None  # a cluster's trains its jobs (CONTINUO_BOT_JOB_RUNNER=coordinator); else this process's
+        if self.settings.job_runner != "coordinator":
+            runner = runner or make_runner(self.settings, self.settings.job_runner)
+            publish = local_publisher(self.models)
+            coordinator = Coordinator(self.store, runner, self.settings, publish, self.corpus, folders=self.models)
+        follower = JobFollower(
+            self.store, self.models, self.settings, self.corpus, channel_display, lambda: self.guilds, coordinator
+        )
+        self.add_listener(follower.follow_unfinished, "on_ready")  # after a restart too
+        self.training: Trainings = follower
         self.retraining = RetrainPolicy(
             self.store, self.corpus, self.training, self.settings.retrain_check_s, channel_display
         )
         self.cooldowns = Cooldowns(self.settings.cooldown_uses, self.settings.cooldown_seconds)
         self.interrupted_jobs: list[TrainingJobRecord] = []  # found at start-up; reported once connected
-        self.handed_back_jobs: list[TrainingJobRecord] = []  # queued again by a stop; started again once connected
         self.stopping = False  # a stop began: new commands are answered "restarting"
         self._interactions: dict[int, tuple[discord.Interaction, asyncio.Task]] = {}  # commands being handled
         self._events: set[asyncio.Task] = set()  # event handlers running (recording messages, mentions)
@@ -172,12 +171,9 @@ class ContinuoBot(commands.Bot):
         await migrate_forget_markers(self.settings.guilds_dir, self.store)  # data folders from before the store held it
         await self.versions.start()  # follow model switches made by other processes
         if self.settings.job_runner != "coordinator":  # a cluster's jobs outlive its bot processes
-            # a stop hands running jobs back as queued: those start again (and resume from their checkpoint);
-            # a job still marked running was cut short by a crash: reported, not retried (it may be the cause)
-            handed_back = {j.id for j in await self.store.unfinished_jobs() if j.status == "queued"}
-            found = await self.store.interrupt_unfinished_jobs()
-            self.handed_back_jobs = [j for j in found if j.id in handed_back]
-            self.interrupted_jobs = [j for j in found if j.id not in handed_back]
+            # a job still marked running was cut short by a crash: reported, not retried (it may be the cause);
+            # those a stop handed back are queued: this process's coordinator resumes them from their checkpoint
+            self.interrupted_jobs = await self.store.interrupt_unfinished_jobs(status="running")
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.sync_commands:

@@ -1,11 +1,12 @@
-"""The coordinator: the one process that runs the training jobs that a cluster's bot processes queue in the store.
+"""The coordinator: runs the training jobs queued in the store, in a cluster's coordinator process or in a bot's own.
 
 Bot processes in cluster mode (`CONTINUO_BOT_JOB_RUNNER=coordinator`) only add queued jobs and show
 progress read back from the store. This process takes the jobs oldest first, one per server and at
 most `max_training_jobs` at once, submits them to its job runner (Ray by default), writes their
 progress and outcome back, and publishes each new model. It alone holds the runner's objects (Ray
 task references die with their owner), so a bot process that dies loses nothing. When it restarts,
-the jobs it was running go back to the queue and resume from their last finished epoch.
+the jobs it was running go back to the queue and resume from their last finished epoch. In local mode
+(the default) the bot process runs one itself, over the same queue (bot.training.follower.JobFollower).
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from core import ContinuoError, Job, JobRunner, Progress, TrainRequest, TrainResult
 
 from . import metrics
-from .cluster import progress_json
 from .server_corpus import ServerCorpus
 from .settings import BotSettings
 from .storage import Store, TrainingJobRecord
 from .storage.base import utcnow
+from .training.follower import progress_json
 from .training.trainings import TrainingFailed, run_job
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,20 @@ log = logging.getLogger(__name__)
 Publish = Callable[[int, TrainResult, datetime], Awaitable[None]]  # (server, trained bundle, corpus read at)
 
 
+class ServerFolders(Protocol):
+    """Where a server's training writes its bundle and keeps its checkpoint: bot.models.ModelService's folders."""
+
+    def bundle_path(self, guild_id: int) -> Path: ...
+
+    def checkpoint_path(self, guild_id: int) -> Path: ...
+
+
 class Coordinator:
-    """Runs queued jobs from the store on a job runner; `run()` until `stop()`."""
+    """Runs queued jobs from the store on a job runner; `run()` until `stop()`.
+
+    `folders`: a bot process's own (local mode); none: each job writes into a staging folder of this
+    process, removed once published, and keeps its checkpoint in this process's data folder.
+    """
 
     def __init__(
         self,
@@ -45,38 +59,64 @@ class Coordinator:
         settings: BotSettings,
         publish: Publish,
         corpus: ServerCorpus | None = None,
+        folders: ServerFolders | None = None,
     ):
         self.store, self.runner, self.settings, self.publish = store, runner, settings, publish
         self.corpus = corpus or ServerCorpus(store)
+        self.folders = folders
         self.poll_s = settings.coordinator_poll_s
+        self.on_change: Callable[[], None] = lambda: None  # a job started, reported or ended (a follower here)
         self._running: dict[int, tuple[int, asyncio.Task]] = {}  # job id -> (server, task)
+        self._jobs: dict[int, Job] = {}  # server -> its runner job while it trains
+        self._oldest_queued: datetime | None = None
+        self._woken = asyncio.Event()  # look at the queue now, not at the next poll
         self._stopping = asyncio.Event()
+        self._hand_back = True  # a stop queues running jobs again; a close(hand_back=False) ends them
+        self._closed = False
+        metrics.TRAINING_QUEUE_OLDEST_AGE.set_function(self._oldest_age)
 
     @property
     def staging_dir(self) -> Path:
         return self.settings.home / "coordinator"
 
+    def _oldest_age(self) -> float:
+        oldest = self._oldest_queued
+        return max(0.0, (utcnow() - oldest).total_seconds()) if oldest is not None else 0.0
+
     # --- the loop
     async def run(self) -> None:
         await self.recover()
         while not self._stopping.is_set():
+            self._woken.clear()
             try:
                 await self.start_queued()
             except Exception:  # noqa: BLE001 - a store hiccup must not end the coordinator; the next poll retries
                 log.exception("could not read the job queue")
             try:
-                await asyncio.wait_for(self._stopping.wait(), self.poll_s)
+                async with asyncio.timeout(self.poll_s):  # not wait_for: it may swallow a cancellation (3.11)
+                    await self._woken.wait()
             except TimeoutError:
                 pass
         await self.close()
 
     def stop(self) -> None:
         self._stopping.set()
+        self._woken.set()
 
     async def check_running(self) -> None:
         """Readiness: the coordinator takes jobs (not stopping)."""
         if self._stopping.is_set():
             raise ContinuoError("stopping")
+
+    def trains(self, job_id: int) -> bool:
+        """Whether this coordinator took the job (it may not have read its corpus yet)."""
+        return job_id in self._running
+
+    def restart(self, guild_id: int) -> None:
+        """Stop the server's running job now: it trains again on the corpus as it is (run_job, after a forget)."""
+        job = self._jobs.get(guild_id)
+        if job is not None:
+            job.cancel()
 
     async def recover(self) -> list[TrainingJobRecord]:
         """Jobs a previous coordinator left running (it died or stopped) go back to the queue, in their order."""
@@ -90,13 +130,11 @@ class Coordinator:
 
     async def start_queued(self) -> list[int]:
         """Start queued jobs, oldest first, one per server, while fewer than max_training_jobs run; their ids."""
+        if self._stopping.is_set():
+            return []
         started = []
-        busy = {guild for guild, _ in self._running.values()}
         unfinished = await self.store.unfinished_jobs()
-        queued = [job for job in unfinished if job.status == "queued" and job.id not in self._running]
-        metrics.TRAINING_JOBS_QUEUED.set(len(queued))
-        oldest = min((job.created_at for job in queued), default=None)
-        metrics.TRAINING_QUEUE_OLDEST_AGE.set((utcnow() - oldest).total_seconds() if oldest is not None else 0.0)
+        busy = {guild for guild, _ in self._running.values()}  # after the read: a submit may call this meanwhile
         for job in unfinished:
             if len(self._running) >= self.settings.max_training_jobs:
                 break
@@ -107,48 +145,81 @@ class Coordinator:
             self._running[job.id] = (job.guild_id, task)
             task.add_done_callback(functools.partial(self._forget, job.id))
             started.append(job.id)
+        queued = [job for job in unfinished if job.status == "queued" and job.id not in self._running]
+        metrics.TRAINING_JOBS_QUEUED.set(len(queued))
+        self._oldest_queued = min((job.created_at for job in queued), default=None)
         metrics.TRAINING_JOBS_RUNNING.set(len(self._running))
+        if started:
+            self.on_change()  # the places in line moved
         return started
 
     def _forget(self, job_id: int, _task: asyncio.Task) -> None:
         self._running.pop(job_id, None)
         metrics.TRAINING_JOBS_RUNNING.set(len(self._running))
+        self._woken.set()  # its place is free
+        self.on_change()
 
-    async def close(self) -> None:
-        """Stop: running jobs are cancelled and queued again, to resume when a coordinator runs next."""
+    async def close(self, hand_back: bool = True) -> None:
+        """Stop: running jobs are cancelled and queued again, to resume when a coordinator runs next. Without
+        `hand_back` (a bot process closing in local mode) they end as interrupted, and the queued ones too."""
+        if self._closed:
+            return
+        self._closed, self._hand_back = True, hand_back
+        self.stop()
         tasks = [task for _, task in self._running.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if not hand_back:
+            try:
+                for job in await self.store.unfinished_jobs():
+                    await self.store.update_job(
+                        job.id, status="interrupted", finished_at=utcnow(), error="interrupted by a shutdown"
+                    )
+            except Exception:  # noqa: BLE001 - the store may be gone; the next start reports them interrupted
+                log.warning("could not record the queued jobs as interrupted", exc_info=True)
 
     # --- one job
     async def _train(self, record: TrainingJobRecord) -> None:
         loop = asyncio.get_running_loop()
         staging = self.staging_dir / f"job-{record.id}"
-        latest: list = [None]
+        latest: list = [None, ""]  # the last report and the notice of the run's start
         changed = asyncio.Event()
 
         def note(progress: Progress) -> None:  # on the runner's thread
+            if progress.phase == "start" and progress.message:
+                latest[1] = progress.message
+            if progress.val_perplexity is None and latest[0] is not None:  # batch reports carry no perplexity
+                progress = replace(progress, val_perplexity=latest[0].val_perplexity)
             latest[0] = progress
             loop.call_soon_threadsafe(changed.set)
 
         async def prepare(text: str, name: str) -> TrainRequest:
+            latest[:] = [None, ""]  # a run again after a forget starts afresh, and so does a job handed back
+            await self.store.set_job_progress(record.id, "")
+            self.on_change()
+            folders = self.folders
             return TrainRequest(
-                out=staging / "model",
+                out=folders.bundle_path(record.guild_id) if folders else staging / "model",
                 text=text,
                 corpus_name=name,
                 model=self.settings.train_model,
                 train=replace(self.settings.train_options, epochs=record.epochs),
-                checkpoint_dir=self.settings.home / "checkpoints" / str(record.guild_id),
+                checkpoint_dir=folders.checkpoint_path(record.guild_id)
+                if folders
+                else self.settings.home / "checkpoints" / str(record.guild_id),
             )  # a rerun resumes
 
         async def follow(job: Job) -> None:
             log.info("job %s of guild %s: started as %s", record.id, record.guild_id, job.id)
+            self._jobs[record.guild_id] = job  # a forget stops it (restart)
             await self._relay(record.id, latest, changed)
 
         async def publish(result: TrainResult, read_at: datetime) -> None:
             if latest[0] is not None:  # the last report, with when the runner returned (bench/cluster_bench.py)
-                await self.store.set_job_progress(record.id, progress_json(latest[0], ended_at=time.time()))
+                await self.store.set_job_progress(
+                    record.id, progress_json(latest[0], notice=latest[1], ended_at=time.time())
+                )
             await self.publish(record.guild_id, result, read_at)
             log.info(
                 "job %s of guild %s: new model published (validation perplexity %.1f)",
@@ -167,17 +238,21 @@ class Coordinator:
                 on_progress=note,
                 follow=follow,
                 publish=publish,
-                cancelled_as=lambda: "handed_back",
+                cancelled_as=lambda: "handed_back" if self._hand_back else "interrupted",
             )
         except asyncio.CancelledError:
+            ended = {"finished_at": utcnow(), "error": "interrupted by a shutdown"}
             try:
-                await asyncio.shield(self.store.update_job(record.id, status="queued"))
-            except Exception:  # noqa: BLE001 - the store may be gone; the next coordinator requeues it anyway
+                await asyncio.shield(
+                    self.store.update_job(record.id, **({"status": "queued"} if self._hand_back else ended))
+                )
+            except Exception:  # noqa: BLE001 - the store may be gone; the next start finds it running
                 pass
             raise
         except TrainingFailed:
             pass  # recorded as failed by run_job; the server keeps its model
         finally:
+            self._jobs.pop(record.guild_id, None)
             await asyncio.to_thread(shutil.rmtree, staging, True)
 
     async def _relay(self, job_id: int, latest: list, changed: asyncio.Event) -> None:
@@ -186,17 +261,18 @@ class Coordinator:
             await changed.wait()
             changed.clear()
             try:
-                await self.store.set_job_progress(job_id, progress_json(latest[0]))
+                await self.store.set_job_progress(job_id, progress_json(latest[0], notice=latest[1]))
             except Exception:  # noqa: BLE001 - a lost progress write must not stop the training
                 log.warning("could not store the progress of job %s", job_id, exc_info=True)
+            self.on_change()
             await asyncio.sleep(self.settings.progress_interval_s)
 
 
-def make_runner(settings: BotSettings) -> JobRunner:
-    """The coordinator's job runner: tasks on Ray (default), or local processes."""
+def make_runner(settings: BotSettings, where: str) -> JobRunner:
+    """A job runner: tasks on the Ray cluster of settings.ray (`where` "ray"), or a local process per job."""
     from core import LocalProcessRunner, RayRunner
 
-    return RayRunner(settings.ray) if settings.coordinator_runner == "ray" else LocalProcessRunner()
+    return RayRunner(settings.ray) if where == "ray" else LocalProcessRunner()
 
 
 def publisher(versions) -> Publish:
@@ -204,6 +280,16 @@ def publisher(versions) -> Publish:
 
     async def publish(guild_id: int, result: TrainResult, corpus_read_at: datetime) -> None:
         await versions.publish(guild_id, result.path, corpus_read_at)
+
+    return publish
+
+
+def local_publisher(models) -> Publish:
+    """Local mode: the bundle trained into the server's folder becomes its model in this bot process (a new
+    version, served only while its corpus was read after the server's last forget: bot.forgetting)."""
+
+    async def publish(guild_id: int, _result: TrainResult, corpus_read_at: datetime) -> None:
+        await models.reload(guild_id, trained_from=corpus_read_at)
 
     return publish
 
@@ -235,7 +321,7 @@ async def serve(settings: BotSettings, runner: JobRunner | None = None) -> bool:
             settings.model_versions_kept,
             settings.model_poll_s,
         )
-        runner = runner or make_runner(settings)
+        runner = runner or make_runner(settings, settings.coordinator_runner)
         coordinator = Coordinator(store, runner, settings, publisher(versions))
         on_stop_signals(coordinator.stop)
         if settings.metrics_port is not None:

@@ -77,7 +77,7 @@ INSTANT_MODEL_BUILD_SECONDS = Histogram(
     registry=REGISTRY,
 )
 TRAINING_JOBS_QUEUED = Gauge(
-    "continuo_training_jobs_queued", "Training jobs waiting for their turn (this process's queue)", registry=REGISTRY
+    "continuo_training_jobs_queued", "Training jobs waiting for their turn (the queue in the store)", registry=REGISTRY
 )
 TRAINING_JOBS_RUNNING = Gauge("continuo_training_jobs_running", "Training jobs running now", registry=REGISTRY)
 TRAINING_QUEUE_OLDEST_AGE = Gauge(

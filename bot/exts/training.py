@@ -13,9 +13,8 @@ from core import BundleError, read_card
 
 from ..bot import ContinuoBot
 from ..checks import guild, guild_id, manage_server
-from ..replies import ChannelDisplay, InteractionDisplay
+from ..replies import InteractionDisplay
 from ..text import duration, safe
-from ..training import messages
 
 log = logging.getLogger(__name__)
 
@@ -111,24 +110,8 @@ class Training(commands.Cog):
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:
-        """Tell servers whose training a restart interrupted (once: on_ready also follows reconnects); start
-        again those a stop handed back: they resume from their checkpoint."""
-        for job in self.bot.handed_back_jobs:
-            server = self.bot.get_guild(job.guild_id)
-            name = server.name if server is not None else "this server"
-            channel = (
-                self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id) if job.channel_id else None
-            )
-            display = ChannelDisplay(channel) if channel is not None else None
-            try:
-                if display is not None:
-                    await display.show(messages.resumed(safe(name)))
-                await self.bot.training.submit(
-                    job.guild_id, name, job.requested_by, job.channel_id, job.epochs, display
-                )
-            except Exception:  # noqa: BLE001 - one server's training must not keep the others from resuming
-                log.warning("could not resume the training of guild %s", job.guild_id, exc_info=True)
-        self.bot.handed_back_jobs = []
+        """Tell servers whose training a restart interrupted (once: on_ready also follows reconnects); those a
+        stop handed back carry on by themselves (bot.training.follower.JobFollower.follow_unfinished)."""
         jobs, self.bot.interrupted_jobs = self.bot.interrupted_jobs, []
         for job in jobs:
             if job.channel_id is None:

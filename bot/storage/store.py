@@ -415,12 +415,13 @@ class SQLStore:
         return _job(found[0]) if found else None
 
     @write
-    async def interrupt_unfinished_jobs(self, tx: Tx) -> list[TrainingJobRecord]:
-        """Jobs a previous run left queued or running, now marked interrupted (at start-up or shutdown)."""
+    async def interrupt_unfinished_jobs(self, tx: Tx, status: str | None = None) -> list[TrainingJobRecord]:
+        """Jobs a previous run left queued or running (or only in `status`), now marked interrupted (at start-up)."""
+        statuses = (status,) if status else UNFINISHED
         rows = await tx.rows(
             "UPDATE training_jobs SET status = 'interrupted', finished_at = ?, error = 'interrupted by a restart'"
-            f" WHERE status IN ({_marks(UNFINISHED)}) RETURNING *",
-            (utcnow(), *UNFINISHED),
+            f" WHERE status IN ({_marks(statuses)}) RETURNING *",
+            (utcnow(), *statuses),
         )
         return sorted(map(_job, rows), key=lambda job: job.id)
 

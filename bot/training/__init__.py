@@ -1,8 +1,8 @@
-"""Training servers' models: the queue that runs jobs, the policy that retrains, the messages that report them."""
+"""Training servers' models: the follower of their jobs, the policy that retrains, the messages that report them."""
 
 from . import messages
-from .queue import TrainingQueue
+from .follower import JobFollower
 from .retrain import RetrainPolicy
 from .trainings import AlreadyTraining, Display, Ticket, Trainings
 
-__all__ = ["AlreadyTraining", "Display", "RetrainPolicy", "Ticket", "TrainingQueue", "Trainings", "messages"]
+__all__ = ["AlreadyTraining", "Display", "JobFollower", "RetrainPolicy", "Ticket", "Trainings", "messages"]

@@ -23,14 +23,15 @@ def starting(guild_name: str, automatic: bool) -> str:
     return f"🏋️ Training **{guild_name}**'s model{why}: starting…"
 
 
-def progress(guild_name: str, p: Progress | None) -> str:
+def progress(guild_name: str, p: Progress | None, notice: str = "") -> str:
+    """`notice`: what the training found at its start, e.g. that it resumes from a checkpoint."""
     if p is None:
         return f"🏋️ Training **{guild_name}**'s model: starting…"
     ppl = f" · validation perplexity {p.val_perplexity:.1f}" if p.val_perplexity is not None else ""
     eta = f" · ETA {duration(p.eta_s)}" if p.eta_s is not None else ""
     return (
         f"🏋️ Training **{guild_name}**'s model\n`{progress_bar(p.fraction)}` {p.fraction:.0%} · epoch "
-        f"{p.epoch}/{p.epochs}{ppl}{eta}"
+        f"{p.epoch}/{p.epochs}{ppl}{eta}" + (f"\n{notice[:1].upper()}{notice[1:]}." if notice else "")
     )
 
 

@@ -41,9 +41,7 @@ class Ticket:
     guild_name: str  # already made safe to show
     display: Display | None
     latest: Progress | None = None  # the last progress report from the training process
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    job: Job | None = None  # the runner's job once it started
-    notice: str = ""  # what the training found at its start, e.g. that it resumes from a checkpoint
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # its job moved: look at the store now
 
     @property
     def guild_id(self) -> int:
@@ -51,8 +49,8 @@ class Ticket:
 
 
 class Trainings(Protocol):
-    """The training of servers' models as the cogs use it: bot.training.queue.TrainingQueue runs the jobs in
-    this process, bot.cluster.ClusterTraining queues them for a cluster's coordinator and follows them."""
+    """The training of servers' models as the cogs use it (bot.training.follower.JobFollower): jobs queued in the
+    store, trained by a coordinator (bot.coordinator: this process's own in local mode, or a cluster's)."""
 
     def ticket(self, guild_id: int) -> Ticket | None:
         """The server's job while it is queued or training."""
@@ -64,6 +62,10 @@ class Trainings(Protocol):
 
     def busy(self, guild_id: int) -> bool:
         """Whether the server has a job queued, running, or about to be queued."""
+        ...
+
+    def restart(self, guild_id: int) -> None:
+        """Its running job trains again on the corpus as it is now (after a forget)."""
         ...
 
     async def submit(
@@ -106,7 +108,7 @@ async def run_job(
     publish: Callable[[TrainResult, datetime], Awaitable[None]],
     cancelled_as: Callable[[], str],
 ) -> Trained:
-    """Run one job from queued to published, the one lifecycle of this process's jobs and a coordinator's.
+    """Run one job from queued to published: the one lifecycle of every job (bot.coordinator runs them).
 
     Reads the corpus and records when (the job's started_at), submits `prepare(text, corpus name)` to the
     runner (`on_progress` is called on the runner's thread), runs `follow(job)` while it trains, and

@@ -110,7 +110,7 @@ async def test_a_forget_while_a_training_runs_stops_it_and_it_trains_again_witho
     trained = await double.slash_command(general, ann, "train", {"epochs": 1})
     for _ in range(600):  # its process started: it has read the corpus with bob's messages
         ticket = bot.training.ticket(alpha.id)
-        if ticket is not None and ticket.job is not None:
+        if ticket is not None and ticket.latest is not None:  # its process reported
             break
         await asyncio.sleep(0.05)
     else:

@@ -13,7 +13,7 @@ from bot.storage import CorpusEntry, GuildSettings, ModelVersion, SQLiteStore, o
 from bot.storage.migrations import LATEST, MIGRATIONS
 from core import ContinuoError
 
-A, B = 111, 222  # two servers
+A, B, C = 111, 222, 333  # servers
 BIG = 1_234_567_890_123_456_789  # a real Discord id needs 64 bits
 
 
@@ -197,13 +197,16 @@ async def test_a_restart_finds_unfinished_jobs_and_keeps_the_corpus(store_url):
     await store.update_job(running.id, status="running")
     done = await store.add_job(B, requested_by=6, channel_id=80, epochs=1, corpus_tokens=3000)
     await store.update_job(done.id, status="succeeded", val_perplexity=42.0)
+    handed_back = await store.add_job(C, requested_by=7, channel_id=90, epochs=2, corpus_tokens=2500)  # by a stop
     await store.close()  # the process dies here
 
     store = await reopened(store_url)
-    interrupted = await store.interrupt_unfinished_jobs()
+    interrupted = await store.interrupt_unfinished_jobs(status="running")  # the queued one resumes (local mode)
     assert [(j.id, j.guild_id, j.status, j.channel_id) for j in interrupted] == [(running.id, A, "interrupted", 70)]
     assert (await store.last_job(A)).status == "interrupted"
     assert (await store.last_job(B, "succeeded")).val_perplexity == 42.0
+    assert [j.id for j in await store.unfinished_jobs()] == [handed_back.id]
+    assert [j.id for j in await store.interrupt_unfinished_jobs()] == [handed_back.id]
     assert await store.interrupt_unfinished_jobs() == []
     assert await store.corpus_texts(A) == ["kept across restarts"]
     await store.close()

@@ -124,6 +124,30 @@ async def test_one_job_per_server_and_others_queue_with_their_place(world, make_
     assert alpha_model is not beta_model and alpha_model.path != beta_model.path
 
 
+@pytest.mark.slow
+async def test_in_local_mode_jobs_start_and_report_without_waiting_for_a_poll(world, make_bot):
+    # the coordinator runs in the bot process: woken by /train and by each job's end, it wakes the followers
+    bot = await make_bot(max_training_jobs=1, coordinator_poll_s=600, progress_interval_s=600)
+    double, alpha, beta = world.double, world.alpha, world.beta
+    await upload_chat(world, alpha)
+    await upload_chat(world, beta)
+    first = await double.slash_command(alpha.channel("general"), world.ann, "train", {"epochs": 1})
+    second = await double.slash_command(beta.channel("general"), world.ann, "train", {"epochs": 1})
+    assert "queued: place 1" in (await answer(second)).content
+    for record in (first, second):  # a poll would come long after the timeout
+        await double.wait_for(
+            lambda record=record: "new model is in use" in (record.content or "") or "failed" in (record.content or ""),
+            TRAINING_TIMEOUT,
+            "trainings",
+        )
+        assert "new model is in use" in record.content, record.content
+        assert any("epoch 1/1" in e.get("content", "") for e in record.edits)  # its first report, shown at once
+    assert [j.status for j in (await bot.store.last_job(alpha.id), await bot.store.last_job(beta.id))] == [
+        "succeeded",
+        "succeeded",
+    ]
+
+
 async def test_a_restart_reports_an_interrupted_training_and_keeps_the_corpus(world, make_bot, bot_settings):
     double, alpha, general = world.double, world.alpha, world.general
     store = open_store(bot_settings.database)  # what a bot killed mid-training left behind

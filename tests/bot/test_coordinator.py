@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 
-from bot.cluster import progress_from_json
 from bot.coordinator import Coordinator, publisher
 from bot.storage import CorpusEntry, open_store, sqlite_url
 from bot.storage.base import UNFINISHED
 from bot.storage.versions import ModelVersions
+from bot.training.follower import progress_from_json
 from core import LocalProcessRunner, open_bundle_storage, read_card
 
 A, B = 111, 222  # two servers
@@ -79,7 +79,7 @@ async def test_queued_jobs_train_one_per_server_with_progress_and_publish_a_vers
     progress: list = []
 
     async def finished():
-        progress.append(progress_from_json(await store.job_progress(first.id)))
+        progress.append(progress_from_json(await store.job_progress(first.id))[0])
         return (await store.last_job(B)).status not in UNFINISHED and [j.id for j in await store.unfinished_jobs()] == [
             second.id
         ]
