@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import shutil
 from collections import OrderedDict
@@ -31,6 +32,10 @@ class VoiceWithdrawn(ContinuoError):
     """The member stopped sharing their voice (or was forgotten) while an answer in it was decoded."""
 
 
+class TextRemoved(ContinuoError):
+    """Text left the server while an answer in a member's voice was decoded from messages read before."""
+
+
 @dataclass(frozen=True)
 class Voice:
     """A member who shared their voice in a server, and their own messages there (oldest first)."""
@@ -41,6 +46,19 @@ class Voice:
 
 
 VOICES_KEPT = 16  # members' voices kept built; one is counted again in well under a second
+VOICE_RECOUNT_SHARE = 0.1  # a built voice is counted again once the member's messages grew by this share of it
+VOICE_RECOUNT_MESSAGES = 5  # or by this many, whichever is more
+
+
+def still_serves(counted: tuple[str, ...], texts: tuple[str, ...]) -> bool:
+    """Whether a voice counted from `counted` may answer for a member whose messages are now `texts`: only while
+    none it counted was edited or removed since (they are still the first of `texts`, oldest first), and until a
+    few new ones came. A voice is not counted again for every message its member writes."""
+    grown = len(texts) - len(counted)
+    return (
+        0 <= grown < max(VOICE_RECOUNT_MESSAGES, VOICE_RECOUNT_SHARE * len(counted))
+        and texts[: len(counted)] == counted
+    )
 
 
 NEURAL_OVERHEAD_BYTES = 12 << 20  # a loaded neural model's compiled forward passes and graph, beyond its weights
@@ -108,8 +126,10 @@ class ModelService:
         self._loading: dict[Path, asyncio.Future] = {}
         self._waiting: dict[tuple, list[tuple[str, asyncio.Future]]] = {}  # (model, options) -> seeds to continue
         self._decoders: set[asyncio.Task] = set()  # referenced, so the loop cannot drop them half-way
-        self._voices: OrderedDict[tuple, LanguageModel] = OrderedDict()  # (bundle, server, member, texts) -> model
+        self._voices: OrderedDict[tuple, tuple[tuple[str, ...], LanguageModel]] = OrderedDict()
+        # (bundle, server, member) -> (the messages it counted, the model bent toward them)
         self._voice_epoch: dict[tuple[int, int], int] = {}  # bumped by stop_voice: answers in it are dropped
+        self._building: dict[tuple, tuple[tuple[str, ...], asyncio.Future]] = {}  # voices being built, as _voices
 
     def bundle_path(self, guild_id: int) -> Path:
         return self.guilds_dir / str(int(guild_id)) / "model"
@@ -234,28 +254,48 @@ class ModelService:
         self._served[guild_id] = self._served.get(guild_id, 0) + 1
         for key in [k for k in self._voices if k[1] == guild_id]:  # built on a model that saw the text
             del self._voices[key]
+        for key in [k for k in self._building if k[1] == guild_id]:
+            del self._building[key]
         if self.instant is not None:
             self.instant.discard(guild_id)
 
     # --- members' voices
     async def voice_model(self, voice: Voice) -> LanguageModel:
         """The server's model bent toward the member's own messages (core's with_voice), built off the event loop
-        and kept while the model, the member's messages and their consent stay the same."""
+        and kept while the model and their consent stay the same and their messages only grow by a few
+        (still_serves): a removed or edited message is never served from a voice counted before. Requests that
+        come while it is built wait for that build."""
         path = await self.bundle_for(voice.guild_id)
-        key = (path, voice.guild_id, voice.member_id, len(voice.texts), hash(voice.texts))
-        model = self._voices.get(key)
-        if model is not None:
+        key = (path, voice.guild_id, voice.member_id)
+        built = self._voices.get(key)
+        if built is not None and still_serves(built[0], voice.texts):
             self._voices.move_to_end(key)
-            return model
-        epoch = self._voice_epoch.get((voice.guild_id, voice.member_id), 0)
-        base = await self._get(path)
+            return built[1]
+        building = self._building.get(key)
+        if building is None or not still_serves(building[0], voice.texts):
+            building = self._building[key] = (voice.texts, asyncio.ensure_future(self._build_voice(key, voice)))
+            building[1].add_done_callback(functools.partial(self._built, key, building))
+        return await asyncio.shield(building[1])  # one asker cancelled does not cancel the others' build
+
+    async def _build_voice(self, key: tuple, voice: Voice) -> LanguageModel:
+        who = (voice.guild_id, voice.member_id)
+        epoch, served = self._voice_epoch.get(who, 0), self._served.get(voice.guild_id, 0)
+        base = await self._get(key[0])
         model = await self.run(base.with_voice, list(voice.texts))
-        if self._voice_epoch.get((voice.guild_id, voice.member_id), 0) != epoch:
+        if self._voice_epoch.get(who, 0) != epoch:
             raise VoiceWithdrawn("that member has just stopped sharing their voice")
-        self._voices[key] = model
-        while len(self._voices) > VOICES_KEPT:
-            self._voices.popitem(last=False)
+        if self._served.get(voice.guild_id, 0) == served:  # not kept if text left the server meanwhile (forgot)
+            self._voices[key] = (voice.texts, model)
+            self._voices.move_to_end(key)
+            while len(self._voices) > VOICES_KEPT:
+                self._voices.popitem(last=False)
         return model
+
+    def _built(self, key: tuple, building: tuple, build: asyncio.Future) -> None:
+        if self._building.get(key) is building:
+            del self._building[key]
+        if not build.cancelled():
+            build.exception()  # retrieved: a failed build that no asker awaits any more is not logged as lost
 
     def stop_voice(self, guild_id: int, member_id: int) -> None:
         """From now on no answer uses the member's voice in that server: built ones are dropped, and answers being
@@ -263,6 +303,8 @@ class ModelService:
         self._voice_epoch[(guild_id, member_id)] = self._voice_epoch.get((guild_id, member_id), 0) + 1
         for key in [k for k in self._voices if k[1:3] == (guild_id, member_id)]:
             del self._voices[key]
+        for key in [k for k in self._building if k[1:3] == (guild_id, member_id)]:
+            del self._building[key]  # its askers get VoiceWithdrawn; later ones start another build
 
     async def rebuild_instant(self, guild_id: int) -> Path | None:
         """Count the server's instant model from its corpus now, and load it before it answers."""
@@ -324,6 +366,10 @@ class ModelService:
                 raise VoiceWithdrawn("that member has just stopped sharing their voice")
             if self._served.get(guild_id, 0) == served:
                 return result
+            if voice is not None:  # its messages were read before the forget, and may hold what it removed
+                raise TextRemoved(
+                    "text was removed from this server while this answer was written in a member's voice: ask again"
+                )
             # the server's model changed while this was decoded (a forget): decode it again with the new one
 
     async def _decode_waiting(self, key: tuple, model: LanguageModel, config: GenerationConfig) -> None:

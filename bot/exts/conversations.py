@@ -74,14 +74,15 @@ class Conversations(commands.Cog):
             return
         if corpus_text(message.content, self.bot.user.id if self.bot.user else None) is None:
             return  # what the corpus skips (a command, a bare mention) is no one's turn either
+        if self._cooling(message.channel.id):  # first, as it costs nothing: most messages of a lively channel
+            return
         chance = (await self.bot.store.guild_settings(guild.id)).chime_in
         is_learned = getattr(self.bot.get_cog("Recording"), "is_learned", None)  # exts/recording.py keeps them
         if chance <= 0 or is_learned is None or not await is_learned(message):
             return
         if await self.bot.models.bundle_for(guild.id) == self.bot.models.default_model:
             return  # no model of its own: the bundled one would speak in someone else's voice
-        last = self._chimed.get(message.channel.id)  # checked and set with no await between: one chime-in at a time
-        if last is not None and time.monotonic() - last < self.bot.settings.chime_in_cooldown_s:
+        if self._cooling(message.channel.id):  # again, checked and set with no await between: one at a time
             return
         if self.random.random() * 100 >= chance:
             return
@@ -95,6 +96,11 @@ class Conversations(commands.Cog):
                 )
         except (ContinuoError, discord.HTTPException) as e:  # unasked: a failure is logged, never said
             log.warning("could not chime in in channel %s: %s", message.channel.id, e)
+
+    def _cooling(self, channel_id: int) -> bool:
+        """Whether the bot chimed in in that channel less than chime_in_cooldown_s ago."""
+        last = self._chimed.get(channel_id)
+        return last is not None and time.monotonic() - last < self.bot.settings.chime_in_cooldown_s
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
