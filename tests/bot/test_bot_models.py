@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 
 import pytest
 
@@ -66,3 +67,37 @@ async def test_a_missing_default_model_is_a_clear_error(tmp_path):
     with pytest.raises(NoModel, match="this server has no model yet and the default model is missing"):
         await service.model_for(1)
     service.close()
+
+
+def test_the_newest_instant_bundle_is_listed_again_only_when_its_folder_changed(tmp_path, monkeypatch):
+    """Asked for every request and message, the server's instant bundle costs a stat while its folder is unchanged,
+    and one renamed into it whole by another process, or removed, is seen at once."""
+    from bot import instant
+    from bot.server_corpus import ServerCorpus
+
+    monkeypatch.setattr(instant, "RACY_NS", 0)  # each change below comes a few clock ticks after the last
+    ours, theirs = (instant.InstantModels(tmp_path, ServerCorpus(None)) for _ in range(2))
+    folder = tmp_path / "5"
+    assert ours.current(5) is None  # no folder yet
+
+    def built(ns: int):
+        time.sleep(0.05)  # file times move in clock ticks: what RACY_NS guards against, here waited out
+        staged = tmp_path / f".staged-{ns}"
+        staged.mkdir()
+        (staged / "config.json").write_text("{}")
+        folder.mkdir(exist_ok=True)
+        staged.rename(folder / f"{instant.PREFIX}{ns}")  # as bundles are saved: whole, by one rename
+        return folder / f"{instant.PREFIX}{ns}"
+
+    first = built(100)
+    assert ours.current(5) == first
+    listed = []
+    monkeypatch.setattr(type(folder), "iterdir", lambda self: listed.append(self) or iter(()))
+    assert ours.current(5) == first and listed == []  # unchanged: not listed again
+    monkeypatch.undo()
+    monkeypatch.setattr(instant, "RACY_NS", 0)
+    second = built(200)  # by the other process
+    assert ours.current(5) == second and theirs.current(5) == second
+    time.sleep(0.05)
+    shutil.rmtree(second)
+    assert ours.current(5) == first
