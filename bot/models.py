@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import shutil
@@ -130,6 +131,9 @@ class ModelService:
         # (bundle, server, member) -> (the messages it counted, the model bent toward them)
         self._voice_epoch: dict[tuple[int, int], int] = {}  # bumped by stop_voice: answers in it are dropped
         self._building: dict[tuple, tuple[tuple[str, ...], asyncio.Future]] = {}  # voices being built, as _voices
+        self._asked = 0  # asked-for continuations being decoded (generate(asked=True))
+        self._none_asked = asyncio.Event()  # set while there are none: unasked turns go then (after_asked)
+        self._none_asked.set()
 
     def bundle_path(self, guild_id: int) -> Path:
         return self.guilds_dir / str(int(guild_id)) / "model"
@@ -337,17 +341,36 @@ class ModelService:
         """Run CPU-heavy model work on the inference threads."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
+    async def after_asked(self, at_most_s: float) -> None:
+        """Wait until no asked-for continuation is being decoded, for at most `at_most_s`: unasked turns (chime-ins)
+        take the time nobody waits on, and still come under a load that never ends."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._none_asked.wait(), at_most_s)
+
     async def generate(
-        self, guild_id: int, seed: str, config: GenerationConfig, voice: Voice | None = None
+        self, guild_id: int, seed: str, config: GenerationConfig, voice: Voice | None = None, asked: bool = True
     ) -> list[str]:
         """Continuations of `seed` by the server's model (bent toward a member's `voice`, one of that server's).
 
         Requests for the same model and options that arrive while one is being decoded wait for it,
         then are decoded together: one forward pass per step for all of them, since a row costs little
-        next to a pass (bench/results/bot_load.md compares it with one request at a time).
+        next to a pass (bench/results/bot_load.md compares it with one request at a time). `asked`: someone
+        waits for it (after_asked counts these).
         """
         if voice is not None and voice.guild_id != guild_id:
             raise ValueError("a member's voice is only ever used in the server it was shared in")
+        if not asked:
+            return await self._generate(guild_id, seed, config, voice)
+        self._asked += 1
+        self._none_asked.clear()
+        try:
+            return await self._generate(guild_id, seed, config, voice)
+        finally:
+            self._asked -= 1
+            if not self._asked:
+                self._none_asked.set()
+
+    async def _generate(self, guild_id: int, seed: str, config: GenerationConfig, voice: Voice | None) -> list[str]:
         while True:
             served = self._served.get(guild_id, 0)
             who = (guild_id, voice.member_id) if voice is not None else None

@@ -19,6 +19,8 @@ from ..text import MESSAGE_LIMIT, corpus_text, safe, shorten
 
 log = logging.getLogger(__name__)
 
+CHIME_IN_WAIT_S = 10.0  # a chime-in waits at most this long for asked-for answers being decoded
+
 
 class Conversations(commands.Cog):
     def __init__(self, bot: ContinuoBot):
@@ -26,7 +28,7 @@ class Conversations(commands.Cog):
         self.random = random.Random(bot.settings.chime_in_seed)  # the chime-in draws: repeatable under a seed
         self._chimed: dict[int, float] = {}  # channel -> when the bot last chimed in there (monotonic)
 
-    async def next_turn(self, guild_id: int, turns: list[Turn]) -> Turn:
+    async def next_turn(self, guild_id: int, turns: list[Turn], asked: bool = True) -> Turn:
         """The server's model's next turn after `turns` (core's Conversation), decoded together with the other
         requests for that model."""
         models = self.bot.models
@@ -35,7 +37,7 @@ class Conversations(commands.Cog):
         conversation, prompt, config = await models.run(conversation_request, model, turns, options)
         turn = Turn("")
         for _ in range(conversation.retries):  # a turn that ended before its first word is drawn again
-            (text,) = await models.generate(guild_id, prompt, config)
+            (text,) = await models.generate(guild_id, prompt, config, asked=asked)
             turn = conversation.turn_from(text)
             if turn.text:
                 break
@@ -87,9 +89,10 @@ class Conversations(commands.Cog):
         if self.random.random() * 100 >= chance:
             return
         self._chimed[message.channel.id] = time.monotonic()
+        await self.bot.models.after_asked(CHIME_IN_WAIT_S)  # unasked: the talk is read once nobody waits on an answer
         try:
             async with typing(message.channel):
-                turn = await self.next_turn(guild.id, await recent_turns(message, self.context()))
+                turn = await self.next_turn(guild.id, await recent_turns(message, self.context()), asked=False)
             if turn.text:
                 await message.channel.send(
                     shorten(safe(turn.text), MESSAGE_LIMIT), allowed_mentions=discord.AllowedMentions.none()
