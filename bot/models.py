@@ -127,6 +127,10 @@ class ModelService:
         self._loading: dict[Path, asyncio.Future] = {}
         self._waiting: dict[tuple, list[tuple[str, asyncio.Future]]] = {}  # (model, options) -> seeds to continue
         self._decoders: set[asyncio.Task] = set()  # referenced, so the loop cannot drop them half-way
+        # bundle -> (its turn, decoders using it): batches over one bundle (its options, its members' voices)
+        # take turns, where side by side on the inference threads they contended for the interpreter (an n-gram
+        # model decodes in Python) and slowed each other; other bundles' batches still run alongside
+        self._bundle_turns: dict[object, tuple[asyncio.Lock, int]] = {}
         self._voices: OrderedDict[tuple, tuple[tuple[str, ...], LanguageModel]] = OrderedDict()
         # (bundle, server, member) -> (the messages it counted, the model bent toward them)
         self._voice_epoch: dict[tuple[int, int], int] = {}  # bumped by stop_voice: answers in it are dropped
@@ -398,24 +402,35 @@ class ModelService:
     async def _decode_waiting(self, key: tuple, model: LanguageModel, config: GenerationConfig) -> None:
         size = max(1, self.max_batch_rows // config.num_return_sequences)
         waiting = self._waiting[key]
-        while waiting:
-            batch = waiting[:size]
-            metrics.DECODE_BATCH_ROWS.observe(len(batch) * config.num_return_sequences)
-            try:
-                results: list[list[str] | Exception] = list(
-                    await self.run(model.generate_batch, [seed for seed, _ in batch], config)
-                )  # a bad seed fails itself
-            except Exception as e:  # noqa: BLE001 - each waiting request gets the error
-                results = [e] * len(batch)
-            del waiting[: len(batch)]
-            for (_, done), result in zip(batch, results, strict=True):
-                if done.done():
-                    continue  # its asker gave up (cancelled)
-                if isinstance(result, Exception):
-                    done.set_exception(result)
-                else:
-                    done.set_result(result)
-        del self._waiting[key]
+        bundle = model.path or id(model)  # a member's voice is bent from its server's bundle: the same path
+        turn, users = self._bundle_turns.get(bundle, (asyncio.Lock(), 0))
+        self._bundle_turns[bundle] = (turn, users + 1)
+        try:
+            while waiting:
+                async with turn:  # one batch over a bundle at a time (see __init__); more wait meanwhile
+                    batch = waiting[:size]
+                    metrics.DECODE_BATCH_ROWS.observe(len(batch) * config.num_return_sequences)
+                    try:
+                        results: list[list[str] | Exception] = list(
+                            await self.run(model.generate_batch, [seed for seed, _ in batch], config)
+                        )  # a bad seed fails itself
+                    except Exception as e:  # noqa: BLE001 - each waiting request gets the error
+                        results = [e] * len(batch)
+                    del waiting[: len(batch)]
+                for (_, done), result in zip(batch, results, strict=True):
+                    if done.done():
+                        continue  # its asker gave up (cancelled)
+                    if isinstance(result, Exception):
+                        done.set_exception(result)
+                    else:
+                        done.set_result(result)
+        finally:
+            del self._waiting[key]
+            turn, users = self._bundle_turns[bundle]
+            if users > 1:
+                self._bundle_turns[bundle] = (turn, users - 1)
+            else:
+                del self._bundle_turns[bundle]
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

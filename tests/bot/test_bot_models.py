@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -53,6 +54,35 @@ async def test_concurrent_requests_are_decoded_together_and_a_bad_seed_fails_alo
             assert isinstance(result, SeedError)
         else:
             assert isinstance(result, list) and len(result) == 1 and result[0]
+
+
+async def test_batches_over_one_bundle_take_turns_and_another_bundles_run_alongside(tmp_path, tiny_model_path):
+    service = ModelService(tmp_path / "guilds", tiny_model_path, cache_size=4)
+    give_own_model(service, 1, tiny_model_path)
+    gate, started, real_run = asyncio.Event(), [], service.run
+
+    async def run(fn, *args):  # the first batch decodes until the gate opens
+        if getattr(fn, "__name__", "") == "generate_batch":
+            started.append((fn.__self__.path, args[1].max_new_tokens))
+            if len(started) == 1:
+                await gate.wait()
+        return await real_run(fn, *args)
+
+    service.run = run
+    try:
+        first = asyncio.ensure_future(service.generate(2, "The night", CONFIG))  # server 2: the default bundle
+        while not started:
+            await asyncio.sleep(0.01)
+        other_options = asyncio.ensure_future(service.generate(2, "The night", replace(CONFIG, max_new_tokens=3)))
+        own = await asyncio.wait_for(service.generate(1, "The night", CONFIG), 30)  # its own bundle: alongside
+        assert own[0] and started[1] == (service.bundle_path(1), 4)
+        await asyncio.sleep(0.2)
+        assert len(started) == 2 and not other_options.done()  # the same bundle: its turn comes after the first
+        gate.set()
+        assert (await first)[0] and (await other_options)[0]
+        assert started[2] == (tiny_model_path, 3)
+    finally:
+        service.close()
 
 
 async def test_reload_swaps_in_a_retrained_bundle(service, tiny_model_path):
