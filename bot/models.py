@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
+import math
 import shutil
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -91,6 +93,39 @@ def _array_bytes(obj, depth: int = 3) -> int:
     return sum(_array_bytes(item, depth - 1) for item in items)
 
 
+class Turns:
+    """Batches over one bundle decode one at a time; the next is the one holding the request that waited longest
+    (each waiting request is (seed, its future, its arrival number))."""
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.users = 0  # decoders that may take a turn here
+        self._queue: list[tuple[list, asyncio.Future]] = []
+
+    async def take(self, waiting: list) -> None:
+        if not self.busy:
+            self.busy = True
+            return
+        entry = (waiting, asyncio.get_running_loop().create_future())
+        self._queue.append(entry)
+        try:
+            await entry[1]
+        except asyncio.CancelledError:
+            if any(e is entry for e in self._queue):
+                self._queue.remove(entry)
+            else:  # given the turn as it was cancelled: pass it on
+                self.give()
+            raise
+
+    def give(self) -> None:
+        if not self._queue:
+            self.busy = False
+            return
+        entry = min(self._queue, key=lambda e: e[0][0][2] if e[0] else math.inf)
+        self._queue.remove(entry)
+        entry[1].set_result(None)
+
+
 class ModelService:
     """Loads bundles in worker threads, keeps the most recently used ones, and swaps in retrained ones.
 
@@ -125,12 +160,13 @@ class ModelService:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="continuo-inference")
         self._cache: OrderedDict[Path, LanguageModel] = OrderedDict()
         self._loading: dict[Path, asyncio.Future] = {}
-        self._waiting: dict[tuple, list[tuple[str, asyncio.Future]]] = {}  # (model, options) -> seeds to continue
+        self._waiting: dict[tuple, list[tuple[str, asyncio.Future, int]]] = {}  # (model, options) -> seeds to continue
+        self._arrivals = itertools.count()  # each waiting seed's place in line (Turns)
         self._decoders: set[asyncio.Task] = set()  # referenced, so the loop cannot drop them half-way
-        # bundle -> (its turn, decoders using it): batches over one bundle (its options, its members' voices)
-        # take turns, where side by side on the inference threads they contended for the interpreter (an n-gram
-        # model decodes in Python) and slowed each other; other bundles' batches still run alongside
-        self._bundle_turns: dict[object, tuple[asyncio.Lock, int]] = {}
+        # batches over one bundle (its option sets, its members' voices) take turns, where side by side on the
+        # inference threads they contended for the interpreter (an n-gram model decodes in Python) and slowed each
+        # other; other bundles' batches still run alongside
+        self._bundle_turns: dict[object, Turns] = {}
         self._voices: OrderedDict[tuple, tuple[tuple[str, ...], LanguageModel]] = OrderedDict()
         # (bundle, server, member) -> (the messages it counted, the model bent toward them)
         self._voice_epoch: dict[tuple[int, int], int] = {}  # bumped by stop_voice: answers in it are dropped
@@ -383,7 +419,7 @@ class ModelService:
             key = (id(model), astuple(config))
             done = asyncio.get_running_loop().create_future()
             waiting = self._waiting.setdefault(key, [])
-            waiting.append((seed, done))
+            waiting.append((seed, done, next(self._arrivals)))
             if len(waiting) == 1:
                 task = asyncio.create_task(self._decode_waiting(key, model, config))
                 self._decoders.add(task)
@@ -402,22 +438,24 @@ class ModelService:
     async def _decode_waiting(self, key: tuple, model: LanguageModel, config: GenerationConfig) -> None:
         size = max(1, self.max_batch_rows // config.num_return_sequences)
         waiting = self._waiting[key]
-        bundle = model.path or id(model)  # a member's voice is bent from its server's bundle: the same path
-        turn, users = self._bundle_turns.get(bundle, (asyncio.Lock(), 0))
-        self._bundle_turns[bundle] = (turn, users + 1)
+        turns = self._bundle_turns.setdefault(model.path or id(model), Turns())  # a voice: its server's bundle
+        turns.users += 1
         try:
             while waiting:
-                async with turn:  # one batch over a bundle at a time (see __init__); more wait meanwhile
+                await turns.take(waiting)  # more requests join the batch meanwhile
+                try:
                     batch = waiting[:size]
                     metrics.DECODE_BATCH_ROWS.observe(len(batch) * config.num_return_sequences)
                     try:
                         results: list[list[str] | Exception] = list(
-                            await self.run(model.generate_batch, [seed for seed, _ in batch], config)
+                            await self.run(model.generate_batch, [seed for seed, _, _ in batch], config)
                         )  # a bad seed fails itself
                     except Exception as e:  # noqa: BLE001 - each waiting request gets the error
                         results = [e] * len(batch)
                     del waiting[: len(batch)]
-                for (_, done), result in zip(batch, results, strict=True):
+                finally:
+                    turns.give()
+                for (_, done, _), result in zip(batch, results, strict=True):
                     if done.done():
                         continue  # its asker gave up (cancelled)
                     if isinstance(result, Exception):
@@ -426,11 +464,9 @@ class ModelService:
                         done.set_result(result)
         finally:
             del self._waiting[key]
-            turn, users = self._bundle_turns[bundle]
-            if users > 1:
-                self._bundle_turns[bundle] = (turn, users - 1)
-            else:
-                del self._bundle_turns[bundle]
+            turns.users -= 1
+            if not turns.users:
+                del self._bundle_turns[model.path or id(model)]
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from bot.models import ModelService, NoModel
+from bot.models import ModelService, NoModel, Turns
 from core import GenerationConfig, SeedError
 
 CONFIG = GenerationConfig(max_new_tokens=4, do_sample=True, top_k=20)
@@ -83,6 +83,23 @@ async def test_batches_over_one_bundle_take_turns_and_another_bundles_run_alongs
         assert started[2] == (tiny_model_path, 3)
     finally:
         service.close()
+
+
+async def test_the_next_turn_over_a_bundle_goes_to_the_batch_holding_the_request_that_waited_longest():
+    turns, order = Turns(), []
+    await turns.take([("decoding now", None, 0)])
+
+    async def batch(waiting, name):
+        await turns.take(waiting)
+        order.append(name)
+        turns.give()
+
+    first_in_line = asyncio.ensure_future(batch([("asked later", None, 5)], "later"))
+    second_in_line = asyncio.ensure_future(batch([("asked earlier", None, 1)], "earlier"))
+    await asyncio.sleep(0.01)
+    turns.give()
+    await asyncio.gather(first_in_line, second_in_line)
+    assert order == ["earlier", "later"] and not turns.busy
 
 
 async def test_reload_swaps_in_a_retrained_bundle(service, tiny_model_path):
