@@ -4,13 +4,14 @@ The real bot (discord.py, unpatched but for the two URL constants) connects to t
 tests/bot; the double sends INTERACTION_CREATE events and records each answer. Measures answered
 count, latency percentiles and event-loop lag, first idle, then while another server's model trains
 in its own process. The double runs in the bot's event loop, so the lag includes its own work.
-A third server with its own (instant) model takes the same burst in alternated rounds: plain, then with chime-in
-at 100% in its learned channel (short cooldown) while every user posts one message there, and a share of the
-requests in members' shared voices (`as:`), to show what conversations and voices add to /continue.
-Writes bench/results/bot_load.{json,md}.
+A third server with its own (instant) model takes the same burst in three alternated arms: quiet; while every
+user posts one message in its learned channel (chime-in off); and with the same posts, chime-in at 100% (short
+cooldown) and a share of the requests in members' shared voices (`as:`). The last two say what chime-in and
+voices add to a plain /continue (issue 20, target 6); the first two what recording members' messages costs.
+Writes bench/results/bot_load.{json,md}; `--only chatter` runs the third server alone (no training).
 Usage: python bench/bot_load.py [--requests 200] [--users 50] [--words 20] [--model PATH] [--quick]
        [--rounds 5] [--chime-in 100] [--voice-share 0.25] [--voices 10] [--chime-in-cooldown 0.1]
-       [--post-interval 0.02] [--results bot_load]
+       [--post-interval 0.02] [--settle 2] [--only chatter] [--results bot_load]
 """
 
 from __future__ import annotations
@@ -474,7 +475,7 @@ def main() -> None:
     )
     parser.add_argument("--voices", type=int, default=10, help="members who shared their voice there")
     parser.add_argument("--chime-in", type=float, default=100.0, help="the third server's chime-in chance (%%)")
-    parser.add_argument("--rounds", type=int, default=5, help="the third server's plain and busy bursts, alternated")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the third server's three arms, alternated")
     parser.add_argument("--results", default="bot_load", help="name of the files under bench/results/")
     parser.add_argument("--chime-in-cooldown", type=float, default=0.1, help="seconds between chime-ins per channel")
     parser.add_argument("--post-interval", type=float, default=0.02, help="seconds between members' posts")
