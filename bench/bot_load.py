@@ -4,19 +4,21 @@ The real bot (discord.py, unpatched but for the two URL constants) connects to t
 tests/bot; the double sends INTERACTION_CREATE events and records each answer. Measures answered
 count, latency percentiles and event-loop lag, first idle, then while another server's model trains
 in its own process. The double runs in the bot's event loop, so the lag includes its own work.
-A third server with its own (instant) model takes the same burst in alternated rounds: plain, then with chime-in
-at 100% in its learned channel (short cooldown) while every user posts one message there, and a share of the
-requests in members' shared voices (`as:`), to show what conversations and voices add to /continue.
-Writes bench/results/bot_load.{json,md}.
+A third server with its own (instant) model takes the same burst in three alternated arms: quiet; while every
+user posts one message in its learned channel (chime-in off); and with the same posts, chime-in at 100% (short
+cooldown) and a share of the requests in members' shared voices (`as:`). The last two say what chime-in and
+voices add to a plain /continue (issue 20, target 6); the first two what recording members' messages costs.
+Writes bench/results/bot_load.{json,md}; `--only chatter` runs the third server alone (no training).
 Usage: python bench/bot_load.py [--requests 200] [--users 50] [--words 20] [--model PATH] [--quick]
        [--rounds 5] [--chime-in 100] [--voice-share 0.25] [--voices 10] [--chime-in-cooldown 0.1]
-       [--post-interval 0.02] [--results bot_load]
+       [--post-interval 0.02] [--settle 2] [--only chatter] [--results bot_load]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -92,44 +94,55 @@ async def burst(double: DiscordDouble, channel, users, requests: int, words: int
     """`requests` /continue interactions sent at once; each latency runs from the event to the finished answer.
 
     `voice_of(i)`: the member whose shared voice request i asks for (`as:`), or None; `during`: a coroutine run
-    alongside the burst (members posting), awaited before the burst counts as done.
+    alongside the burst (members posting), awaited before the burst counts as done. One waiter watches all the
+    answers, and each latency ends when the double received its answer: the measuring costs the loop the same
+    little whatever else happens (a waiter per request woke on every message and post the double saw).
     """
+    loop = asyncio.get_running_loop()
     latencies: list[float] = []
     voiced: list[float] = []
+    plain: list[float] = []  # the requests in no member's voice
     deferred = failed = errors = 0
 
-    async def one(i: int):
-        nonlocal deferred, failed, errors
+    async def send(i: int):
         member = voice_of(i) if voice_of is not None else None
         options = {"seed": SEEDS[i % len(SEEDS)], "words": words} | ({"as": member} if member is not None else {})
-        start = time.perf_counter()
-        record = await double.slash_command(channel, users[i % len(users)], "continue", options)
-        try:
-            message = await record.wait_done(ANSWER_TIMEOUT_S)
-        except (TimeoutError, AssertionError):
+        start = loop.time()
+        return member, start, await double.slash_command(channel, users[i % len(users)], "continue", options)
+
+    async def answered() -> list:
+        sent = await asyncio.gather(*(send(i) for i in range(requests)))
+        pending = [record for _, _, record in sent]
+
+        def all_done() -> bool:
+            pending[:] = [record for record in pending if record.done_at is None]
+            return not pending
+
+        with contextlib.suppress(TimeoutError, AssertionError):  # what is still unanswered counts as failed
+            await double.wait_for(all_done, ANSWER_TIMEOUT_S, "the burst's answers")
+        return sent
+
+    lag = LoopLag()
+    lag.start()
+    start = loop.time()
+    sent, *_ = await asyncio.gather(answered(), *([during()] if during is not None else []))
+    ends: list[float] = []
+    for member, sent_at, record in sent:
+        message = record.original
+        if record.done_at is None or message is None:
             failed += 1
-            return
+            continue
         content = message.content or ""
         if member is not None and content.startswith(MARK):  # a marked reply: the mark, then the seed in bold
             content = content.partition("\n")[2]
         if message.ephemeral or not content.startswith("**"):
             errors += 1  # answered, but with an error message
-            return
-        latencies.append(time.perf_counter() - start)
-        if member is not None:
-            voiced.append(latencies[-1])
+            continue
+        latencies.append(record.done_at - sent_at)
+        (voiced if member is not None else plain).append(latencies[-1])
+        ends.append(record.done_at)
         deferred += record.response_type == 5
-
-    async def timed(i: int):
-        await one(i)
-        ends.append(time.perf_counter())
-
-    ends: list[float] = []
-    lag = LoopLag()
-    lag.start()
-    start = time.perf_counter()
-    await asyncio.gather(*(timed(i) for i in range(requests)), *([during()] if during is not None else []))
-    wall = max(ends) - start  # until the last answer: posting that goes on after it is not the answers' time
+    wall = max(ends, default=start) - start  # until the last answer: posting that goes on after it is not theirs
     extra = (
         {
             "voice_requests": sum(voice_of(i) is not None for i in range(requests)),
@@ -150,7 +163,10 @@ async def burst(double: DiscordDouble, channel, users, requests: int, words: int
         "latency_p50_ms": ms(percentile(latencies, 50)),
         "latency_p95_ms": ms(percentile(latencies, 95)),
         "latency_max_ms": ms(max(latencies, default=float("nan"))),
-        "answers_per_s": round(len(latencies) / wall, 1),
+        "plain_answered": len(plain),
+        "plain_latency_p50_ms": ms(percentile(plain, 50)),
+        "plain_latency_p95_ms": ms(percentile(plain, 95)),
+        "answers_per_s": round(len(latencies) / wall, 1) if wall > 0 else 0.0,
         **extra,
         **lag.stop(),
     }
@@ -158,8 +174,17 @@ async def burst(double: DiscordDouble, channel, users, requests: int, words: int
 
 async def chatter_server(double: DiscordDouble, bot: ContinuoBot, gamma, users, args) -> dict:
     """Gamma: its own instant model from the chat corpus, #general learned, `args.voices` members who wrote there
-    and shared their voice. The same burst, alternated for `args.rounds` rounds: plain, then with chime-in at
-    `args.chime_in`% while every user posts once and a share of the requests is in a member's voice."""
+    and shared their voice. The same burst in three arms, alternated for `args.rounds` rounds:
+
+    - quiet: /continue alone;
+    - posts: /continue while every user posts one message there (recorded into the corpus), chime-in off;
+    - chime-in and voices: the same posts, chime-in at `args.chime_in`%, and a share of the requests in a member's
+      voice.
+
+    Members' posts are load that exists whether or not chime-in is on, so "posts" against "chime-in and voices"
+    says what those two add to a plain /continue (the target), the plain requests' latency apart from the voiced
+    ones'. "quiet" against "posts" says what recording members' messages costs.
+    """
     general = gamma.channel("general")
     admin = double.user("gamma-admin")
     gamma.add_member(admin, [gamma.add_role("mods", discord.Permissions(manage_guild=True))])
@@ -194,46 +219,69 @@ async def chatter_server(double: DiscordDouble, bot: ContinuoBot, gamma, users, 
     def voice_of(i: int):
         return voices[(i // every) % len(voices)] if every and voices and i % every == 0 else None
 
-    await burst(double, general, users, args.requests, args.words, voice_of)  # load models, build the voices
-    plains, busies = [], []
-    for round_ in range(args.rounds):  # alternated, so that the machine's other load falls on both alike
-        double.rejected_requests.clear()
-        plains.append(await burst(double, general, users, args.requests, args.words))
+    posts = 0  # each post a new line of the chat corpus, so that no round repeats a message
 
-        await done(await double.slash_command(general, admin, "settings", {"chime_in": args.chime_in}))
+    async def busy(chime_in: float, voiced) -> dict:
+        nonlocal posts
+        await done(await double.slash_command(general, admin, "settings", {"chime_in": chime_in}))
         before = len(chimed(double, general))
         posted: list[float] = []
 
-        async def post(round_: int = round_, posted: list[float] = posted):  # one message per user, over the burst
-            for n, member in enumerate(users):
-                await double.send_message(general, member, lines[(13 * n + 101 * round_ + 5) % len(lines)])
+        async def post():  # one message per user, over the burst
+            nonlocal posts
+            for member in users:
+                await double.send_message(general, member, lines[(13 * posts + 5) % len(lines)])
+                posts += 1
                 posted.append(time.perf_counter())
                 await asyncio.sleep(args.post_interval)
 
         double.rejected_requests.clear()
         start = time.perf_counter()
-        busy = await burst(double, general, users, args.requests, args.words, voice_of, post)
-        busy["posts"] = len(posted)
-        busy["chime_ins"] = len(chimed(double, general)) - before  # sent by the end of the burst
-        await asyncio.sleep(2.0)
-        busy["chime_ins_after_2s"] = len(chimed(double, general)) - before
-        busy["posting_s"] = round(posted[-1] - start, 2) if posted else 0.0
-        busies.append(busy)
-        await done(await double.slash_command(general, admin, "settings", {"chime_in": 0}))
-    paired = {  # each busy burst over the plain one just before it: the machine's other load changes slowly
-        key: [round(b[key] / p[key], 3) if p[key] else float("nan") for p, b in zip(plains, busies, strict=True)]
-        for key in ("latency_p50_ms", "latency_p95_ms", "answers_per_s")
+        result = await burst(double, general, users, args.requests, args.words, voiced, post)
+        result["posts"] = len(posted)
+        result["chime_ins"] = len(chimed(double, general)) - before  # sent by the end of the burst
+        await asyncio.sleep(args.settle)  # recording, chime-ins and voices' rebuilding finish before the next arm
+        result["chime_ins_after_settling"] = len(chimed(double, general)) - before
+        result["posting_s"] = round(posted[-1] - start, 2) if posted else 0.0
+        if chime_in:
+            await done(await double.slash_command(general, admin, "settings", {"chime_in": 0}))
+        return result
+
+    await burst(double, general, users, args.requests, args.words, voice_of)  # load models, build the voices
+    quiets, postings, chimings = [], [], []
+    for _ in range(args.rounds):  # alternated, so that the machine's other load falls on all arms alike
+        double.rejected_requests.clear()
+        quiets.append(await burst(double, general, users, args.requests, args.words))
+        postings.append(await busy(0, None))
+        chimings.append(await busy(args.chime_in, voice_of))
+    paired = {  # each arm over the one just before it in its round: the machine's other load changes slowly
+        "posts_over_quiet": {
+            key: [ratio(b[key], q[key]) for q, b in zip(quiets, postings, strict=True)] for key in RATIO_KEYS
+        },
+        "chime_in_over_posts": {
+            key: [ratio(c[PLAIN.get(key, key)], p[key]) for p, c in zip(postings, chimings, strict=True)]
+            for key in RATIO_KEYS
+        },
     }
     return {
-        "own_model": summary(plains),
-        "chatter": summary(busies),
+        "quiet": summary(quiets),
+        "posts": summary(postings),
+        "chime_in_and_voices": summary(chimings),
         "paired_ratios": paired,
-        "rounds": {"plain": plains, "chatter": busies},
+        "rounds": {"quiet": quiets, "posts": postings, "chime_in_and_voices": chimings},
     }
+
+
+RATIO_KEYS = ("latency_p50_ms", "latency_p95_ms", "answers_per_s")
+PLAIN = {"latency_p50_ms": "plain_latency_p50_ms", "latency_p95_ms": "plain_latency_p95_ms"}  # the target's measure
+
+
+def ratio(a: float, b: float) -> float:
+    return round(a / b, 3) if b else float("nan")
 
 
 COUNTS = {"requests", "answered", "failed", "errors", "deferred", "late_refused", "voice_requests", "voice_answered"}
-COUNTS |= {"posts", "chime_ins", "chime_ins_after_2s"}
+COUNTS |= {"posts", "chime_ins", "chime_ins_after_settling", "plain_answered"}
 
 
 def summary(runs: list[dict]) -> dict:
@@ -269,36 +317,46 @@ async def run(args) -> dict:
         )
         bot = ContinuoBot(settings, guild_ready_timeout=0.1)
         async with run_client(bot, double, ready_timeout=120):
-            await burst(double, alpha.channel("general"), users, args.requests, args.words)  # compile batch sizes
-            bot.models.max_batch_rows = 1  # the same bot decoding one request at a time, for comparison
-            double.rejected_requests.clear()
-            one_by_one = await burst(double, alpha.channel("general"), users, args.requests, args.words)
-            bot.models.max_batch_rows = settings.max_batch_rows
-            double.rejected_requests.clear()
-            idle = await burst(double, alpha.channel("general"), users, args.requests, args.words)
-            conversing = await chatter_server(double, bot, gamma, users, args)
-
-            upload = await double.slash_command(
-                beta.channel("general"), admin, "corpus add", {"file": ("chat.txt", CHAT.read_bytes())}
-            )
-            await upload.wait_done(30)
-            train = await double.slash_command(beta.channel("general"), admin, "train")
-            await double.wait_for(lambda: "%" in (train.content or ""), 120, "training batches to start")
-            since = time.monotonic()
-            double.rejected_requests.clear()
-            training = await burst(double, alpha.channel("general"), users, args.requests, args.words)
-            lag = LoopLag()
-            lag.start()
-            await double.wait_for(
-                lambda: "new model is in use" in (train.content or "") or "failed" in (train.content or ""),
-                1800,
-                "the training to finish",
-            )
-            rest = lag.stop()
-            training["heartbeat_gap_max_s"] = round(double.max_heartbeat_gap(since), 2)
-            training["lag_max_ms_until_trained"] = max(training["lag_max_ms"], rest["lag_max_ms"])
-            training["trained"] = "new model is in use" in train.content
+            if args.only == "chatter":
+                results = await chatter_server(double, bot, gamma, users, args)
+            else:
+                results = await every_scenario(double, bot, settings, (alpha, beta, gamma), admin, users, args)
     await double.stop()
+    return results
+
+
+async def every_scenario(double: DiscordDouble, bot: ContinuoBot, settings: BotSettings, guilds, admin, users, args):
+    """The default model's bursts (one at a time, together, while Beta trains) and Gamma's chatter."""
+    alpha, beta, gamma = guilds
+    await burst(double, alpha.channel("general"), users, args.requests, args.words)  # compile batch sizes
+    bot.models.max_batch_rows = 1  # the same bot decoding one request at a time, for comparison
+    double.rejected_requests.clear()
+    one_by_one = await burst(double, alpha.channel("general"), users, args.requests, args.words)
+    bot.models.max_batch_rows = settings.max_batch_rows
+    double.rejected_requests.clear()
+    idle = await burst(double, alpha.channel("general"), users, args.requests, args.words)
+    conversing = await chatter_server(double, bot, gamma, users, args)
+
+    upload = await double.slash_command(
+        beta.channel("general"), admin, "corpus add", {"file": ("chat.txt", CHAT.read_bytes())}
+    )
+    await upload.wait_done(30)
+    train = await double.slash_command(beta.channel("general"), admin, "train")
+    await double.wait_for(lambda: "%" in (train.content or ""), 120, "training batches to start")
+    since = time.monotonic()
+    double.rejected_requests.clear()
+    training = await burst(double, alpha.channel("general"), users, args.requests, args.words)
+    lag = LoopLag()
+    lag.start()
+    await double.wait_for(
+        lambda: "new model is in use" in (train.content or "") or "failed" in (train.content or ""),
+        1800,
+        "the training to finish",
+    )
+    rest = lag.stop()
+    training["heartbeat_gap_max_s"] = round(double.max_heartbeat_gap(since), 2)
+    training["lag_max_ms_until_trained"] = max(training["lag_max_ms"], rest["lag_max_ms"])
+    training["trained"] = "new model is in use" in train.content
     return {"idle_one_by_one": one_by_one, "idle": idle, "training": training, **conversing}
 
 
@@ -317,11 +375,17 @@ def table(results: dict, args) -> str:
         ("event-loop lag p99 (ms)", "lag_p99_ms", "{}"),
         ("event-loop lag max (ms)", "lag_max_ms", "{}"),
     ]
+    opening = (
+        f"Measured {results['machine']['date']} on {results['machine']['cpus']} CPU cores (load average "
+        f"{results['load_average_start']} at the start, {results['load_average_end']} at the end): {args.requests} "
+        f"concurrent /continue ({args.words} words) from {args.users} users through the Discord double."
+    )
+    if args.only == "chatter":
+        return "\n".join([opening, "", *chatter_table(results, args)])
     runs = [results["idle_one_by_one"], results["idle"], results["training"]]
     busy = results["training"]
     lines = [
-        f"Measured {results['machine']['date']} on {results['machine']['cpus']} CPU cores: {args.requests} "
-        f"concurrent /continue ({args.words} words) from {args.users} users through the Discord double.",
+        opening,
         "",
         "| measure | idle, decoded one at a time | idle, decoded together | decoded together while another "
         "server's model trains |",
@@ -338,63 +402,63 @@ def table(results: dict, args) -> str:
 
 
 def chatter_table(results: dict, args) -> list[str]:
-    """The third server, plain and with chime-in and voices, and the ratios that say what those add."""
-    plain, own, busy = results["idle"], results["own_model"], results["chatter"]
-    runs = [own, busy]
+    """The third server's three arms, and the ratios that say what members' posts, and chime-in and voices, add."""
+    arms = [results["quiet"], results["posts"], results["chime_in_and_voices"]]
+
+    def latencies(prefix: str):
+        def cell(r: dict) -> str:
+            if f"{prefix}latency_p50_ms" not in r or not r.get(f"{prefix}answered", r["answered"]):
+                return "-"
+            return f"{r[prefix + 'latency_p50_ms']:,} / {r[prefix + 'latency_p95_ms']:,}"
+
+        return cell
+
     rows = [
         ("answered", lambda r: f"{r['answered']}/{r['requests']}"),
         ("answered with an error / not answered in 120 s", lambda r: f"{r['errors']} / {r['failed']}"),
         ("deferred (took over 1.5 s) / refused as late", lambda r: f"{r['deferred']} / {r['late_refused']}"),
-        (
-            "latency p50 / p95 / max (ms)",
-            lambda r: f"{r['latency_p50_ms']:,} / {r['latency_p95_ms']:,} / {r['latency_max_ms']:,}",
-        ),
-        ("answers per second", lambda r: f"{r['answers_per_s']}"),
+        ("**plain /continue (in no one's voice): latency p50 / p95 (ms)**", latencies("plain_")),
+        ("in a member's voice: latency p50 / p95 (ms)", latencies("voice_")),
+        ("all requests: latency p50 / p95 / max (ms)", lambda r: f"{latencies('')(r)} / {r['latency_max_ms']:,}"),
+        ("answers per second (all requests)", lambda r: f"{r['answers_per_s']}"),
         ("event-loop lag p50 / p99 / max (ms)", lambda r: f"{r['lag_p50_ms']} / {r['lag_p99_ms']} / {r['lag_max_ms']}"),
         (
-            "in a member's voice: answered, latency p50 / p95 (ms)",
-            lambda r: (
-                "-"
-                if "voice_requests" not in r
-                else f"{r['voice_answered']}/{r['voice_requests']}, "
-                f"{r['voice_latency_p50_ms']:,} / {r['voice_latency_p95_ms']:,}"
-            ),
-        ),
-        (
-            "members' messages posted (over s) / chime-ins sent by the burst's end (2 s later)",
+            "members' messages posted (over s) / chime-ins sent by the burst's end (after settling)",
             lambda r: (
                 "-"
                 if "posts" not in r
-                else f"{r['posts']} ({r['posting_s']}) / {r['chime_ins']} ({r['chime_ins_after_2s']})"
+                else f"{r['posts']} ({r['posting_s']}) / {r['chime_ins']} ({r['chime_ins_after_settling']})"
             ),
         ),
     ]
     voiced = f"every {round(1 / args.voice_share)}th request" if args.voice_share else "no request"
     lines = [
         f"A third server with its own (instant) model, the same {args.requests} /continue in its learned "
-        f"#general, right after the ones above: plain, then with chime-in at {args.chime_in:g}% (cooldown "
-        f"{args.chime_in_cooldown} s) while each of the {args.users} users posts one message there (one every "
-        f"{args.post_interval} s) and {voiced} asks for one of {args.voices} members' shared voices (`as:`, a "
-        f"marked reply). {args.rounds} rounds of the two, alternated: counts summed over them, every other measure "
-        "the median over the rounds.",
+        f"#general, in three arms: **quiet** (/continue alone); **posts** (while each of the {args.users} users "
+        f"posts one message there, one every {args.post_interval} s, recorded into the corpus; chime-in off); "
+        f"**chime-in and voices** (the same posts, chime-in at {args.chime_in:g}% with a {args.chime_in_cooldown} s "
+        f"cooldown, and {voiced} asks for one of {args.voices} members' shared voices, `as:`, a marked reply). "
+        f"{args.rounds} rounds of the three, alternated, {args.settle} s apart after each busy arm: counts summed "
+        "over them, every other measure the median over the rounds.",
         "",
-        "| measure | own model, decoded together | own model, with chime-in and voices |",
-        "|---|---|---|",
-        *(f"| {label} | {' | '.join(cell(r) for r in runs)} |" for label, cell in rows),
+        "| measure | quiet | posts | chime-in and voices |",
+        "|---|---|---|---|",
+        *(f"| {label} | {' | '.join(cell(r) for r in arms)} |" for label, cell in rows),
         "",
-        "| with chime-in and voices, ratio to | latency p50 | latency p95 | answers per second |",
+        "Round by round, each arm over the one before it in the same round (median; lowest-highest of "
+        f"{args.rounds}). The target (issue 20, target 6) is the second row: the plain requests with chime-in and "
+        "voices on, against the same requests with the same members' posts and both off.",
+        "",
+        "| ratio | latency p50 | latency p95 | answers per second |",
         "|---|---|---|---|",
     ]
-    keys = ("latency_p50_ms", "latency_p95_ms", "answers_per_s")
-    for name, base in (("idle, decoded together (default model, first table)", plain), ("own model, plain", own)):
-        ratios = [busy[k] / base[k] if base[k] else float("nan") for k in keys]
-        lines.append(f"| {name} | {' | '.join(f'{x:.2f}' for x in ratios)} |")
-    paired = results["paired_ratios"]
-    lines.append(
-        f"| own model, plain, round by round (median; lowest-highest of {args.rounds}) | "
-        + " | ".join(f"{statistics.median(paired[k]):.2f} ({min(paired[k]):.2f}-{max(paired[k]):.2f})" for k in keys)
-        + " |"
-    )
+    names = {
+        "posts_over_quiet": "posts / quiet: what recording members' messages adds",
+        "chime_in_over_posts": "chime-in and voices (plain requests) / posts: **what chime-in and voices add**",
+    }
+    for name, paired in results["paired_ratios"].items():
+        cells = [f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})" for v in paired.values()]
+        lines.append(f"| {names[name]} | {' | '.join(cells)} |")
     return lines
 
 
@@ -411,10 +475,14 @@ def main() -> None:
     )
     parser.add_argument("--voices", type=int, default=10, help="members who shared their voice there")
     parser.add_argument("--chime-in", type=float, default=100.0, help="the third server's chime-in chance (%%)")
-    parser.add_argument("--rounds", type=int, default=5, help="the third server's plain and busy bursts, alternated")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the third server's three arms, alternated")
     parser.add_argument("--results", default="bot_load", help="name of the files under bench/results/")
     parser.add_argument("--chime-in-cooldown", type=float, default=0.1, help="seconds between chime-ins per channel")
     parser.add_argument("--post-interval", type=float, default=0.02, help="seconds between members' posts")
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds of rest after each busy arm")
+    parser.add_argument(
+        "--only", choices=["chatter"], default=None, help="chatter: only the third server's arms (no training)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.requests, args.train_epochs = 50, 1
@@ -425,7 +493,9 @@ def main() -> None:
         parser.error("--rounds must be at least 1")
     if not 0 <= args.chime_in <= 100:
         parser.error("--chime-in must lie in 0..100 (a percentage)")
-    results = {"machine": machine(), "model": str(args.model), **vars(args), **asyncio.run(run(args))}
+    results = {"machine": machine(), "model": str(args.model), **vars(args)}
+    results["load_average_start"] = round(os.getloadavg()[0], 2)
+    results |= asyncio.run(run(args))
     results["load_average_end"] = round(os.getloadavg()[0], 2)
     results["model"] = str(args.model)
     write_results(args.results, results, table(results, args))

@@ -23,6 +23,7 @@ from .server_corpus import ServerCorpus
 log = logging.getLogger(__name__)
 
 PREFIX = "instant-"  # guilds/<id>/instant-<ns>: a new folder per build, so a cached model of old text is never reused
+RACY_NS = 100_000_000  # a folder changed this recently is listed again: file times move in coarse clock ticks
 
 
 def _build(text: str, out: str, corpus_name: str) -> str:
@@ -40,21 +41,35 @@ class InstantModels:
         self._pool: ProcessPoolExecutor | None = None  # started on the first build
         self._locks: dict[int, asyncio.Lock] = {}
         self._generation: dict[int, int] = {}  # bumped by a forget: builds from text read before it are dropped
+        self._listed: dict[int, tuple[int, Path | None]] = {}  # server -> (its folder's mtime, newest bundle then)
 
     def current(self, guild_id: int) -> Path | None:
-        """The server's newest instant bundle, if it has one."""
+        """The server's newest instant bundle, if it has one.
+
+        Asked for every request and every message: the folder is listed again only when its modification time
+        changed (a bundle is renamed into it whole, and older ones removed), so most calls cost one stat.
+        """
         folder = self.guilds_dir / str(int(guild_id))
-        if not folder.is_dir():
+        try:
+            stamp = folder.stat().st_mtime_ns
+        except OSError:  # no folder yet: nothing built
             return None
+        listed = self._listed.get(guild_id)
+        if listed is not None and listed[0] == stamp:
+            return listed[1]
         built = sorted(
             (p for p in folder.iterdir() if p.name.startswith(PREFIX) and (p / "config.json").is_file()),
             key=lambda p: int(p.name[len(PREFIX) :]) if p.name[len(PREFIX) :].isdigit() else -1,
         )
-        return built[-1] if built else None
+        newest = built[-1] if built else None
+        if time.time_ns() - stamp > RACY_NS:  # a change in the same clock tick would leave the time as it is
+            self._listed[guild_id] = (stamp, newest)
+        return newest
 
     def discard(self, guild_id: int) -> None:
         """Forget the server's instant bundles now (they hold text being removed); builds under way are dropped."""
         self._generation[guild_id] = self._generation.get(guild_id, 0) + 1
+        self._listed.pop(guild_id, None)
         folder = self.guilds_dir / str(int(guild_id))
         for path in folder.glob(f"{PREFIX}*") if folder.is_dir() else ():
             shutil.rmtree(path, ignore_errors=True)
@@ -84,6 +99,7 @@ class InstantModels:
             for older in (self.guilds_dir / str(int(guild_id))).glob(f"{PREFIX}*"):
                 if older != path:
                     shutil.rmtree(older, ignore_errors=True)
+            self._listed.pop(guild_id, None)
             log.info("guild %s: instant model counted in %.1f s", guild_id, time.monotonic() - started)
             return path
 

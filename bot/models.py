@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import itertools
 import logging
+import math
 import shutil
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -31,6 +35,10 @@ class VoiceWithdrawn(ContinuoError):
     """The member stopped sharing their voice (or was forgotten) while an answer in it was decoded."""
 
 
+class TextRemoved(ContinuoError):
+    """Text left the server while an answer in a member's voice was decoded from messages read before."""
+
+
 @dataclass(frozen=True)
 class Voice:
     """A member who shared their voice in a server, and their own messages there (oldest first)."""
@@ -41,6 +49,19 @@ class Voice:
 
 
 VOICES_KEPT = 16  # members' voices kept built; one is counted again in well under a second
+VOICE_RECOUNT_SHARE = 0.1  # a built voice is counted again once the member's messages grew by this share of it
+VOICE_RECOUNT_MESSAGES = 5  # or by this many, whichever is more
+
+
+def still_serves(counted: tuple[str, ...], texts: tuple[str, ...]) -> bool:
+    """Whether a voice counted from `counted` may answer for a member whose messages are now `texts`: only while
+    none it counted was edited or removed since (they are still the first of `texts`, oldest first), and until a
+    few new ones came. A voice is not counted again for every message its member writes."""
+    grown = len(texts) - len(counted)
+    return (
+        0 <= grown < max(VOICE_RECOUNT_MESSAGES, VOICE_RECOUNT_SHARE * len(counted))
+        and texts[: len(counted)] == counted
+    )
 
 
 NEURAL_OVERHEAD_BYTES = 12 << 20  # a loaded neural model's compiled forward passes and graph, beyond its weights
@@ -70,6 +91,39 @@ def _array_bytes(obj, depth: int = 3) -> int:
     else:
         items = vars(obj).values() if hasattr(obj, "__dict__") else ()
     return sum(_array_bytes(item, depth - 1) for item in items)
+
+
+class Turns:
+    """Batches over one bundle decode one at a time; the next is the one holding the request that waited longest
+    (each waiting request is (seed, its future, its arrival number))."""
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.users = 0  # decoders that may take a turn here
+        self._queue: list[tuple[list, asyncio.Future]] = []
+
+    async def take(self, waiting: list) -> None:
+        if not self.busy:
+            self.busy = True
+            return
+        entry = (waiting, asyncio.get_running_loop().create_future())
+        self._queue.append(entry)
+        try:
+            await entry[1]
+        except asyncio.CancelledError:
+            if any(e is entry for e in self._queue):
+                self._queue.remove(entry)
+            else:  # given the turn as it was cancelled: pass it on
+                self.give()
+            raise
+
+    def give(self) -> None:
+        if not self._queue:
+            self.busy = False
+            return
+        entry = min(self._queue, key=lambda e: e[0][0][2] if e[0] else math.inf)
+        self._queue.remove(entry)
+        entry[1].set_result(None)
 
 
 class ModelService:
@@ -106,10 +160,20 @@ class ModelService:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="continuo-inference")
         self._cache: OrderedDict[Path, LanguageModel] = OrderedDict()
         self._loading: dict[Path, asyncio.Future] = {}
-        self._waiting: dict[tuple, list[tuple[str, asyncio.Future]]] = {}  # (model, options) -> seeds to continue
+        self._waiting: dict[tuple, list[tuple[str, asyncio.Future, int]]] = {}  # (model, options) -> seeds to continue
+        self._arrivals = itertools.count()  # each waiting seed's place in line (Turns)
         self._decoders: set[asyncio.Task] = set()  # referenced, so the loop cannot drop them half-way
-        self._voices: OrderedDict[tuple, LanguageModel] = OrderedDict()  # (bundle, server, member, texts) -> model
+        # batches over one bundle (its option sets, its members' voices) take turns, where side by side on the
+        # inference threads they contended for the interpreter (an n-gram model decodes in Python) and slowed each
+        # other; other bundles' batches still run alongside
+        self._bundle_turns: dict[object, Turns] = {}
+        self._voices: OrderedDict[tuple, tuple[tuple[str, ...], LanguageModel]] = OrderedDict()
+        # (bundle, server, member) -> (the messages it counted, the model bent toward them)
         self._voice_epoch: dict[tuple[int, int], int] = {}  # bumped by stop_voice: answers in it are dropped
+        self._building: dict[tuple, tuple[tuple[str, ...], asyncio.Future]] = {}  # voices being built, as _voices
+        self._asked = 0  # asked-for continuations being decoded (generate(asked=True))
+        self._none_asked = asyncio.Event()  # set while there are none: unasked turns go then (after_asked)
+        self._none_asked.set()
 
     def bundle_path(self, guild_id: int) -> Path:
         return self.guilds_dir / str(int(guild_id)) / "model"
@@ -234,28 +298,48 @@ class ModelService:
         self._served[guild_id] = self._served.get(guild_id, 0) + 1
         for key in [k for k in self._voices if k[1] == guild_id]:  # built on a model that saw the text
             del self._voices[key]
+        for key in [k for k in self._building if k[1] == guild_id]:
+            del self._building[key]
         if self.instant is not None:
             self.instant.discard(guild_id)
 
     # --- members' voices
     async def voice_model(self, voice: Voice) -> LanguageModel:
         """The server's model bent toward the member's own messages (core's with_voice), built off the event loop
-        and kept while the model, the member's messages and their consent stay the same."""
+        and kept while the model and their consent stay the same and their messages only grow by a few
+        (still_serves): a removed or edited message is never served from a voice counted before. Requests that
+        come while it is built wait for that build."""
         path = await self.bundle_for(voice.guild_id)
-        key = (path, voice.guild_id, voice.member_id, len(voice.texts), hash(voice.texts))
-        model = self._voices.get(key)
-        if model is not None:
+        key = (path, voice.guild_id, voice.member_id)
+        built = self._voices.get(key)
+        if built is not None and still_serves(built[0], voice.texts):
             self._voices.move_to_end(key)
-            return model
-        epoch = self._voice_epoch.get((voice.guild_id, voice.member_id), 0)
-        base = await self._get(path)
+            return built[1]
+        building = self._building.get(key)
+        if building is None or not still_serves(building[0], voice.texts):
+            building = self._building[key] = (voice.texts, asyncio.ensure_future(self._build_voice(key, voice)))
+            building[1].add_done_callback(functools.partial(self._built, key, building))
+        return await asyncio.shield(building[1])  # one asker cancelled does not cancel the others' build
+
+    async def _build_voice(self, key: tuple, voice: Voice) -> LanguageModel:
+        who = (voice.guild_id, voice.member_id)
+        epoch, served = self._voice_epoch.get(who, 0), self._served.get(voice.guild_id, 0)
+        base = await self._get(key[0])
         model = await self.run(base.with_voice, list(voice.texts))
-        if self._voice_epoch.get((voice.guild_id, voice.member_id), 0) != epoch:
+        if self._voice_epoch.get(who, 0) != epoch:
             raise VoiceWithdrawn("that member has just stopped sharing their voice")
-        self._voices[key] = model
-        while len(self._voices) > VOICES_KEPT:
-            self._voices.popitem(last=False)
+        if self._served.get(voice.guild_id, 0) == served:  # not kept if text left the server meanwhile (forgot)
+            self._voices[key] = (voice.texts, model)
+            self._voices.move_to_end(key)
+            while len(self._voices) > VOICES_KEPT:
+                self._voices.popitem(last=False)
         return model
+
+    def _built(self, key: tuple, building: tuple, build: asyncio.Future) -> None:
+        if self._building.get(key) is building:
+            del self._building[key]
+        if not build.cancelled():
+            build.exception()  # retrieved: a failed build that no asker awaits any more is not logged as lost
 
     def stop_voice(self, guild_id: int, member_id: int) -> None:
         """From now on no answer uses the member's voice in that server: built ones are dropped, and answers being
@@ -263,6 +347,8 @@ class ModelService:
         self._voice_epoch[(guild_id, member_id)] = self._voice_epoch.get((guild_id, member_id), 0) + 1
         for key in [k for k in self._voices if k[1:3] == (guild_id, member_id)]:
             del self._voices[key]
+        for key in [k for k in self._building if k[1:3] == (guild_id, member_id)]:
+            del self._building[key]  # its askers get VoiceWithdrawn; later ones start another build
 
     async def rebuild_instant(self, guild_id: int) -> Path | None:
         """Count the server's instant model from its corpus now, and load it before it answers."""
@@ -295,17 +381,36 @@ class ModelService:
         """Run CPU-heavy model work on the inference threads."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
+    async def after_asked(self, at_most_s: float) -> None:
+        """Wait until no asked-for continuation is being decoded, for at most `at_most_s`: unasked turns (chime-ins)
+        take the time nobody waits on, and still come under a load that never ends."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._none_asked.wait(), at_most_s)
+
     async def generate(
-        self, guild_id: int, seed: str, config: GenerationConfig, voice: Voice | None = None
+        self, guild_id: int, seed: str, config: GenerationConfig, voice: Voice | None = None, asked: bool = True
     ) -> list[str]:
         """Continuations of `seed` by the server's model (bent toward a member's `voice`, one of that server's).
 
         Requests for the same model and options that arrive while one is being decoded wait for it,
         then are decoded together: one forward pass per step for all of them, since a row costs little
-        next to a pass (bench/results/bot_load.md compares it with one request at a time).
+        next to a pass (bench/results/bot_load.md compares it with one request at a time). `asked`: someone
+        waits for it (after_asked counts these).
         """
         if voice is not None and voice.guild_id != guild_id:
             raise ValueError("a member's voice is only ever used in the server it was shared in")
+        if not asked:
+            return await self._generate(guild_id, seed, config, voice)
+        self._asked += 1
+        self._none_asked.clear()
+        try:
+            return await self._generate(guild_id, seed, config, voice)
+        finally:
+            self._asked -= 1
+            if not self._asked:
+                self._none_asked.set()
+
+    async def _generate(self, guild_id: int, seed: str, config: GenerationConfig, voice: Voice | None) -> list[str]:
         while True:
             served = self._served.get(guild_id, 0)
             who = (guild_id, voice.member_id) if voice is not None else None
@@ -314,7 +419,7 @@ class ModelService:
             key = (id(model), astuple(config))
             done = asyncio.get_running_loop().create_future()
             waiting = self._waiting.setdefault(key, [])
-            waiting.append((seed, done))
+            waiting.append((seed, done, next(self._arrivals)))
             if len(waiting) == 1:
                 task = asyncio.create_task(self._decode_waiting(key, model, config))
                 self._decoders.add(task)
@@ -324,29 +429,44 @@ class ModelService:
                 raise VoiceWithdrawn("that member has just stopped sharing their voice")
             if self._served.get(guild_id, 0) == served:
                 return result
+            if voice is not None:  # its messages were read before the forget, and may hold what it removed
+                raise TextRemoved(
+                    "text was removed from this server while this answer was written in a member's voice: ask again"
+                )
             # the server's model changed while this was decoded (a forget): decode it again with the new one
 
     async def _decode_waiting(self, key: tuple, model: LanguageModel, config: GenerationConfig) -> None:
         size = max(1, self.max_batch_rows // config.num_return_sequences)
         waiting = self._waiting[key]
-        while waiting:
-            batch = waiting[:size]
-            metrics.DECODE_BATCH_ROWS.observe(len(batch) * config.num_return_sequences)
-            try:
-                results: list[list[str] | Exception] = list(
-                    await self.run(model.generate_batch, [seed for seed, _ in batch], config)
-                )  # a bad seed fails itself
-            except Exception as e:  # noqa: BLE001 - each waiting request gets the error
-                results = [e] * len(batch)
-            del waiting[: len(batch)]
-            for (_, done), result in zip(batch, results, strict=True):
-                if done.done():
-                    continue  # its asker gave up (cancelled)
-                if isinstance(result, Exception):
-                    done.set_exception(result)
-                else:
-                    done.set_result(result)
-        del self._waiting[key]
+        turns = self._bundle_turns.setdefault(model.path or id(model), Turns())  # a voice: its server's bundle
+        turns.users += 1
+        try:
+            while waiting:
+                await turns.take(waiting)  # more requests join the batch meanwhile
+                try:
+                    batch = waiting[:size]
+                    metrics.DECODE_BATCH_ROWS.observe(len(batch) * config.num_return_sequences)
+                    try:
+                        results: list[list[str] | Exception] = list(
+                            await self.run(model.generate_batch, [seed for seed, _, _ in batch], config)
+                        )  # a bad seed fails itself
+                    except Exception as e:  # noqa: BLE001 - each waiting request gets the error
+                        results = [e] * len(batch)
+                    del waiting[: len(batch)]
+                finally:
+                    turns.give()
+                for (_, done, _), result in zip(batch, results, strict=True):
+                    if done.done():
+                        continue  # its asker gave up (cancelled)
+                    if isinstance(result, Exception):
+                        done.set_exception(result)
+                    else:
+                        done.set_result(result)
+        finally:
+            del self._waiting[key]
+            turns.users -= 1
+            if not turns.users:
+                del self._bundle_turns[model.path or id(model)]
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

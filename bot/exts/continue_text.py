@@ -117,16 +117,19 @@ class ContinueText(commands.Cog):
         """A continuation in a member's voice (only one who shared it here): posted through the channel's webhook
         under their name and avatar where the bot may manage webhooks, else as a reply; marked as an imitation."""
         server = guild_id(interaction)
-        await check_shared(self.bot.store, server, member)  # before anything is decoded or deferred
-        voice = Voice(server, member.id, tuple(await self.bot.store.member_texts(server, member.id)))
-        if len(voice.texts) < MIN_VOICE_MESSAGES:
-            raise VoiceTooSmall(
-                f"{member.display_name} has {len(voice.texts)} recorded message(s) in this server: at least "
-                f"{MIN_VOICE_MESSAGES} are needed to imitate them (messages in channels learned with /corpus learn)."
-            )
         by_webhook = interaction.app_permissions.manage_webhooks and webhook_channel(interaction.channel) is not None
 
         async def decode() -> str:
+            # checked before anything is decoded, within the answer's time: a busy store defers the answer
+            # instead of letting Discord drop it, and a refusal that comes in time is still private
+            await check_shared(self.bot.store, server, member)
+            voice = Voice(server, member.id, tuple(await self.bot.store.member_texts(server, member.id)))
+            if len(voice.texts) < MIN_VOICE_MESSAGES:
+                raise VoiceTooSmall(
+                    f"{member.display_name} has {len(voice.texts)} recorded message(s) in this server: at least "
+                    f"{MIN_VOICE_MESSAGES} are needed to imitate them (messages in channels learned with "
+                    "/corpus learn)."
+                )
             text = await self.continuation(server, seed, words, temperature, top_p, variants, voice)
             await check_shared(self.bot.store, server, member)  # again: a /voice stop may have come meanwhile
             return text

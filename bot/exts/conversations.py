@@ -19,6 +19,8 @@ from ..text import MESSAGE_LIMIT, corpus_text, safe, shorten
 
 log = logging.getLogger(__name__)
 
+CHIME_IN_WAIT_S = 10.0  # a chime-in waits at most this long for asked-for answers being decoded
+
 
 class Conversations(commands.Cog):
     def __init__(self, bot: ContinuoBot):
@@ -26,7 +28,7 @@ class Conversations(commands.Cog):
         self.random = random.Random(bot.settings.chime_in_seed)  # the chime-in draws: repeatable under a seed
         self._chimed: dict[int, float] = {}  # channel -> when the bot last chimed in there (monotonic)
 
-    async def next_turn(self, guild_id: int, turns: list[Turn]) -> Turn:
+    async def next_turn(self, guild_id: int, turns: list[Turn], asked: bool = True) -> Turn:
         """The server's model's next turn after `turns` (core's Conversation), decoded together with the other
         requests for that model."""
         models = self.bot.models
@@ -35,7 +37,7 @@ class Conversations(commands.Cog):
         conversation, prompt, config = await models.run(conversation_request, model, turns, options)
         turn = Turn("")
         for _ in range(conversation.retries):  # a turn that ended before its first word is drawn again
-            (text,) = await models.generate(guild_id, prompt, config)
+            (text,) = await models.generate(guild_id, prompt, config, asked=asked)
             turn = conversation.turn_from(text)
             if turn.text:
                 break
@@ -74,27 +76,34 @@ class Conversations(commands.Cog):
             return
         if corpus_text(message.content, self.bot.user.id if self.bot.user else None) is None:
             return  # what the corpus skips (a command, a bare mention) is no one's turn either
+        if self._cooling(message.channel.id):  # first, as it costs nothing: most messages of a lively channel
+            return
         chance = (await self.bot.store.guild_settings(guild.id)).chime_in
         is_learned = getattr(self.bot.get_cog("Recording"), "is_learned", None)  # exts/recording.py keeps them
         if chance <= 0 or is_learned is None or not await is_learned(message):
             return
         if await self.bot.models.bundle_for(guild.id) == self.bot.models.default_model:
             return  # no model of its own: the bundled one would speak in someone else's voice
-        last = self._chimed.get(message.channel.id)  # checked and set with no await between: one chime-in at a time
-        if last is not None and time.monotonic() - last < self.bot.settings.chime_in_cooldown_s:
+        if self._cooling(message.channel.id):  # again, checked and set with no await between: one at a time
             return
         if self.random.random() * 100 >= chance:
             return
         self._chimed[message.channel.id] = time.monotonic()
+        await self.bot.models.after_asked(CHIME_IN_WAIT_S)  # unasked: the talk is read once nobody waits on an answer
         try:
             async with typing(message.channel):
-                turn = await self.next_turn(guild.id, await recent_turns(message, self.context()))
+                turn = await self.next_turn(guild.id, await recent_turns(message, self.context()), asked=False)
             if turn.text:
                 await message.channel.send(
                     shorten(safe(turn.text), MESSAGE_LIMIT), allowed_mentions=discord.AllowedMentions.none()
                 )
         except (ContinuoError, discord.HTTPException) as e:  # unasked: a failure is logged, never said
             log.warning("could not chime in in channel %s: %s", message.channel.id, e)
+
+    def _cooling(self, channel_id: int) -> bool:
+        """Whether the bot chimed in in that channel less than chime_in_cooldown_s ago."""
+        last = self._chimed.get(channel_id)
+        return last is not None and time.monotonic() - last < self.bot.settings.chime_in_cooldown_s
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:

@@ -94,6 +94,8 @@ class Recording(commands.Cog):
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         if payload.guild_id is None or self.bot.user is None:
             return
+        if payload.message.author.bot or payload.message.webhook_id:
+            return  # never recorded (corpus_entry): the bot's own answers, edited as they fill in, cost no write
         entry = corpus_entry(payload.message, self.bot.user.id)
         if entry is None:  # edited into a command or nothing: it leaves the corpus
             await self.bot.store.remove_messages(payload.guild_id, [payload.message_id])

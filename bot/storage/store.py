@@ -15,6 +15,7 @@ database (one thread in order on SQLite, a pool on PostgreSQL). SQL here is what
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
@@ -118,7 +119,13 @@ def _transaction(mode: Mode) -> Callable[[Method[P, T]], Callable[Concatenate[SQ
     def decorate(method: Method[P, T]) -> Callable[Concatenate[SQLStore, P], Coroutine[Any, Any, T]]:
         @functools.wraps(method)
         async def run(self: SQLStore, *args: P.args, **kwargs: P.kwargs) -> T:
-            return await self.db.run(lambda tx: method(self, tx, *args, **kwargs), mode, method.__name__)
+            if mode == "read":
+                return await self.db.run(lambda tx: method(self, tx, *args, **kwargs), mode, method.__name__)
+            self._shared.clear()  # reads asked for from now on do not join one that may have read before this write
+            try:
+                return await self.db.run(lambda tx: method(self, tx, *args, **kwargs), mode, method.__name__)
+            finally:
+                self._shared.clear()  # nor one that may have read while it ran (PostgreSQL runs them side by side)
 
         return run
 
@@ -126,6 +133,26 @@ def _transaction(mode: Mode) -> Callable[[Method[P, T]], Callable[Concatenate[SQ
 
 
 read, write, snapshot = _transaction("read"), _transaction("write"), _transaction("snapshot")
+
+
+def shared(method: Callable[Concatenate[SQLStore, P], Coroutine[Any, Any, T]]):
+    """A read (over `@read`) that callers asking at the same moment share: while one is under way, the same call
+    (same arguments) waits for its answer instead of queueing another transaction behind it. A burst of commands
+    in one server reads its settings a few times instead of once each. A write from this process ends the
+    sharing, so a read asked for after a write never gets an answer read before it. Answers are shared, so they
+    are immutable (a list is copied for each caller)."""
+
+    @functools.wraps(method)
+    async def run(self: SQLStore, *args: P.args, **kwargs: P.kwargs) -> T:
+        key = (method.__name__, args, tuple(sorted(kwargs.items())))
+        flight = self._shared.get(key)
+        if flight is None:
+            flight = self._shared[key] = asyncio.ensure_future(method(self, *args, **kwargs))
+            flight.add_done_callback(functools.partial(self._landed, key))
+        result = await asyncio.shield(flight)  # one caller cancelled does not cancel the others' read
+        return list(result) if isinstance(result, list) else result  # type: ignore[return-value]
+
+    return run
 
 
 def _job(row: Row) -> TrainingJobRecord:
@@ -173,6 +200,13 @@ class SQLStore:
 
     def __init__(self, db: Database):
         self.db = db
+        self._shared: dict[tuple, asyncio.Future] = {}  # reads under way that callers share (shared)
+
+    def _landed(self, key: tuple, flight: asyncio.Future) -> None:
+        if self._shared.get(key) is flight:
+            del self._shared[key]
+        if not flight.cancelled():
+            flight.exception()  # retrieved: a failed read that no caller awaits any more is not logged as lost
 
     @property
     def dialect(self) -> str:
@@ -205,6 +239,7 @@ class SQLStore:
         await tx.execute(sql, (guild_id, utcnow()))
 
     # --- servers and their settings
+    @shared
     @read
     async def guild_settings(self, tx: Tx, guild_id: int) -> GuildSettings:
         return await self._guild_settings(tx, guild_id)
@@ -369,11 +404,13 @@ class SQLStore:
         sql = "DELETE FROM shared_voices WHERE guild_id = ? AND member_id = ?"
         return await tx.execute(sql, (guild_id, member_id)) > 0
 
+    @shared
     @read
     async def voice_shared(self, tx: Tx, guild_id: int, member_id: int) -> bool:
         sql = "SELECT 1 AS shared FROM shared_voices WHERE guild_id = ? AND member_id = ?"
         return bool(await tx.rows(sql, (guild_id, member_id)))
 
+    @shared
     @read
     async def member_texts(self, tx: Tx, guild_id: int, member_id: int) -> list[str]:
         """A member's recorded messages in this server (not their uploads: a file may hold anyone's words)."""

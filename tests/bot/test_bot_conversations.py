@@ -19,9 +19,9 @@ def record_prompts(bot) -> list[tuple[int, str, object]]:
     prompts: list[tuple[int, str, object]] = []
     real = bot.models.generate
 
-    async def generate(guild_id, seed, config, voice=None):
+    async def generate(guild_id, seed, config, voice=None, asked=True):
         prompts.append((guild_id, seed, config))
-        return await real(guild_id, seed, config, voice=voice)
+        return await real(guild_id, seed, config, voice=voice, asked=asked)
 
     bot.models.generate = generate
     return prompts
@@ -167,7 +167,7 @@ async def test_replies_can_be_switched_off_and_generated_turns_never_ping(world,
     continued = await reply_to(double, opening)
     user, role = world.ann.mention, world.alpha.roles[-1].mention
 
-    async def generate(guild_id, seed, config, voice=None):  # the real tokenizer cannot emit mention syntax: force it
+    async def generate(guild_id, seed, config, voice=None, asked=True):  # the real tokenizer cannot emit mentions
         return [f"@everyone and @here meet {user} {role}\n\n"]
 
     bot.models.generate = generate
@@ -223,9 +223,34 @@ async def test_chime_in_follows_its_seeded_chance_and_is_decoded_in_one_batch(wo
     await asyncio.sleep(1.0)
     said = chimed(double, general)
     assert len(said) == expected  # the seeded draws decide, and the bot never chimes in after itself
-    assert batches[:2] == [1, expected - 1]  # the turns that waited were decoded together
+    assert len(batches) == 2 and sum(batches) == expected  # the first, then all that waited for it, together
     assert all(m.allowed_mentions == {"parse": []} and m.pings == [] for m in said)
     assert len([c for c, _ in double.typing if c is general]) >= expected
+
+
+async def test_a_chime_in_waits_for_the_asked_answers_being_decoded(world, make_bot):
+    bot = await make_bot(chime_in_cooldown_s=0)
+    double, general, seed = world.double, world.general, "the harbour"
+    await own_voice(double, general, world.ann, chime_in=100)
+    gate, decoded, real_run = asyncio.Event(), [], bot.models.run
+
+    async def run(fn, *args):  # the asked /continue decodes until the gate opens
+        if getattr(fn, "__name__", "") == "generate_batch":
+            decoded.append(list(args[0]))
+            if args[0] == [seed]:
+                await gate.wait()
+        return await real_run(fn, *args)
+
+    bot.models.run = run
+    asked = await double.slash_command(general, world.ann, "continue", {"seed": seed, "words": 5})
+    await double.wait_for(lambda: decoded, 10, "the asked answer decoding")
+    await double.send_message(general, world.bob, "the lamps are lit along the quay")
+    await asyncio.sleep(1.0)
+    assert decoded == [[seed]] and chimed(double, general) == []  # the unasked turn waits
+    gate.set()
+    assert "**the harbour**" in (await answer(asked)).content
+    await double.wait_for(lambda: chimed(double, general), 20, "the chime-in, once the answer was decoded")
+    assert len(decoded) >= 2
 
 
 async def test_chime_in_waits_out_a_cooldown_per_channel(world, make_bot):

@@ -182,6 +182,37 @@ async def test_settings_default_then_stored_per_server(store):
         await store.update_guild_settings(A, **{"temperature = 0; DROP TABLE guilds; --": 1})
 
 
+async def test_reads_asked_for_together_share_one_transaction_and_none_joins_one_from_before_a_write(store):
+    """A burst of commands reads its server's settings once, not once each; a read asked for after a write of this
+    process never gets the answer of an identical read from before it."""
+    await store.record([message(A, 1, "mine", author=7), message(A, 2, "again", author=7, minutes=1)])
+    real_run, ran, hold, release = store.db.run, [], [], asyncio.Event()
+
+    async def run(body, mode, what):
+        ran.append(what)
+        if hold and what == "guild_settings":
+            hold.pop()  # this read stays under way, before it reaches the database, until released
+            await release.wait()
+        return await real_run(body, mode, what)
+
+    store.db.run = run
+    settings = await asyncio.gather(*(store.guild_settings(A) for _ in range(50)))
+    assert settings == [GuildSettings()] * 50 and ran.count("guild_settings") == 1
+    texts = await asyncio.gather(*(store.member_texts(A, 7) for _ in range(20)), store.member_texts(A, 8))
+    assert texts[:20] == [["mine", "again"]] * 20 and texts[20] == [] and ran.count("member_texts") == 2
+    texts[0].append("one caller's own list")
+    assert texts[1] == ["mine", "again"]
+
+    hold.append(True)
+    before = asyncio.ensure_future(store.guild_settings(A))
+    await asyncio.sleep(0.05)
+    await store.update_guild_settings(A, chime_in=5.0)
+    after = await asyncio.wait_for(store.guild_settings(A), 10)  # joining the held read would wait for ever
+    assert after.chime_in == 5.0 and not before.done()
+    release.set()
+    assert (await before).chime_in == 5.0  # it reached the database after the write
+
+
 async def test_clear_empties_one_server(store):
     await store.record([message(A, 1, "a"), message(B, 2, "b")])
     await store.set_base_corpus(A, "verse")

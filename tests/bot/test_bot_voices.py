@@ -202,3 +202,72 @@ async def test_an_imitation_holding_mention_syntax_pings_nobody_through_the_webh
     assert "everyone" in posted.content and "@everyone" not in posted.content and ann.mention not in posted.content
     assert posted.pings == [] and double.pings == [] and posted.allowed_mentions == {"parse": []}
     double.assert_clean()
+
+
+async def test_a_voice_is_built_once_kept_while_its_member_writes_a_little_and_built_again_without_removed_text(
+    world, make_bot
+):
+    double, general, ann, bob = world.double, world.general, world.ann, world.bob
+    bot = await make_bot()
+    await server_with_bobs_messages(world, bot)
+    await answer(await double.slash_command(general, bob, "voice share"))
+    builds, real_run = [], bot.models.run
+
+    async def run(fn, *args):
+        if getattr(fn, "__name__", "") == "with_voice":
+            builds.append(list(args[0]))
+        return await real_run(fn, *args)
+
+    bot.models.run = run
+    seeds = ("the zorblax", "a quenlit", "the quenlit")
+    together = await asyncio.gather(*(imitate(double, general, ann, bob, seed) for seed in seeds))
+    assert all(r.content.startswith(MARK) for r in together), [r.content for r in together]
+    assert len(builds) == 1  # the requests that came while it was built waited for that build
+
+    async def recorded(n: int) -> None:
+        await double.wait_for(lambda: len(texts) == n, 10, f"{n} of bob's messages recorded")
+
+    texts: list[str] = []
+
+    async def watch():
+        while True:
+            texts[:] = await bot.store.member_texts(world.alpha.id, bob.id)
+            await asyncio.sleep(0.02)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await double.send_message(general, bob, "honestly my kettle is late again")
+        await recorded(25)
+        await imitate(double, general, ann, bob)
+        assert len(builds) == 1  # one new message: the voice counted from the 24 before it still answers
+
+        first = next(m for m in general.messages if m.author is bob)
+        await double.delete_message(first)
+        await recorded(24)
+        assert (await imitate(double, general, ann, bob)).content.startswith(MARK)
+        assert len(builds) == 2 and first.content not in builds[-1]  # counted again, without the removed message
+        assert builds[-1] == texts and "honestly my kettle is late again" in builds[-1]
+    finally:
+        watcher.cancel()
+    double.assert_clean()
+
+
+async def test_an_answer_in_a_voice_is_not_decoded_again_from_messages_read_before_text_was_removed(world, make_bot):
+    double, general, ann, bob = world.double, world.general, world.ann, world.bob
+    bot = await make_bot()
+    await server_with_bobs_messages(world, bot)
+    await answer(await double.slash_command(general, bob, "voice share"))
+    real_run, decodes = bot.models.run, []
+
+    async def run(fn, *args):
+        if getattr(fn, "__name__", "") == "generate_batch":  # text leaves the server while the voice decodes
+            decodes.append(args[0])
+            if len(decodes) == 1:
+                await bot.models.forgot(world.alpha.id)
+        return await real_run(fn, *args)
+
+    bot.models.run = run
+    told = await imitate(double, general, ann, bob)
+    assert told.ephemeral and "text was removed from this server" in told.content, told.content
+    assert len(decodes) == 1 and not any(m.content.startswith(MARK) for m in double.sent_messages)
+    double.assert_clean()
