@@ -329,10 +329,10 @@ async def every_scenario(double: DiscordDouble, bot: ContinuoBot, settings: BotS
     """The default model's bursts (one at a time, together, while Beta trains) and Gamma's chatter."""
     alpha, beta, gamma = guilds
     await burst(double, alpha.channel("general"), users, args.requests, args.words)  # compile batch sizes
-    bot.models.max_batch_rows = 1  # the same bot decoding one request at a time, for comparison
+    bot.models.decoder.max_batch_rows = 1  # the same bot decoding one request at a time, for comparison
     double.rejected_requests.clear()
     one_by_one = await burst(double, alpha.channel("general"), users, args.requests, args.words)
-    bot.models.max_batch_rows = settings.max_batch_rows
+    bot.models.decoder.max_batch_rows = settings.max_batch_rows
     double.rejected_requests.clear()
     idle = await burst(double, alpha.channel("general"), users, args.requests, args.words)
     conversing = await chatter_server(double, bot, gamma, users, args)

@@ -126,9 +126,9 @@ async def traffic(double, bot, channels, users, picks: list[int], neural_every: 
 class LoadCounter:
     """Counts and times the model loads the cache causes (each a cold load from disk)."""
 
-    def __init__(self, models):
-        self.models, self.seconds = models, []
-        original = models._load
+    def __init__(self, cache):
+        self.cache, self.seconds = cache, []
+        original = cache._load
 
         async def timed(path):
             start = time.perf_counter()
@@ -137,7 +137,7 @@ class LoadCounter:
             finally:
                 self.seconds.append(time.perf_counter() - start)
 
-        models._load = timed
+        cache._load = timed
 
 
 async def run_one(servers: int, requests: int, cache_mb: float, neural_every: int, neural_source: Path | None) -> dict:
@@ -164,7 +164,7 @@ async def run_one(servers: int, requests: int, cache_mb: float, neural_every: in
         built_s = time.perf_counter() - started
         bot = ContinuoBot(settings, guild_ready_timeout=0.1)
         async with run_client(bot, double, ready_timeout=300):
-            loads = LoadCounter(bot.models)
+            loads = LoadCounter(bot.models.cache)
             cold = {}
             for kind, index in (("n-gram", 0), ("neural", neural_every - 1 if neural_source else None)):
                 if index is not None:
@@ -182,7 +182,7 @@ async def run_one(servers: int, requests: int, cache_mb: float, neural_every: in
                 loads=len(loads.seconds),
                 load_p50_ms=round(percentile(loads.seconds, 50) * 1000, 1),
                 load_p95_ms=round(percentile(loads.seconds, 95) * 1000, 1),
-                models_cached_at_end=len(bot.models._cache),
+                models_cached_at_end=len(bot.models.cache),
                 peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             )
     await double.stop()

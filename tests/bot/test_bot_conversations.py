@@ -216,7 +216,7 @@ async def test_chime_in_follows_its_seeded_chance_and_is_decoded_in_one_batch(wo
     assert 0 < expected < 12
     for n in range(12):
         await double.send_message(general, (world.ann, world.bob)[n % 2], f"the tide is out, {n} boats on the mud")
-    queued = lambda: sum(len(w) for w in bot.models._waiting.values())  # noqa: E731 - read twice below
+    queued = lambda: sum(len(w) for w in bot.models.decoder._waiting.values())  # noqa: E731 - read twice below
     await double.wait_for(lambda: queued() == expected, 20, lambda: f"{expected} chime-ins queued, not {queued()}")
     gate.set()
     await double.wait_for(lambda: len(chimed(double, general)) == expected, 30, f"{expected} chime-ins")

@@ -9,7 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from bot.models import ModelService, NoModel, Turns
+from bot.batching import Turns
+from bot.models import ModelService, NoModel
 from core import GenerationConfig, SeedError
 
 CONFIG = GenerationConfig(max_new_tokens=4, do_sample=True, top_k=20)

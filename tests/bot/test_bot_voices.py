@@ -109,7 +109,7 @@ async def test_only_members_who_shared_their_voice_here_can_be_imitated_until_th
     stopped = await answer(await double.slash_command(general, bob, "voice stop"))
     assert stopped.ephemeral and "no answer imitates you" in stopped.content
     assert "bob has not shared their voice" in (await imitate(double, general, ann, bob)).content
-    assert not any(key[1:3] == (world.alpha.id, bob.id) for key in bot.models._voices)
+    assert (world.alpha.id, bob.id) not in bot.models.voices
 
     await answer(await double.slash_command(general, bob, "voice share"))
     await imitate(double, general, ann, bob)

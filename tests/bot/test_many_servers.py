@@ -24,7 +24,7 @@ async def test_a_hundred_servers_each_answered_by_its_own_model_within_a_cache_b
     settings = bot_settings.model_copy(update={"model_cache_mb": CACHE_MB, "cooldown_uses": 100_000})
     build_models(settings.guilds_dir, [g.id for g in guilds])  # each its own n-gram model of its own words
     bot = await start_client(ContinuoBot(settings, guild_ready_timeout=0.1), ready_timeout=60)
-    loads = LoadCounter(bot.models)
+    loads = LoadCounter(bot.models.cache)
     picks = zipf_choices(SERVERS, REQUESTS)
 
     result = await traffic(double, bot, [g.channel("general") for g in guilds], users, picks)
@@ -32,5 +32,5 @@ async def test_a_hundred_servers_each_answered_by_its_own_model_within_a_cache_b
     assert result["answered"] == REQUESTS and result["failed"] == 0
     assert result["wrong_or_error"] == 0, result["wrong_examples"]  # every answer in its own server's words
     assert result["cache_peak_mb"] <= CACHE_MB and bot.models.cached_bytes <= CACHE_MB * 1e6
-    assert len(bot.models._cache) < result["servers_asked"]  # the cache holds a share of the servers...
+    assert len(bot.models.cache) < result["servers_asked"]  # the cache holds a share of the servers...
     assert len(loads.seconds) > result["servers_asked"]  # ...so the tail was evicted and loaded again
