@@ -67,6 +67,7 @@ def generate(path: Path, megabytes: float, seed: int = 1) -> None:
 
 
 def generate_han(path: Path, megabytes: float, seed: int = 1) -> None:
+    """Song ci lines (bench/texts.py) drawn at random and written one after another: no space, no line break."""
     from bench import texts
 
     rng = random.Random(seed)
@@ -98,7 +99,8 @@ def main() -> None:
         text = Path(tmp) / "big.txt"
         (generate_han if han else generate)(text, megabytes)
         size_mb = text.stat().st_size / 1e6
-        out_whole, whole_mb, whole_s = ("", 0.0, 0.0) if han else peak(WHOLE, str(text))  # "before" is English's
+        # the tokenizing "before" it is the English text's story: a Han text never went through it
+        out_whole, whole_mb, whole_s = ("", 0.0, 0.0) if han else peak(WHOLE, str(text))
         out_pieces, pieces_mb, pieces_s = peak(PIECES, str(text))
         tokens = int(out_pieces.split()[0])
         home = Path(tmp) / "home"
