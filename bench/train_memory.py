@@ -99,7 +99,7 @@ def main() -> None:
         text = Path(tmp) / "big.txt"
         (generate_han if han else generate)(text, megabytes)
         size_mb = text.stat().st_size / 1e6
-        # the tokenizing "before" it is the English text's story: a Han text never went through it
+        # the whole-text tokenizing that pieces replaced is measured on the English text only
         out_whole, whole_mb, whole_s = ("", 0.0, 0.0) if han else peak(WHOLE, str(text))
         out_pieces, pieces_mb, pieces_s = peak(PIECES, str(text))
         tokens = int(out_pieces.split()[0])
