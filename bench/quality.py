@@ -132,8 +132,8 @@ def bpc_table(results: dict) -> list[str]:
         ratio = r["test_bpc"] / best
         rows.append(
             f"| {name} | {r['test_characters']:,} | {r['test_unknown']:,} "
-            f"({r['spelling_bits_per_unknown']} bits each) | "
-            f"{r.get('test_bpc_neural', '-')} | {r.get('test_bpc_ngram', '-')} | **{r['test_bpc']}** | "
+            + (f"({r['spelling_bits_per_unknown']} bits each) | " if r["test_unknown"] else "| ")
+            + f"{r.get('test_bpc_neural', '-')} | {r.get('test_bpc_ngram', '-')} | **{r['test_bpc']}** | "
             f"{r['test_bpc_char_kn']} (order {r['char_kn_order']}) | {r['test_bpc_kn5']} | "
             f"{ratio:.3f} {'met' if ratio <= BPC_GOAL else 'not met'} | "
             f"{perplexity_ratio_the_goal_needs(r):.3f} ({r['test_ppl'] / r['test_ppl_kn5']:.3f}) |"
