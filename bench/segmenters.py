@@ -53,6 +53,7 @@ def kn5_bits(train: str, test: str, tokenizer: str, cfg: TrainConfig) -> dict:
         "test_unknown": len(unknown),
         "bits": -(float(log_p.sum()) + float(spelled.sum())) / LN2,
         "spelling_bits": -float(spelled.sum()) / LN2,
+        "characters": len(text_as_read(tok, test)),  # the characters bits per character divide by
     }
 
 
@@ -64,7 +65,8 @@ def measure(name: str) -> dict:
     cfg = TrainConfig(**{k: v for k, v in settings.items() if k in ("min_count", "max_vocab")})
     graphemes = kn5_bits(train, test, cfg.tokenizer, cfg)
     words = kn5_bits(dictionary_words(train), dictionary_words(test), "whitespace", cfg)
-    characters = len(text_as_read(encode_corpus_words(train, cfg.tokenizer, cfg.min_count, cfg.max_vocab)[0], test))
+    characters = graphemes.pop("characters")  # the text as read; jieba's cut is read with spaces added
+    del words["characters"]
     for cut in (graphemes, words):
         cut["bpc"] = round(cut.pop("bits") / characters, 4)
         cut["spelling_bpc"] = round(cut.pop("spelling_bits") / characters, 4)

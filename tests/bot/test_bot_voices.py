@@ -50,6 +50,22 @@ def posted_by_webhooks(double) -> list:
     return [m for m in double.sent_messages if m.webhook_id in double.webhooks]
 
 
+def while_decoding(bot, action) -> list:
+    """Wrap the bot's inference threads so that `action()` runs as the first batch starts decoding; the batches'
+    seeds, as they come."""
+    real_run, decodes = bot.models.run, []
+
+    async def run(fn, *args):
+        if getattr(fn, "__name__", "") == "generate_batch":
+            decodes.append(args[0])
+            if len(decodes) == 1:
+                await action()
+        return await real_run(fn, *args)
+
+    bot.models.run = run
+    return decodes
+
+
 async def test_an_imitation_goes_through_one_reused_webhook_under_the_members_name_and_never_pings(world, make_bot):
     double, general, ann, bob = world.double, world.general, world.ann, world.bob
     double.bot_permissions |= MANAGE_WEBHOOKS
@@ -124,15 +140,12 @@ async def test_a_voice_stopped_while_an_answer_is_decoded_is_not_posted(world, m
     bot = await make_bot()
     await server_with_bobs_messages(world, bot)
     await answer(await double.slash_command(general, bob, "voice share"))
-    real_run = bot.models.run
 
-    async def run(fn, *args):
-        if getattr(fn, "__name__", "") == "generate_batch":  # bob withdraws while his voice decodes
-            await bot.store.stop_voice(world.alpha.id, bob.id)
-            bot.models.stop_voice(world.alpha.id, bob.id)
-        return await real_run(fn, *args)
+    async def withdraw() -> None:  # bob withdraws while his voice decodes
+        await bot.store.stop_voice(world.alpha.id, bob.id)
+        bot.models.stop_voice(world.alpha.id, bob.id)
 
-    bot.models.run = run
+    while_decoding(bot, withdraw)
     told = await imitate(double, general, ann, bob)
     assert told.ephemeral and "stopped sharing their voice" in told.content, told.content
     assert not any(m.content.startswith(MARK) for m in double.sent_messages)
@@ -257,16 +270,7 @@ async def test_an_answer_in_a_voice_is_not_decoded_again_from_messages_read_befo
     bot = await make_bot()
     await server_with_bobs_messages(world, bot)
     await answer(await double.slash_command(general, bob, "voice share"))
-    real_run, decodes = bot.models.run, []
-
-    async def run(fn, *args):
-        if getattr(fn, "__name__", "") == "generate_batch":  # text leaves the server while the voice decodes
-            decodes.append(args[0])
-            if len(decodes) == 1:
-                await bot.models.forgot(world.alpha.id)
-        return await real_run(fn, *args)
-
-    bot.models.run = run
+    decodes = while_decoding(bot, lambda: bot.models.forgot(world.alpha.id))  # text leaves while the voice decodes
     told = await imitate(double, general, ann, bob)
     assert told.ephemeral and "text was removed from this server" in told.content, told.content
     assert len(decodes) == 1 and not any(m.content.startswith(MARK) for m in double.sent_messages)
