@@ -227,10 +227,11 @@ class ContinuoBot(commands.Bot):
     async def shutdown(self, timeout_s: float | None = None) -> None:
         """Stop without losing anything, within `timeout_s` (default: the stop_timeout_s setting).
 
-        New commands are answered "restarting"; commands being handled finish (those still running near
-        the end are cut short with a "restarting" answer); messages the gateway delivered are recorded;
-        running trainings are handed back (queued again: the next start resumes them from their
-        checkpoint); then the gateway, the database and the rest are closed.
+        Running trainings are handed back first (queued again: the next start resumes them from their last
+        checkpoint), so that none ends during the drain only to be cut short while it publishes. New commands are
+        answered "restarting"; commands being handled finish (those still running near the end are cut short
+        with a "restarting" answer); messages the gateway delivered are recorded; then the gateway, the
+        database and the rest are closed.
         """
         loop = asyncio.get_running_loop()
         timeout_s = self.settings.stop_timeout_s if timeout_s is None else timeout_s
@@ -238,6 +239,7 @@ class ContinuoBot(commands.Bot):
         drain_until = deadline - min(CLOSE_RESERVE_S, timeout_s * 0.3)
         self.stopping = True
         log.info("stopping: finishing the work in flight (at most %.0f s)", timeout_s)
+        await self.training.close(hand_back=True)
         idle_since: float | None = None  # nothing in flight since then
         while loop.time() < drain_until:
             if not self._busy():
@@ -249,7 +251,6 @@ class ContinuoBot(commands.Bot):
                 idle_since = None
             await asyncio.sleep(0.05)
         await self._cut_short()
-        await self.training.close(hand_back=True)
         await self.close()
         log.info("stopped")
 

@@ -82,6 +82,7 @@ class JobFollower:
         self._places: dict[int, int] = {}  # job id -> place in line (0: training)
         self._submitting: set[int] = set()
         self._tasks: set[asyncio.Task] = set()
+        self._closed = False
 
     # --- asking
     def ticket(self, guild_id: int) -> Ticket | None:
@@ -160,6 +161,8 @@ class JobFollower:
         return found
 
     def _follow(self, ticket: Ticket, shown: str | None = None) -> None:
+        if self._closed:  # a /train that was in flight at a stop: its job stays queued, the next start follows it
+            return
         self._tickets[ticket.guild_id] = ticket
         task = asyncio.create_task(self._watch(ticket, shown), name=f"follow-job-{ticket.record.id}")
         self._tasks.add(task)
@@ -253,6 +256,7 @@ class JobFollower:
         """Stop following. This process's coordinator stops too: its running jobs are recorded as interrupted,
         and the queued ones; with `hand_back` (a stop) they are queued, and the next start resumes them from their
         last finished epoch. A cluster's jobs go on in its coordinator, and a restarted process follows them."""
+        self._closed = True
         left = list(self._tickets.values())
         if self.coordinator is not None:
             await self.coordinator.close(hand_back=hand_back)
