@@ -76,8 +76,9 @@ class EpochCheckpoint:
             tmp.unlink(missing_ok=True)
             raise
 
-    def restore(self, model, optimizer) -> TrainingState:
-        """The saved state, with the model's and optimizer's variables set from it; a fresh state if none."""
+    def restore(self, model, optimizer, epochs: int | None = None) -> TrainingState:
+        """The saved state, with the model's and optimizer's variables set from it; a fresh state if none.
+        `epochs`: how many the run trains, so that the notice can say when none is left."""
         path = self.folder / STATE_FILE
         if not path.exists():
             return TrainingState()
@@ -98,7 +99,10 @@ class EpochCheckpoint:
             variable.assign(value)
         if state.epochs_done:
             done = f"epochs 1-{state.epochs_done}" if state.epochs_done > 1 else "epoch 1"
-            self.notice = f"resuming from epoch {state.epochs_done + 1} ({done} came from the checkpoint)"
+            if state.stopped_early or (epochs is not None and state.epochs_done >= epochs):
+                self.notice = f"all its epochs came from the checkpoint ({done}); saving the model"
+            else:
+                self.notice = f"resuming from epoch {state.epochs_done + 1} ({done} came from the checkpoint)"
         return state
 
     def remove(self) -> None:

@@ -138,7 +138,9 @@ def train(
     epoch by epoch, and the bundle at `out` serves the mixture of the two that does best on the
     validation text. `on_progress` receives Progress reports; `should_stop` is polled every batch and,
     when it returns True, Cancelled is raised and nothing is written at `out`. With `checkpoint_dir`,
-    each epoch is checkpointed there and an interrupted run of the same text and settings resumes.
+    each epoch is checkpointed there and an interrupted run of the same text and settings resumes; the
+    checkpoint is removed once the bundle is saved, so a run stopped after its last epoch resumes with no
+    epoch left to train.
     """
     tcfg = (train_config or TrainConfig()).validate()
     mcfg = (model_config or ModelConfig()).validate()
@@ -175,7 +177,11 @@ def train(
     budget = TimeBudget(
         tcfg.max_minutes, report.elapsed, len(valid_ids), tcfg.batch_size, targets_per_window, MIX_TOKENS
     )
-    inference, state, stopped = _train_neural(train_ids, valid_ids, mcfg, tcfg, report, stop, checkpoint_dir, budget)
+    checkpoint = None
+    if checkpoint_dir is not None:
+        checkpoint = EpochCheckpoint(Path(checkpoint_dir), EpochCheckpoint.fingerprint(train_ids, mcfg, tcfg))
+    inference, state, stopped = _train_neural(train_ids, valid_ids, mcfg, tcfg, report, stop, checkpoint, budget)
+    stop()
     # 4. the mixture of the neural model, the n-gram model and the cache that does best on the validation text
     card = _mixed_card(card, inference, tokenizer, mcfg, ngram, valid_ids[:MIX_TOKENS])
     card = replace(
@@ -189,6 +195,8 @@ def train(
     )
     # 5. the bundle
     path = save_bundle(out, inference, tokenizer, mcfg, card, ngram, spelling)
+    if checkpoint is not None:
+        checkpoint.remove()
     report(
         "done",
         state.epochs_done,
@@ -281,7 +289,7 @@ def _train_neural(
     tcfg: TrainConfig,
     report: ProgressReporter,
     stop: Callable[[], None],
-    checkpoint_dir: str | Path | None,
+    checkpoint: EpochCheckpoint | None,
     budget: TimeBudget,
 ):
     """(inference model with the best weights, the training state, why training ended)."""
@@ -298,10 +306,7 @@ def _train_neural(
     )
     train_ds = windows_for(train_ids, mcfg, tcfg, shuffle=True)
     valid_ds = windows_for(valid_ids, mcfg, tcfg, shuffle=False)
-    checkpoint = None
-    if checkpoint_dir is not None:
-        checkpoint = EpochCheckpoint(Path(checkpoint_dir), EpochCheckpoint.fingerprint(train_ids, mcfg, tcfg))
-    state = checkpoint.restore(model, steps.optimizer) if checkpoint else TrainingState()
+    state = checkpoint.restore(model, steps.optimizer, tcfg.epochs) if checkpoint else TrainingState()
     windows = math.ceil(len(train_ids) / _window(mcfg)) if mcfg.every_position else len(train_ids)
     report.batches, report.first_epoch = math.ceil(windows / tcfg.batch_size), state.epochs_done + 1
     report("start", message=f"training: {report.batches} batches per epoch, up to {tcfg.epochs} epochs")
@@ -332,8 +337,6 @@ def _train_neural(
             break
     if state.best_weights is None:
         raise Cancelled("training stopped before its first epoch ended; nothing was saved")
-    if checkpoint is not None:
-        checkpoint.remove()
 
     inference = build_model(mcfg)  # float32, without optimizer state: what the bundle keeps
     inference.set_weights(state.best_weights)

@@ -95,6 +95,32 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     assert result.path.exists() and not ckpt.exists()
 
 
+def test_a_run_stopped_after_its_last_epoch_keeps_its_checkpoint_and_resumes_with_nothing_to_train(tmp_path):
+    ckpt, cfg = tmp_path / "ckpt", TrainConfig(**{**TINY_TRAIN, "epochs": 2})
+    seen = []
+    with pytest.raises(Cancelled):  # stopped while it mixes and saves: before, that lost both epochs
+        train(
+            TEXT,
+            tmp_path / "m",
+            ModelConfig(**TINY_MODEL),
+            cfg,
+            on_progress=seen.append,
+            should_stop=lambda: any(p.phase == "epoch" and p.epoch == 2 for p in seen),
+            checkpoint_dir=ckpt,
+        )
+    assert not (tmp_path / "m").exists() and ckpt.exists()
+    resumed = []
+    result = train(
+        TEXT, tmp_path / "m", ModelConfig(**TINY_MODEL), cfg, on_progress=resumed.append, checkpoint_dir=ckpt
+    )
+    assert not [p for p in resumed if p.phase in ("batch", "epoch")]  # both epochs came from the checkpoint
+    assert any("all its epochs came from the checkpoint" in p.message for p in resumed if p.phase == "start")
+    assert result.card.epochs == 2 and result.card.history["val_perplexity"] == pytest.approx(
+        [p.val_perplexity for p in seen if p.phase == "epoch"], abs=1e-3
+    )
+    assert not ckpt.exists()
+
+
 def test_too_small_corpus_is_refused_with_how_much_is_needed(tmp_path):
     with pytest.raises(CorpusTooSmall, match=r"has 10 tokens; at least 2,000 are needed"):
         train("The sea is grey and the sky is low.", tmp_path / "m")
