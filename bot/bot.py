@@ -207,6 +207,8 @@ class ContinuoBot(commands.Bot):
         self.count_command(interaction, "ok")
 
     def dispatch(self, event_name: str, /, *args, **kwargs) -> None:
+        if self.loop is discord.utils.MISSING:  # closed: discord.py would make each handler's coroutine, fail to
+            return  # schedule it, raise to the gateway's reader and warn that the coroutine was never awaited
         self._last_event = time.monotonic()
         super().dispatch(event_name, *args, **kwargs)
 
