@@ -183,9 +183,10 @@ class Store(Protocol):
     async def switch_model(self, guild_id: int, version: str | None) -> ModelPointer: ...  # and tells watchers
     async def remove_model_versions(self, guild_id: int, versions: Sequence[str]) -> int: ...  # never the current one
     async def model_pointers_since(self, seq: int) -> list[ModelPointer]: ...
+    async def newest_model_seq(self) -> int: ...  # of the last switch made (0: none yet)
     def watch_models(
-        self, poll_s: float = 2.0
-    ) -> AsyncIterator[ModelPointer]: ...  # switches made from now on, by any process
+        self, poll_s: float = 2.0, since: int | None = None
+    ) -> AsyncIterator[ModelPointer]: ...  # switches after `since` (None: from now on), by any process
 
     # whole servers and the whole store
     async def guild_ids(self) -> list[int]: ...

@@ -528,10 +528,16 @@ class SQLStore:
         rows = await tx.rows("SELECT guild_id, version, seq FROM model_pointers WHERE seq > ? ORDER BY seq", (seq,))
         return [ModelPointer(r["guild_id"], r["version"], r["seq"]) for r in rows]
 
-    async def watch_models(self, poll_s: float = 2.0) -> AsyncIterator[ModelPointer]:
-        """Switches made from now on by any process: looked for whenever the database says something changed
-        (PostgreSQL's NOTIFY, and once after each reconnection) or every `poll_s` (SQLite cannot notify)."""
-        seen = max((p.seq for p in await self.model_pointers_since(0)), default=0)
+    @read
+    async def newest_model_seq(self, tx: Tx) -> int:
+        rows = await tx.rows("SELECT MAX(seq) AS seq FROM model_pointers")
+        return rows[0]["seq"] or 0
+
+    async def watch_models(self, poll_s: float = 2.0, since: int | None = None) -> AsyncIterator[ModelPointer]:
+        """Switches made by any process after the one numbered `since` (None: from the first step of the
+        iteration on): looked for whenever the database says something changed (PostgreSQL's NOTIFY, and once
+        after each reconnection) or every `poll_s` (SQLite cannot notify)."""
+        seen = since if since is not None else await self.newest_model_seq()
         async for _ in self.db.changes(poll_s):
             try:
                 changed = await self.model_pointers_since(seen)

@@ -165,11 +165,13 @@ class ModelVersions:
         self._listeners.append(listener)
 
     async def start(self) -> None:
+        """Follow other processes' switches: every one made after this returns is learned."""
         if self._watcher is None:
-            self._watcher = asyncio.create_task(self._watch(), name="continuo-model-versions")
+            since = await self.store.newest_model_seq()  # read here, not in the task: none slips in before it runs
+            self._watcher = asyncio.create_task(self._watch(since), name="continuo-model-versions")
 
-    async def _watch(self) -> None:
-        async for pointer in self.store.watch_models(self.poll_s):
+    async def _watch(self, since: int) -> None:
+        async for pointer in self.store.watch_models(self.poll_s, since):
             known = self._pointers.get(pointer.guild_id)
             if known is not None and known.seq >= pointer.seq:
                 continue  # this process made that switch itself, or a newer one is known

@@ -311,14 +311,15 @@ async def test_another_process_learns_of_a_switch(store_url):
     await writer.switch_model(A, "v1")  # before watching: not reported
     seen = []
 
+    since = await watcher.newest_model_seq()
+
     async def watch():
-        async for pointer in watcher.watch_models(poll_s=0.05):
+        async for pointer in watcher.watch_models(poll_s=0.05, since=since):
             seen.append((pointer.guild_id, pointer.version))
             if len(seen) == 2:
                 return
 
-    task = asyncio.create_task(watch())
-    await asyncio.sleep(0.5)  # the watcher is listening
+    task = asyncio.create_task(watch())  # switched before it first runs: still reported, being after `since`
     await writer.add_model_version(version(A, "v2"))
     await writer.switch_model(A, "v2")
     await writer.add_model_version(version(B, "v9"))

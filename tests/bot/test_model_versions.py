@@ -136,8 +136,7 @@ async def test_another_process_learns_of_a_new_version_and_fetches_it(store_url,
             told.append((guild_id, version))
 
         server.versions.on_switch(listener)
-        await server.versions.start()
-        await asyncio.sleep(0.5)  # listening
+        await server.versions.start()  # every switch from now on is learned: no wait for the watcher to start
         new = await trainer.versions.publish(A, bundles(40.0))
         for _ in range(200):
             if told:
