@@ -230,10 +230,10 @@ class ContinuoBot(commands.Bot):
         """Stop without losing anything, within `timeout_s` (default: the stop_timeout_s setting).
 
         Running trainings are handed back first (queued again: the next start resumes them from their last
-        checkpoint), so that none ends during the drain only to be cut short while it publishes. New commands are
-        answered "restarting"; commands being handled finish (those still running near the end are cut short
-        with a "restarting" answer); messages the gateway delivered are recorded; then the gateway, the
-        database and the rest are closed.
+        checkpoint), so that the drain has the CPU to itself and no job is cut short half-way through its
+        publication at the end. New commands are answered "restarting"; commands being handled finish (those
+        still running near the end are cut short with a "restarting" answer); messages the gateway delivered
+        are recorded; then the gateway, the database and the rest are closed.
         """
         loop = asyncio.get_running_loop()
         timeout_s = self.settings.stop_timeout_s if timeout_s is None else timeout_s

@@ -183,6 +183,12 @@ class Coordinator:
     async def _train(self, record: TrainingJobRecord) -> None:
         loop = asyncio.get_running_loop()
         staging = self.staging_dir / f"job-{record.id}"
+        folders = self.folders
+        checkpoints = (
+            folders.checkpoint_path(record.guild_id)
+            if folders
+            else self.settings.home / "checkpoints" / str(record.guild_id)
+        )
         latest: list = [None, ""]  # the last report and the notice of the run's start
         changed = asyncio.Event()
 
@@ -198,17 +204,15 @@ class Coordinator:
             latest[:] = [None, ""]  # a run again after a forget starts afresh, and so does a job handed back
             await self.store.set_job_progress(record.id, "")
             self.on_change()
-            folders = self.folders
             return TrainRequest(
                 out=folders.bundle_path(record.guild_id) if folders else staging / "model",
                 text=text,
                 corpus_name=name,
                 model=self.settings.train_model,
                 train=replace(self.settings.train_options, epochs=record.epochs),
-                checkpoint_dir=folders.checkpoint_path(record.guild_id)
-                if folders
-                else self.settings.home / "checkpoints" / str(record.guild_id),
-            )  # a rerun resumes
+                checkpoint_dir=checkpoints,  # a job handed back resumes from it
+                keep_checkpoint=True,  # until the job ends: a stop while it publishes leaves no epoch to train again
+            )
 
         async def follow(job: Job) -> None:
             log.info("job %s of guild %s: started as %s", record.id, record.guild_id, job.id)
@@ -240,7 +244,7 @@ class Coordinator:
                 publish=publish,
                 cancelled_as=lambda: "handed_back" if self._hand_back else "interrupted",
             )
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # its checkpoint stays: the job resumes from it
             ended = {"finished_at": utcnow(), "error": "interrupted by a shutdown"}
             try:
                 await asyncio.shield(
@@ -254,6 +258,7 @@ class Coordinator:
         finally:
             self._jobs.pop(record.guild_id, None)
             await asyncio.to_thread(shutil.rmtree, staging, True)
+        await asyncio.to_thread(shutil.rmtree, checkpoints, True)  # the job ended: published, or failed
 
     async def _relay(self, job_id: int, latest: list, changed: asyncio.Event) -> None:
         """Write the latest progress to the store, at most once per progress_interval_s."""

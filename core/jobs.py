@@ -33,6 +33,7 @@ class TrainRequest:
     train: TrainConfig = field(default_factory=TrainConfig)
     valid_text: str | None = None  # held-out text; default: the tail of the corpus
     checkpoint_dir: str | Path | None = None  # resume an interrupted run from here
+    keep_checkpoint: bool = False  # True: the caller removes it once the bundle is published, not train()
     neural: bool = True  # False: only the instant n-gram model (seconds)
     instant_out: str | Path | None = None  # also save the instant n-gram model here as soon as it is counted
 
@@ -72,6 +73,7 @@ def run_request(request: TrainRequest, on_progress=None, should_stop=None) -> Tr
             on_progress=on_progress,
             should_stop=should_stop,
             checkpoint_dir=request.checkpoint_dir,
+            keep_checkpoint=request.keep_checkpoint,
             neural=request.neural,
             instant_out=request.instant_out,
         )

@@ -128,6 +128,7 @@ def train(
     on_progress: ProgressCallback | None = None,
     should_stop: ShouldStop | None = None,
     checkpoint_dir: str | Path | None = None,
+    keep_checkpoint: bool = False,
     neural: bool = True,
     instant_out: str | Path | None = None,
 ) -> TrainResult:
@@ -139,8 +140,8 @@ def train(
     validation text. `on_progress` receives Progress reports; `should_stop` is polled every batch and,
     when it returns True, Cancelled is raised and nothing is written at `out`. With `checkpoint_dir`,
     each epoch is checkpointed there and an interrupted run of the same text and settings resumes; the
-    checkpoint is removed once the bundle is saved, so a run stopped after its last epoch resumes with no
-    epoch left to train.
+    checkpoint is removed once the bundle is saved (with `keep_checkpoint`, the caller removes it once it
+    has published the bundle), so a run stopped after its last epoch resumes with no epoch left to train.
     """
     tcfg = (train_config or TrainConfig()).validate()
     mcfg = (model_config or ModelConfig()).validate()
@@ -195,7 +196,7 @@ def train(
     )
     # 5. the bundle
     path = save_bundle(out, inference, tokenizer, mcfg, card, ngram, spelling)
-    if checkpoint is not None:
+    if checkpoint is not None and not keep_checkpoint:
         checkpoint.remove()
     report(
         "done",

@@ -129,6 +129,36 @@ async def test_a_failing_job_is_recorded_with_its_reason_and_the_stop_requeues_r
     assert (await store.last_job(B)).status == "queued" and failing.id != long.id
 
 
+async def test_a_stop_while_a_trained_job_publishes_hands_it_back_with_no_epoch_to_train_again(cluster):
+    store, coordinator, versions = cluster
+    await store.set_base_corpus(A, "verse")
+    await store.add_job(A, requested_by=5, channel_id=7, epochs=2, corpus_tokens=3000)
+    publishing, publish = asyncio.Event(), coordinator.publish
+
+    async def never_done(*_):  # the stop comes while the trained model is being published
+        publishing.set()
+        await asyncio.Event().wait()
+
+    coordinator.publish = never_done
+    await coordinator.start_queued()
+    await asyncio.wait_for(publishing.wait(), TRAINING_TIMEOUT)
+    await coordinator.close(hand_back=True)
+    assert (await store.last_job(A)).status == "queued"
+    checkpoints = coordinator.settings.home / "checkpoints" / str(A)
+    assert (checkpoints / "state.npz").is_file()
+
+    again = Coordinator(store, LocalProcessRunner(), coordinator.settings, publish)
+    try:
+        await again.start_queued()
+        await until(lambda: _status(store, A, "succeeded"), what="the job handed back")
+    finally:
+        await again.close()
+    job = await store.last_job(A)
+    progress, notice = progress_from_json(await store.job_progress(job.id))
+    assert "all its epochs came from the checkpoint (epochs 1-2)" in notice, notice
+    assert (await versions.pointer(A)).version is not None and not checkpoints.exists()
+
+
 async def _status(store, guild, status):
     job = await store.last_job(guild)
     return job is not None and job.status == status
