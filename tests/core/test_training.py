@@ -70,13 +70,11 @@ def test_time_budget_stops_training_and_keeps_a_model(tmp_path):
     assert read_card(result.path).val_perplexity is not None
 
 
-def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
-    ckpt, cfg = tmp_path / "ckpt", TrainConfig(**{**TINY_TRAIN, "epochs": 3})
-    seen = []
-
-    def stop_in_second_epoch():
-        return any(p.phase == "batch" and p.epoch == 2 for p in seen)
-
+def stopped_then_run_again(tmp_path, epochs: int, stop_when):
+    """A checkpointed run stopped once `stop_when(its reports so far)`, then the same run again: (the first run's
+    reports, the second's, the second's result)."""
+    ckpt, cfg = tmp_path / "ckpt", TrainConfig(**{**TINY_TRAIN, "epochs": epochs})
+    seen, resumed = [], []
     with pytest.raises(Cancelled):
         train(
             TEXT,
@@ -84,41 +82,34 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
             ModelConfig(**TINY_MODEL),
             cfg,
             on_progress=seen.append,
-            should_stop=stop_in_second_epoch,
-            checkpoint_dir=ckpt,
-        )
-    resumed = []
-    result = train(
-        TEXT, tmp_path / "m", ModelConfig(**TINY_MODEL), cfg, on_progress=resumed.append, checkpoint_dir=ckpt
-    )
-    assert [p.epoch for p in resumed if p.phase == "epoch"] == [2, 3]  # epoch 1 came from the checkpoint
-    assert result.path.exists() and not ckpt.exists()
-
-
-def test_a_run_stopped_after_its_last_epoch_keeps_its_checkpoint_and_resumes_with_nothing_to_train(tmp_path):
-    ckpt, cfg = tmp_path / "ckpt", TrainConfig(**{**TINY_TRAIN, "epochs": 2})
-    seen = []
-    with pytest.raises(Cancelled):  # stopped while it mixes and saves: before, that lost both epochs
-        train(
-            TEXT,
-            tmp_path / "m",
-            ModelConfig(**TINY_MODEL),
-            cfg,
-            on_progress=seen.append,
-            should_stop=lambda: any(p.phase == "epoch" and p.epoch == 2 for p in seen),
+            should_stop=lambda: stop_when(seen),
             checkpoint_dir=ckpt,
         )
     assert not (tmp_path / "m").exists() and ckpt.exists()
-    resumed = []
     result = train(
         TEXT, tmp_path / "m", ModelConfig(**TINY_MODEL), cfg, on_progress=resumed.append, checkpoint_dir=ckpt
+    )
+    assert result.path.exists() and not ckpt.exists()
+    return seen, resumed, result
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
+    _, resumed, _ = stopped_then_run_again(
+        tmp_path, 3, lambda seen: any(p.phase == "batch" and p.epoch == 2 for p in seen)
+    )
+    assert [p.epoch for p in resumed if p.phase == "epoch"] == [2, 3]  # epoch 1 came from the checkpoint
+
+
+def test_a_run_stopped_after_its_last_epoch_keeps_its_checkpoint_and_resumes_with_nothing_to_train(tmp_path):
+    # stopped while it mixes and saves: before, that lost both epochs
+    seen, resumed, result = stopped_then_run_again(
+        tmp_path, 2, lambda seen: any(p.phase == "epoch" and p.epoch == 2 for p in seen)
     )
     assert not [p for p in resumed if p.phase in ("batch", "epoch")]  # both epochs came from the checkpoint
     assert any("all its epochs came from the checkpoint" in p.message for p in resumed if p.phase == "start")
     assert result.card.epochs == 2 and result.card.history["val_perplexity"] == pytest.approx(
         [p.val_perplexity for p in seen if p.phase == "epoch"], abs=1e-3
     )
-    assert not ckpt.exists()
 
 
 def test_too_small_corpus_is_refused_with_how_much_is_needed(tmp_path):
