@@ -34,6 +34,7 @@ from .training.trainings import TrainingFailed, run_job
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN = "interrupted by a shutdown"  # the error recorded for jobs a bot process's close ends (hand_back=False)
 Publish = Callable[[int, TrainResult, datetime], Awaitable[None]]  # (server, trained bundle, corpus read at)
 
 
@@ -172,10 +173,7 @@ class Coordinator:
         await asyncio.gather(*tasks, return_exceptions=True)
         if not hand_back:
             try:
-                for job in await self.store.unfinished_jobs():
-                    await self.store.update_job(
-                        job.id, status="interrupted", finished_at=utcnow(), error="interrupted by a shutdown"
-                    )
+                await self.store.interrupt_unfinished_jobs(why=SHUTDOWN)
             except Exception:  # noqa: BLE001 - the store may be gone; the next start reports them interrupted
                 log.warning("could not record the queued jobs as interrupted", exc_info=True)
 
@@ -245,7 +243,7 @@ class Coordinator:
                 cancelled_as=lambda: "handed_back" if self._hand_back else "interrupted",
             )
         except asyncio.CancelledError:  # its checkpoint stays: the job resumes from it
-            ended = {"finished_at": utcnow(), "error": "interrupted by a shutdown"}
+            ended = {"finished_at": utcnow(), "error": SHUTDOWN}
             try:
                 await asyncio.shield(
                     self.store.update_job(record.id, **({"status": "queued"} if self._hand_back else ended))

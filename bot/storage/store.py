@@ -452,13 +452,16 @@ class SQLStore:
         return _job(found[0]) if found else None
 
     @write
-    async def interrupt_unfinished_jobs(self, tx: Tx, status: str | None = None) -> list[TrainingJobRecord]:
-        """Jobs a previous run left queued or running (or only in `status`), now marked interrupted (at start-up)."""
+    async def interrupt_unfinished_jobs(
+        self, tx: Tx, status: str | None = None, why: str = "interrupted by a restart"
+    ) -> list[TrainingJobRecord]:
+        """Jobs left queued or running (or only in `status`), now marked interrupted with `why` as their error (at
+        start-up, or as a bot process closes its own queue)."""
         statuses = (status,) if status else UNFINISHED
         rows = await tx.rows(
-            "UPDATE training_jobs SET status = 'interrupted', finished_at = ?, error = 'interrupted by a restart'"
+            "UPDATE training_jobs SET status = 'interrupted', finished_at = ?, error = ?"
             f" WHERE status IN ({_marks(statuses)}) RETURNING *",
-            (utcnow(), *statuses),
+            (utcnow(), why, *statuses),
         )
         return sorted(map(_job, rows), key=lambda job: job.id)
 
