@@ -7,6 +7,10 @@ imported on first use, so `import core` is instant and TensorFlow loads only whe
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from .pyfixes import serialize_ast_parsing
+
+serialize_ast_parsing()  # before any of core's threads can parse
+
 if TYPE_CHECKING:  # what type checkers and editors see; at run time each name is imported on first use (below)
     from .bundle import ModelCard, read_card
     from .bundle_storage import BundleStorage, FsspecBundleStorage, LocalBundleStorage, open_bundle_storage
