@@ -73,6 +73,7 @@ class Coordinator:
         self._woken = asyncio.Event()  # look at the queue now, not at the next poll
         self._stopping = asyncio.Event()
         self._hand_back = True  # a stop queues running jobs again; a close(hand_back=False) ends them
+        self._took_queue = False  # run() or start_queued() was called: the queue is this coordinator's to end
         self._closed = False
         metrics.TRAINING_QUEUE_OLDEST_AGE.set_function(self._oldest_age)
 
@@ -86,6 +87,7 @@ class Coordinator:
 
     # --- the loop
     async def run(self) -> None:
+        self._took_queue = True
         await self.recover()
         while not self._stopping.is_set():
             self._woken.clear()
@@ -133,6 +135,7 @@ class Coordinator:
         """Start queued jobs, oldest first, one per server, while fewer than max_training_jobs run; their ids."""
         if self._stopping.is_set():
             return []
+        self._took_queue = True
         started = []
         unfinished = await self.store.unfinished_jobs()
         busy = {guild for guild, _ in self._running.values()}  # after the read: a submit may call this meanwhile
@@ -162,7 +165,8 @@ class Coordinator:
 
     async def close(self, hand_back: bool = True) -> None:
         """Stop: running jobs are cancelled and queued again, to resume when a coordinator runs next. Without
-        `hand_back` (a bot process closing in local mode) they end as interrupted, and the queued ones too."""
+        `hand_back` (a bot process closing in local mode) they end as interrupted, and the queued ones too, unless
+        it never took the queue (a bot that failed to start): the next start finds them as they were."""
         if self._closed:
             return
         self._closed, self._hand_back = True, hand_back
@@ -171,7 +175,7 @@ class Coordinator:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if not hand_back:
+        if not hand_back and self._took_queue:
             try:
                 await self.store.interrupt_unfinished_jobs(why=SHUTDOWN)
             except Exception:  # noqa: BLE001 - the store may be gone; the next start reports them interrupted

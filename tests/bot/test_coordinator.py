@@ -129,6 +129,23 @@ async def test_a_failing_job_is_recorded_with_its_reason_and_the_stop_requeues_r
     assert (await store.last_job(B)).status == "queued" and failing.id != long.id
 
 
+async def test_a_close_ends_the_queue_only_once_the_coordinator_took_it(cluster, tmp_path, caplog):
+    store, coordinator, _ = cluster
+    job = await store.add_job(A, requested_by=5, channel_id=7, epochs=1, corpus_tokens=3000)
+    never_opened = open_store(sqlite_url(tmp_path / "bot.sqlite3"))  # a bot that failed before opening its store
+    failed_to_start = Coordinator(never_opened, coordinator.runner, coordinator.settings, coordinator.publish)
+    await failed_to_start.close(hand_back=False)
+    assert "could not record" not in caplog.text
+    assert (await store.last_job(A)).status == "queued"  # the next start finds it as it was
+
+    no_slot = coordinator.settings.model_copy(update={"max_training_jobs": 0})
+    taking = Coordinator(store, coordinator.runner, no_slot, coordinator.publish)
+    assert await taking.start_queued() == []  # it took the queue, with no slot free to start the job
+    await taking.close(hand_back=False)  # a bot process closing in local mode ends what it took
+    ended = await store.last_job(A)
+    assert (ended.id, ended.status, ended.error) == (job.id, "interrupted", "interrupted by a shutdown")
+
+
 async def test_a_stop_while_a_trained_job_publishes_hands_it_back_with_no_epoch_to_train_again(cluster):
     store, coordinator, versions = cluster
     await store.set_base_corpus(A, "verse")
