@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import machine, measured_on, write_results  # noqa: E402
 from bench.quality import CORPORA, split  # noqa: E402
-from core import NGramModel, TrainConfig, read_text  # noqa: E402
+from core import NGramModel, Tokenizer, TrainConfig, read_text  # noqa: E402
 from core.encoding import encode_corpus_words  # noqa: E402
 from core.spelling import SpellingModel, cache_log_probs, spelling_weights, text_as_read  # noqa: E402
 
@@ -36,8 +36,9 @@ def dictionary_words(text: str) -> str:
     return "\n".join(" ".join(w for w in rjieba.cut(line) if w.strip()) for line in text.split("\n"))
 
 
-def kn5_bits(train: str, test: str, tokenizer: str, cfg: TrainConfig) -> dict:
-    """Bits of `test` under a word KN-5 of `train`'s tokens, unknown words by the spelling model (with its cache)."""
+def kn5_bits(train: str, test: str, tokenizer: str, cfg: TrainConfig) -> tuple[dict, Tokenizer]:
+    """Bits of `test` under a word KN-5 of `train`'s tokens, unknown words by the spelling model (with its cache);
+    and the tokenizer that cut it."""
     tok, _, _, words = encode_corpus_words(train, tokenizer, cfg.min_count, cfg.max_vocab)  # type: ignore[arg-type]
     spelling = SpellingModel.fit(words.types, spelling_weights(words.counts, words.known))
     spelling = spelling.excluding([*tok.vocab, ""])
@@ -47,14 +48,14 @@ def kn5_bits(train: str, test: str, tokenizer: str, cfg: TrainConfig) -> dict:
     log_p = np.log(kn5.target_probabilities(ids))
     unknown = [t for t, i in zip(tokens, ids, strict=True) if i == 1]
     spelled = cache_log_probs(unknown, spelling.log_probs(unknown)) if unknown else np.zeros(0)
-    return {
+    bits = {
         "vocabulary": len(tok),
         "test_tokens": len(ids),
         "test_unknown": len(unknown),
         "bits": -(float(log_p.sum()) + float(spelled.sum())) / LN2,
         "spelling_bits": -float(spelled.sum()) / LN2,
-        "characters": len(text_as_read(tok, test)),  # the characters bits per character divide by
     }
+    return bits, tok
 
 
 def measure(name: str) -> dict:
@@ -63,10 +64,9 @@ def measure(name: str) -> dict:
         parts = split(name, source() if callable(source) else source, Path(tmp))
         train, _, test = (read_text(p) for p in parts)
     cfg = TrainConfig(**{k: v for k, v in settings.items() if k in ("min_count", "max_vocab")})
-    graphemes = kn5_bits(train, test, cfg.tokenizer, cfg)
-    words = kn5_bits(dictionary_words(train), dictionary_words(test), "whitespace", cfg)
-    characters = graphemes.pop("characters")  # the text as read; jieba's cut is read with spaces added
-    del words["characters"]
+    graphemes, tok = kn5_bits(train, test, cfg.tokenizer, cfg)
+    words, _ = kn5_bits(dictionary_words(train), dictionary_words(test), "whitespace", cfg)
+    characters = len(text_as_read(tok, test))  # the text as read by Continuo; jieba's cut has spaces added
     for cut in (graphemes, words):
         cut["bpc"] = round(cut.pop("bits") / characters, 4)
         cut["spelling_bpc"] = round(cut.pop("spelling_bits") / characters, 4)

@@ -73,7 +73,7 @@ class Coordinator:
         self._woken = asyncio.Event()  # look at the queue now, not at the next poll
         self._stopping = asyncio.Event()
         self._hand_back = True  # a stop queues running jobs again; a close(hand_back=False) ends them
-        self._took_queue = False  # run() or start_queued() was called: the queue is this coordinator's to end
+        self._took_queue = False  # recover() or start_queued() was called: the queue is this coordinator's to end
         self._closed = False
         metrics.TRAINING_QUEUE_OLDEST_AGE.set_function(self._oldest_age)
 
@@ -87,7 +87,6 @@ class Coordinator:
 
     # --- the loop
     async def run(self) -> None:
-        self._took_queue = True
         await self.recover()
         while not self._stopping.is_set():
             self._woken.clear()
@@ -123,6 +122,7 @@ class Coordinator:
 
     async def recover(self) -> list[TrainingJobRecord]:
         """Jobs a previous coordinator left running (it died or stopped) go back to the queue, in their order."""
+        self._took_queue = True
         left = [j for j in await self.store.unfinished_jobs() if j.status == "running" and j.id not in self._running]
         for job in left:
             await self.store.update_job(job.id, status="queued")

@@ -310,7 +310,6 @@ async def test_another_process_learns_of_a_switch(store_url):
     await writer.add_model_version(version(A, "v1"))
     await writer.switch_model(A, "v1")  # before watching: not reported
     seen = []
-
     since = await watcher.newest_model_seq()
 
     async def watch():
