@@ -1,6 +1,6 @@
 """Chinese cut into grapheme clusters (Continuo's segmentation) or into dictionary words, in bits per character.
 
-    pip install rjieba            # the Rust port of jieba, with wheels (jieba itself ships only a source archive)
+    pip install -e ".[bench]"     # rjieba: the Rust port of jieba, with wheels (jieba ships only a source archive)
     python bench/segmenters.py    # song-ci (bench/texts.py), into bench/results/segmenters.md
 
 Both cuts of the same text, split as bench/quality.py splits it, get a word-level KN-5 with the spelling model
